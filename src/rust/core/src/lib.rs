@@ -1,0 +1,22 @@
+//! exprsgen-core: the numerics of exprsgen, free of R.
+//!
+//! A variational autoencoder (VAE), or a conditional VAE when cell labels are given,
+//! over per-gene min-max-scaled expression; trained with burn on minibatches that
+//! this crate gathers itself from a borrowed dense matrix.
+
+pub mod data;
+pub mod error;
+pub mod generate;
+pub mod loss;
+pub mod model;
+pub mod spec;
+pub mod train;
+pub mod weights;
+
+pub use data::{DenseView, Layout, Scaling};
+pub use error::{Error, Result};
+pub use generate::{decode, encode_means};
+pub use model::Vae;
+pub use spec::{Activation, ModelParams, ModelSpec, OptimizerKind, TrainParams, TrainSpec};
+pub use train::{EpochStats, Trainer};
+pub use weights::DenseWeights;

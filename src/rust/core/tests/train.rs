@@ -1,0 +1,134 @@
+//! Training and generation behaviour of the core, without R.
+
+use exprsgen_core::data::Dataset;
+use exprsgen_core::*;
+
+/// Two groups of cells over `g` genes (cells × genes, column-major like R's x_train):
+/// group 0 expresses the first half of the genes highly, group 1 the second half.
+fn two_groups(n: usize, g: usize) -> (Vec<f64>, Vec<u32>) {
+    let mut x = vec![0.0; n * g];
+    let labels: Vec<u32> = (0..n).map(|i| (i % 2) as u32).collect();
+    let mut s: u64 = 7;
+    for gene in 0..g {
+        for cell in 0..n {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let noise = ((s >> 33) as f64 / (1u64 << 31) as f64) * 0.5;
+            let high = (gene < g / 2) == (labels[cell] == 0);
+            x[gene * n + cell] = if high { 3.0 + noise } else { noise };
+        }
+    }
+    (x, labels)
+}
+
+fn spec(g: usize, k: usize) -> ModelSpec {
+    ModelParams {
+        n_genes: g,
+        n_classes: k,
+        encoder: vec![(16, "relu".into())],
+        latent_dim: 2,
+        decoder: vec![(16, "relu".into()), (g, "sigmoid".into())],
+    }
+    .check()
+    .unwrap()
+}
+
+fn train_spec(seed: u64) -> TrainSpec {
+    TrainParams { optimizer: "adam".into(), learning_rate: Some(0.01), regularization: 1.0, batch_size: 16, seed, threads: 1 }
+        .check()
+        .unwrap()
+}
+
+#[test]
+fn loss_decreases_and_runs_are_reproducible() {
+    let (n, g) = (64, 12);
+    let (x, _) = two_groups(n, g);
+    let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
+    let scaling = Scaling::fit(&view).unwrap();
+    let data = Dataset::new(view, &scaling, None, 0).unwrap();
+    let run = |seed| {
+        let mut t = Trainer::new(&spec(g, 0), train_spec(seed), None).unwrap();
+        let losses: Vec<f64> = (0..30).map(|_| t.train_epoch(&data).unwrap().loss).collect();
+        (losses, t.weights().unwrap())
+    };
+    let (l1, w1) = run(3);
+    assert!(l1[29] < 0.6 * l1[0], "loss did not decrease enough: {} -> {}", l1[0], l1[29]);
+    // Bit-identical under the same seed, however often it runs in one process.
+    for _ in 0..5 {
+        let (l2, w2) = run(3);
+        assert_eq!(l1, l2);
+        assert_eq!(w1, w2);
+    }
+    let (l3, _) = run(4);
+    assert_ne!(l1, l3);
+}
+
+#[test]
+fn weights_round_trip_and_cvae_decodes_its_condition() {
+    let (n, g) = (64, 12);
+    let (x, labels) = two_groups(n, g);
+    let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
+    let scaling = Scaling::fit(&view).unwrap();
+    let data = Dataset::new(view, &scaling, Some(&labels), 2).unwrap();
+    let s = spec(g, 2);
+    let mut t = Trainer::new(&s, train_spec(1), None).unwrap();
+    for _ in 0..60 {
+        t.train_epoch(&data).unwrap();
+    }
+    let w = t.weights().unwrap();
+    // A trainer rebuilt from the weights holds the same weights.
+    let t2 = Trainer::new(&s, train_spec(9), Some(&w)).unwrap();
+    assert_eq!(t2.weights().unwrap(), w);
+
+    // Latent means: one row per cell.
+    let means = encode_means(&s, &w, &data).unwrap();
+    assert_eq!(means.len(), n * 2);
+
+    // Decoding the prior mean under each condition gives that condition's genes high.
+    let z = vec![0.0f32; 2 * 2];
+    let out = decode(&s, &w, &z, Some(&[0, 1]), &scaling, false).unwrap();
+    let first_half = |row: &[f64]| row[..g / 2].iter().sum::<f64>() / (g / 2) as f64;
+    let second_half = |row: &[f64]| row[g / 2..].iter().sum::<f64>() / (g / 2) as f64;
+    let (c0, c1) = (&out[..g], &out[g..]);
+    assert!(first_half(c0) > second_half(c0) + 1.0, "{c0:?}");
+    assert!(second_half(c1) > first_half(c1) + 1.0, "{c1:?}");
+    // Output is in the original units: within the training range of each gene.
+    for (j, v) in out.iter().enumerate() {
+        let gene = j % g;
+        assert!(*v >= scaling.min[gene] - 1e-9 && *v <= scaling.max[gene] + 1e-9);
+    }
+    // cells_in_rows writes the transpose.
+    let t_out = decode(&s, &w, &z, Some(&[0, 1]), &scaling, true).unwrap();
+    assert_eq!(t_out[3 * 2 + 1], out[g + 3]);
+}
+
+#[test]
+fn bad_inputs_are_errors_not_panics() {
+    let (n, g) = (8, 4);
+    let (x, _) = two_groups(n, g);
+    let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
+    let scaling = Scaling::fit(&view).unwrap();
+    let s = spec(g, 0);
+    let mut t = Trainer::new(&s, train_spec(1), None).unwrap();
+    w_mismatch(&s);
+    // Wrong gene count.
+    let other = spec(g + 1, 0);
+    let bad = DenseView::new(&x[..n * (g - 1)], n, g - 1, Layout::CellsInRows).unwrap();
+    let bad_scaling = Scaling::fit(&bad).unwrap();
+    let bad_data = Dataset::new(bad, &bad_scaling, None, 0).unwrap();
+    assert!(t.train_epoch(&bad_data).is_err());
+    let _ = other;
+    // Non-finite latent codes.
+    let w = t.weights().unwrap();
+    assert!(decode(&s, &w, &[f32::NAN, 0.0], None, &scaling, false).is_err());
+    // A conditional model needs labels.
+    let sc = spec(g, 2);
+    let wc = Trainer::new(&sc, train_spec(1), None).unwrap().weights().unwrap();
+    assert!(decode(&sc, &wc, &[0.0, 0.0], None, &scaling, false).is_err());
+    assert!(decode(&sc, &wc, &[0.0, 0.0], Some(&[2]), &scaling, false).is_err());
+}
+
+fn w_mismatch(s: &ModelSpec) {
+    let mut w = Trainer::new(s, train_spec(1), None).unwrap().weights().unwrap();
+    w[0].kernel.pop();
+    assert!(matches!(Trainer::new(s, train_spec(1), Some(&w)), Err(Error::Weights(_))));
+}
