@@ -14,23 +14,26 @@ fn to_vec(t: Tensor<Cpu, 2>) -> Result<Vec<f32>> {
     t.into_data().to_vec::<f32>().map_err(|e| Error::Internal(format!("{e:?}")))
 }
 
-/// Latent means (`z_mean`) of every cell of `data`, row-major `[cells, latent]`.
-pub fn encode_means(spec: &ModelSpec, weights: &[DenseWeights], data: &Dataset) -> Result<Vec<f32>> {
+/// Posterior q(z|x) of every cell of `data`: (`z_mean`, `z_log_var`), each row-major
+/// `[cells, latent]`.
+pub fn encode(spec: &ModelSpec, weights: &[DenseWeights], data: &Dataset) -> Result<(Vec<f32>, Vec<f32>)> {
     let device = Default::default();
     let model = Vae::<Cpu>::from_weights(spec, weights, &device)?;
     if data.width() != spec.input_dim() {
         return Err(Error::LengthMismatch { field: "x", got: data.width(), expected: spec.input_dim() });
     }
     let cells: Vec<usize> = (0..data.n_cells()).collect();
-    let mut out = Vec::with_capacity(cells.len() * spec.latent_dim);
+    let mut means = Vec::with_capacity(cells.len() * spec.latent_dim);
+    let mut log_vars = Vec::with_capacity(cells.len() * spec.latent_dim);
     let mut rows = Vec::new();
     for chunk in cells.chunks(CHUNK) {
         data.gather(chunk, &mut rows)?;
         let x = Tensor::<Cpu, 2>::from_data(TensorData::new(rows.clone(), [chunk.len(), spec.input_dim()]), &device);
-        let (mean, _) = model.encode(x);
-        out.extend(to_vec(mean)?);
+        let (mean, log_var) = model.encode(x);
+        means.extend(to_vec(mean)?);
+        log_vars.extend(to_vec(log_var)?);
     }
-    Ok(out)
+    Ok((means, log_vars))
 }
 
 /// Decode latent codes `z` (row-major `[n, latent]`) with condition codes `labels`

@@ -15,7 +15,7 @@ pub mod weights;
 
 pub use data::{DenseView, Layout, Scaling};
 pub use error::{Error, Result};
-pub use generate::{decode, encode_means};
+pub use generate::{decode, encode};
 pub use model::Vae;
 pub use spec::{Activation, ModelParams, ModelSpec, OptimizerKind, TrainParams, TrainSpec};
 pub use train::{EpochStats, Trainer};

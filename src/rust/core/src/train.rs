@@ -120,6 +120,7 @@ pub struct Trainer {
     pool: rayon::ThreadPool,
     epoch: usize,
     rows: Vec<f32>,
+    snapshot: Option<Model>,
 }
 
 impl Trainer {
@@ -136,11 +137,16 @@ impl Trainer {
             .num_threads(train.threads)
             .build()
             .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
-        Ok(Trainer { model: Some(vae), optim: Optim::new(train.optimizer), spec: train, rng, pool, epoch: 0, rows: Vec::new() })
+        Ok(Trainer { model: Some(vae), optim: Optim::new(train.optimizer), spec: train, rng, pool, epoch: 0, rows: Vec::new(), snapshot: None })
     }
 
     fn model(&self) -> Result<&Model> {
         self.model.as_ref().ok_or_else(|| Error::Internal("the model was lost in a failed step".into()))
+    }
+
+    /// Number of condition classes of the model in training (0 for a plain VAE).
+    pub fn n_classes(&self) -> Result<usize> {
+        Ok(self.model()?.spec().n_classes)
     }
 
     pub fn epochs_done(&self) -> usize {
@@ -219,6 +225,18 @@ impl Trainer {
     /// The current weights.
     pub fn weights(&self) -> Result<Vec<DenseWeights>> {
         self.model()?.weights()
+    }
+
+    /// Remember the current weights (cheap: tensors are shared, not copied), e.g. as the
+    /// best so far for early stopping.
+    pub fn snapshot(&mut self) -> Result<()> {
+        self.snapshot = Some(self.model()?.clone());
+        Ok(())
+    }
+
+    /// The weights remembered by the last `snapshot()`, if any.
+    pub fn snapshot_weights(&self) -> Result<Option<Vec<DenseWeights>>> {
+        self.snapshot.as_ref().map(|m| m.weights()).transpose()
     }
 
     fn check_data(&self, data: &Dataset) -> Result<()> {

@@ -75,13 +75,18 @@ fn weights_round_trip_and_cvae_decodes_its_condition() {
         t.train_epoch(&data).unwrap();
     }
     let w = t.weights().unwrap();
+    // A snapshot keeps the weights of its moment while training goes on.
+    t.snapshot().unwrap();
+    t.train_epoch(&data).unwrap();
+    assert_eq!(t.snapshot_weights().unwrap().unwrap(), w);
+    assert_ne!(t.weights().unwrap(), w);
     // A trainer rebuilt from the weights holds the same weights.
     let t2 = Trainer::new(&s, train_spec(9), Some(&w)).unwrap();
     assert_eq!(t2.weights().unwrap(), w);
 
     // Latent means: one row per cell.
-    let means = encode_means(&s, &w, &data).unwrap();
-    assert_eq!(means.len(), n * 2);
+    let (means, log_vars) = encode(&s, &w, &data).unwrap();
+    assert_eq!((means.len(), log_vars.len()), (n * 2, n * 2));
 
     // Decoding the prior mean under each condition gives that condition's genes high.
     let z = vec![0.0f32; 2 * 2];

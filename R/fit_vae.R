@@ -1,0 +1,360 @@
+#' Fit a variational autoencoder to gene-expression data
+#'
+#' Trains a variational autoencoder (VAE) on the cells of a matrix or a
+#' SingleCellExperiment, or a conditional VAE (CVAE) when cell labels are
+#' given. The arguments are those of VAExprs's `fit_vae()`; training runs in
+#' exprsgen's Rust core.
+#'
+#' Each gene is min-max scaled to \[0, 1\] with the minimum and maximum of the
+#' training cells (validation cells use the same parameters and are clipped
+#' to \[0, 1\]; a constant gene is scaled to 0). The encoder maps a cell, and
+#' for a CVAE its one-hot label, to the mean and log-variance of a Gaussian
+#' posterior; a latent code is drawn from it (reparameterisation) and the
+#' decoder, given the code and the label, reconstructs the cell. The loss per
+#' cell is `genes * mean binary cross-entropy + regularization * KL`, with
+#' `KL = -0.5 * sum(1 + log_var - mean^2 - exp(log_var))`, averaged over the
+#' cells of each minibatch. Minibatches are drawn in a new random order each
+#' epoch.
+#'
+#' @param object A SingleCellExperiment or SummarizedExperiment with genes in
+#'   rows and cells in columns; alternative to `x_train`.
+#' @param x_train A numeric matrix with cells in rows and genes in columns
+#'   (VAExprs's orientation), used as it is (no log transformation).
+#' @param x_val Optional numeric matrix of validation cells, same columns as
+#'   `x_train`.
+#' @param y_train Optional labels (character or factor), one per row of
+#'   `x_train`: makes the model a conditional VAE.
+#' @param y_val Labels of `x_val`, required with `x_val` for a conditional VAE.
+#' @param encoder_layers A list: [layer_input()] followed by [layer_dense()]
+#'   layers. If both `encoder_layers` and `decoder_layers` are missing, one
+#'   hidden layer of 256 ReLU units is used on each side.
+#' @param decoder_layers A list of [layer_dense()] layers; the last has as
+#'   many units as there are genes (typically `activation = "sigmoid"`).
+#' @param latent_dim Integer scalar: dimension of the latent space.
+#' @param regularization Numeric scalar >= 0: weight of the KL term.
+#' @param epochs Integer scalar: number of passes over the training cells.
+#' @param batch_size Integer scalar: cells per minibatch.
+#' @param preprocessing Optional `$preprocessing` of an earlier fit, to train
+#'   again on exactly the same prepared data and scaling.
+#' @param use_generator Ignored (minibatches are always built in the Rust
+#'   core); kept for compatibility with VAExprs.
+#' @param optimizer `"adam"`, `"sgd"`, `"rmsprop"`, `"adagrad"`, or an
+#'   object from [optimizer_adam()] and friends to set the learning rate.
+#' @param validation_split Numeric scalar in \[0, 1): the fraction of cells
+#'   held out at random for validation when `x_val` is not given.
+#' @param callbacks `NULL`, or a [callback_early_stopping()] (or a list
+#'   holding one).
+#' @param assay.type Character scalar: the assay of `object` to use. A
+#'   `"counts"` assay is log-normalised with [scuttle::logNormCounts()] (as
+#'   VAExprs does); any other assay is used as it is.
+#' @param labels For `object`: `NULL` (a plain VAE; labels are never taken
+#'   from `colData` silently), the name of a `colData(object)` column, or a
+#'   vector with one label per cell.
+#' @param seed Integer scalar, or `NULL` to draw one from R's random number
+#'   generator, so that `set.seed()` makes the fit reproducible. It fixes the
+#'   initial weights, the minibatch order and the sampling noise: the same
+#'   seed and data give the same fit.
+#' @param num.threads Integer scalar: threads used by the Rust core.
+#' @param verbose Logical scalar: report progress and per-epoch losses.
+#'
+#' @return A list of class `exprsgen_fit`, made only of plain R data (it
+#'   survives [saveRDS()]):
+#' \describe{
+#'   \item{`model`}{The architecture and the trained weights (class
+#'     `exprsgen_model`; see [plot_vae()]).}
+#'   \item{`preprocessing`}{The training (and validation) data and labels as
+#'     prepared, and the scaling parameters (`minmax`).}
+#'   \item{`history`}{A data.frame with one row per epoch: `loss`,
+#'     `val_loss` (NA without validation cells) and the parts of the loss
+#'     (`reconstruction`, `kl`).}
+#'   \item{`params`}{The training settings, the seed, the epochs run and why
+#'     training stopped.}
+#' }
+#' @seealso [gen_exprs()] to generate cells, [plot_vae()], [plot_aug()].
+#' @examples
+#' set.seed(1)
+#' x <- matrix(rexp(60 * 50), 60, 50)
+#' fit <- fit_vae(x_train = x,
+#'                encoder_layers = list(layer_input(shape = 50),
+#'                                      layer_dense(16, "relu")),
+#'                decoder_layers = list(layer_dense(16, "relu"),
+#'                                      layer_dense(50, "sigmoid")),
+#'                epochs = 5, batch_size = 16, verbose = FALSE)
+#' fit$history
+#' @export
+fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL, y_val = NULL,
+                    encoder_layers, decoder_layers, latent_dim = 2, regularization = 1,
+                    epochs, batch_size, preprocessing = NULL, use_generator = FALSE,
+                    optimizer = "adam", validation_split = 0, callbacks = NULL,
+                    assay.type = "counts", labels = NULL, seed = NULL, num.threads = 1L,
+                    verbose = TRUE) {
+    call <- rlang::current_env()
+    # Cheap checks first, before any data is touched.
+    if (missing(epochs)) .abort("{.arg epochs} is missing: how many passes over the data?")
+    if (missing(batch_size)) .abort("{.arg batch_size} is missing: how many cells per minibatch?")
+    epochs <- .check_count(epochs, "epochs")
+    batch_size <- .check_count(batch_size, "batch_size")
+    latent_dim <- .check_count(latent_dim, "latent_dim")
+    regularization <- .check_number(regularization, "regularization", min = 0)
+    validation_split <- .check_number(validation_split, "validation_split", min = 0, max = 1,
+                                      max_open = TRUE)
+    num.threads <- .check_count(num.threads, "num.threads")
+    verbose <- .check_flag(verbose, "verbose")
+    .check_flag(use_generator, "use_generator")
+    optimizer <- .as_optimizer(optimizer)
+    stopping <- .as_early_stopping(callbacks)
+    layers_given <- c(encoder = !missing(encoder_layers), decoder = !missing(decoder_layers))
+    if (sum(layers_given) == 1L) {
+        missing_arg <- paste0(names(layers_given)[!layers_given], "_layers")
+        .abort("{.arg {missing_arg}} is missing (give both encoder and decoder layers, or neither for the defaults).")
+    }
+    seed <- if (is.null(seed)) sample.int(.Machine$integer.max, 1L) else .check_count(seed, "seed", min = 0)
+
+    # Data.
+    prep <- if (is.null(preprocessing)) {
+        .prepare_inputs(object, x_train, x_val, y_train, y_val, assay.type, labels,
+                        validation_split, call)
+    } else {
+        .check_preprocessing(preprocessing, call)
+    }
+    n_genes <- length(prep$genes)
+    classes <- if (is.null(prep$y_train)) character(0) else levels(prep$y_train)
+    if (!is.null(prep$y_train) && length(classes) < 2L) {
+        cli::cli_inform(c(i = "All training cells have the same label: the conditional VAE has a single class."))
+    }
+    if (!all(layers_given)) {
+        encoder_layers <- list(layer_input(shape = n_genes), layer_dense(256, "relu"))
+        decoder_layers <- list(layer_dense(256, "relu"), layer_dense(n_genes, "sigmoid"))
+    }
+    spec <- .model_spec(encoder_layers, decoder_layers, latent_dim, n_genes, classes, call)
+    if (is.null(preprocessing)) {
+        prep$minmax <- .eg_minmax(prep$x_train, prep$cells_in_rows)
+    }
+    prep$classes <- classes
+
+    # Training.
+    train <- list(optimizer = optimizer$name, learning_rate = optimizer$learning_rate,
+                  regularization = regularization, batch_size = batch_size,
+                  seed = seed, threads = num.threads)
+    run <- .train(spec, train, prep, epochs, stopping, verbose)
+
+    model <- structure(list(spec = spec, weights = run$weights), class = "exprsgen_model")
+    params <- list(epochs = epochs, epochs_run = nrow(run$history), batch_size = batch_size,
+                   optimizer = optimizer$name, learning_rate = optimizer$learning_rate,
+                   regularization = regularization, latent_dim = latent_dim, seed = seed,
+                   num.threads = num.threads, stop_reason = run$stop_reason,
+                   best_epoch = run$best_epoch, seconds = run$seconds)
+    structure(list(model = model, preprocessing = prep, history = run$history, params = params),
+              class = "exprsgen_fit")
+}
+
+.as_early_stopping <- function(callbacks, call = rlang::caller_env()) {
+    if (is.null(callbacks)) return(NULL)
+    if (inherits(callbacks, "exprsgen_callback")) callbacks <- list(callbacks)
+    ok <- is.list(callbacks) && all(vapply(callbacks, inherits, logical(1), "exprsgen_callback"))
+    if (!ok) .abort("{.arg callbacks} must be {.fn callback_early_stopping} (or a list of them).", call = call)
+    if (length(callbacks) > 1L) .abort("{.arg callbacks} may hold one early-stopping callback.", call = call)
+    if (length(callbacks)) callbacks[[1]] else NULL
+}
+
+.check_preprocessing <- function(p, call) {
+    need <- c("x_train", "cells_in_rows", "genes", "minmax")
+    if (!is.list(p) || !all(need %in% names(p))) {
+        .abort("{.arg preprocessing} must be the {.code $preprocessing} of an earlier {.fn fit_vae} result.",
+               call = call)
+    }
+    p
+}
+
+# The architecture as plain R data (what the core and plot_vae() read).
+.model_spec <- function(encoder_layers, decoder_layers, latent_dim, n_genes, classes, call) {
+    as_layers <- function(x, arg) {
+        if (inherits(x, "exprsgen_layer")) x <- list(x)
+        if (!is.list(x) || !length(x) || !all(vapply(x, inherits, logical(1), "exprsgen_layer"))) {
+            .abort("{.arg {arg}} must be a list of {.fn layer_input}/{.fn layer_dense} layers.", call = call)
+        }
+        for (l in x) .check_activation(l$activation, arg, call = call)
+        x
+    }
+    enc <- as_layers(encoder_layers, "encoder_layers")
+    dec <- as_layers(decoder_layers, "decoder_layers")
+    if (enc[[1]]$type == "input") {
+        if (enc[[1]]$units != n_genes) {
+            .abort(c("{.arg encoder_layers} starts with {.code layer_input(shape = {enc[[1]]$units})} but the data have {n_genes} genes.",
+                     i = "The shape of the input layer is the number of genes."), call = call)
+        }
+        enc <- enc[-1]
+    }
+    if (any(vapply(enc, function(l) l$type != "dense", logical(1)))) {
+        .abort("{.arg encoder_layers} may hold {.fn layer_input} only first, then {.fn layer_dense} layers.", call = call)
+    }
+    if (any(vapply(dec, function(l) l$type != "dense", logical(1)))) {
+        .abort("{.arg decoder_layers} must hold {.fn layer_dense} layers only.", call = call)
+    }
+    last <- dec[[length(dec)]]$units
+    if (last != n_genes) {
+        .abort(c("The last layer of {.arg decoder_layers} has {last} unit{?s} but the data have {n_genes} genes.",
+                 i = "The decoder's output is one value per gene."), call = call)
+    }
+    units <- function(ls) vapply(ls, function(l) as.integer(l$units), integer(1))
+    acts <- function(ls) vapply(ls, function(l) l$activation, character(1))
+    lname <- function(ls) vapply(ls, function(l) if (is.null(l$name)) NA_character_ else l$name, character(1))
+    list(n_genes = n_genes, n_classes = length(classes), latent_dim = latent_dim,
+         encoder_units = units(enc), encoder_activation = acts(enc), encoder_names = lname(enc),
+         decoder_units = units(dec), decoder_activation = acts(dec), decoder_names = lname(dec),
+         classes = classes)
+}
+
+# The epoch loop, driven from R: progress after each epoch, early stopping, and a
+# clean stop on interrupt (the model of the last complete epoch is kept).
+.train <- function(spec, train, prep, epochs, stopping, verbose) {
+    trainer <- .eg_trainer_new(spec, train)
+    codes <- function(y) if (is.null(y)) NULL else as.integer(y)
+    y_train <- codes(prep$y_train)
+    y_val <- codes(prep$y_val)
+    has_val <- !is.null(prep$x_val)
+    monitor <- NULL
+    if (!is.null(stopping)) {
+        monitor <- stopping$monitor
+        if (monitor == "val_loss" && !has_val) {
+            cli::cli_warn(c("Early stopping monitors {.val val_loss} but there are no validation cells.",
+                            i = "Monitoring the training {.val loss} instead."))
+            monitor <- "loss"
+        }
+    }
+    hist <- matrix(NA_real_, epochs, 6,
+                   dimnames = list(NULL, c("loss", "val_loss", "reconstruction", "kl",
+                                           "val_reconstruction", "val_kl")))
+    best <- list(value = Inf, epoch = NA_integer_)
+    wait <- 0L
+    done <- 0L
+    stop_reason <- "completed"
+    progress <- .progress(epochs, has_val, verbose)
+    start <- proc.time()[["elapsed"]]
+    tryCatch({
+        for (epoch in seq_len(epochs)) {
+            st <- .eg_trainer_epoch(trainer, prep$x_train, prep$cells_in_rows, y_train,
+                                    prep$minmax, TRUE)
+            hist[epoch, c("loss", "reconstruction", "kl")] <- st
+            if (has_val) {
+                sv <- .eg_trainer_epoch(trainer, prep$x_val, prep$cells_in_rows, y_val,
+                                        prep$minmax, FALSE)
+                hist[epoch, c("val_loss", "val_reconstruction", "val_kl")] <- sv
+            }
+            done <- epoch
+            progress$update(epoch, hist[epoch, "loss"], hist[epoch, "val_loss"])
+            if (!is.null(monitor)) {
+                value <- hist[epoch, monitor]
+                reference <- if (is.finite(best$value)) best$value else
+                    if (is.null(stopping$baseline)) Inf else stopping$baseline
+                if (value < reference - stopping$min_delta) {
+                    best <- list(value = value, epoch = epoch)
+                    wait <- 0L
+                    if (stopping$restore_best_weights) .eg_trainer_snapshot(trainer)
+                } else {
+                    wait <- wait + 1L
+                    if (wait >= stopping$patience) {  # as keras: `patience` epochs without improvement
+                        stop_reason <- "early_stopping"
+                        break
+                    }
+                }
+            }
+        }
+    }, interrupt = function(e) {
+        stop_reason <<- "interrupted"
+    })
+    seconds <- proc.time()[["elapsed"]] - start
+    progress$done(done, seconds, stop_reason)
+    if (done == 0L) {
+        .abort("Training was interrupted before the first epoch completed; no model to return.",
+               class = "exprsgen_error_interrupted", call = NULL)
+    }
+    weights <- NULL
+    if (!is.null(stopping) && stopping$restore_best_weights && !is.na(best$epoch)) {
+        weights <- .eg_trainer_weights(trainer, snapshot = TRUE)
+    }
+    if (is.null(weights)) weights <- .eg_trainer_weights(trainer)
+    if (stop_reason == "interrupted") {
+        cli::cli_warn("Training was interrupted after {done} epoch{?s}; the model of that epoch is returned.",
+                      class = "exprsgen_warning_interrupted")
+    }
+    history <- data.frame(epoch = seq_len(done), hist[seq_len(done), , drop = FALSE])
+    list(weights = weights, history = history, stop_reason = stop_reason,
+         best_epoch = best$epoch, seconds = seconds)
+}
+
+# Progress reporting: a cli progress bar in interactive sessions, a line every
+# tenth of the run otherwise (Rscript, knitr).
+.progress <- function(epochs, has_val, verbose, envir = parent.frame()) {
+    fmt <- function(epoch, loss, val) {
+        paste0("epoch ", epoch, "/", epochs, "  loss ", format(signif(loss, 5)),
+               if (has_val) paste0("  val_loss ", format(signif(val, 5))))
+    }
+    if (!verbose) {
+        return(list(update = function(...) NULL, done = function(...) NULL))
+    }
+    if (interactive()) {
+        # The bar belongs to the caller's frame (.train), so it ends with it.
+        bar <- cli::cli_progress_bar("Training", total = epochs, clear = TRUE,
+                                     format = "{cli::pb_bar} {cli::pb_status} | ETA {cli::pb_eta}",
+                                     .envir = envir)
+        last <- ""
+        list(update = function(epoch, loss, val) {
+            last <<- fmt(epoch, loss, val)
+            cli::cli_progress_update(id = bar, set = epoch, status = last, .envir = envir)
+        }, done = function(done, seconds, reason) {
+            cli::cli_progress_done(id = bar, .envir = envir)
+            .progress_summary(done, seconds, reason, last)
+        })
+    } else {
+        every <- max(1L, epochs %/% 10L)
+        last <- ""
+        list(update = function(epoch, loss, val) {
+            last <<- fmt(epoch, loss, val)
+            if (epoch == 1L || epoch %% every == 0L) cli::cli_text(last)
+        }, done = function(done, seconds, reason) {
+            .progress_summary(done, seconds, reason, last)
+        })
+    }
+}
+
+.progress_summary <- function(done, seconds, reason, last) {
+    why <- switch(reason, completed = "", early_stopping = " (early stopping)",
+                  interrupted = " (interrupted)")
+    cli::cli_alert_success("Trained {done} epoch{?s} in {format(round(seconds, 1), nsmall = 1)} s{why}: {last}")
+}
+
+#' @export
+print.exprsgen_fit <- function(x, ...) {
+    s <- x$model$spec
+    cat("<exprsgen fit> ", if (s$n_classes) "conditional VAE" else "VAE", ": ",
+        s$n_genes, " genes, latent dimension ", s$latent_dim, "\n", sep = "")
+    if (s$n_classes) cat("  classes: ", paste(s$classes, collapse = ", "), "\n", sep = "")
+    n_cells <- if (x$preprocessing$cells_in_rows) nrow(x$preprocessing$x_train) else
+        ncol(x$preprocessing$x_train)
+    cat("  trained on ", n_cells, " cells for ", x$params$epochs_run, " epoch",
+        if (x$params$epochs_run != 1) "s", " (", x$params$stop_reason, ")\n", sep = "")
+    h <- x$history[nrow(x$history), ]
+    cat("  final loss ", format(signif(h$loss, 5)),
+        if (!is.na(h$val_loss)) paste0(", val_loss ", format(signif(h$val_loss, 5))), "\n", sep = "")
+    invisible(x)
+}
+
+#' @export
+print.exprsgen_model <- function(x, ...) {
+    layers <- .model_layers(x)
+    cat("<exprsgen model> ", nrow(layers), " layers, ", .n_parameters(x$spec),
+        " parameters\n", sep = "")
+    print(layers[, c("name", "type", "input_shape", "output_shape")], row.names = FALSE)
+    invisible(x)
+}
+
+.n_parameters <- function(spec) {
+    ins <- c(spec$n_genes + spec$n_classes, spec$encoder_units)
+    enc <- sum((ins[-length(ins)] + 1) * spec$encoder_units)
+    h <- ins[length(ins)]
+    lat <- 2 * (h + 1) * spec$latent_dim
+    dins <- c(spec$latent_dim + spec$n_classes, spec$decoder_units)
+    dec <- sum((dins[-length(dins)] + 1) * spec$decoder_units)
+    enc + lat + dec
+}

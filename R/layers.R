@@ -1,0 +1,95 @@
+.activations <- c("relu", "sigmoid", "tanh", "elu", "softplus", "linear")
+
+#' Layer specifications for the encoder and the decoder
+#'
+#' Small constructors with the names and arguments of their keras
+#' counterparts, so that VAExprs code such as
+#' `list(layer_input(shape = c(1000)), layer_dense(units = 512, activation = "relu"))`
+#' works unchanged. They return plain specifications (lists) that
+#' [fit_vae()] turns into a model; nothing is built until then.
+#'
+#' The encoder is `layer_input()` followed by any number of `layer_dense()`;
+#' the latent layers (`z_mean`, `z_log_var`) are added by [fit_vae()]. The
+#' decoder is one or more `layer_dense()`, the last with as many units as
+#' there are genes (usually `activation = "sigmoid"`, as the data are scaled
+#' to \[0, 1\]). For a conditional VAE the one-hot labels are appended to the
+#' inputs of both encoder and decoder automatically.
+#'
+#' @param shape Integer scalar: the number of genes (the width of one cell).
+#'   A vector of length one, as keras accepts, is fine.
+#' @param units Integer scalar: the number of units (output width).
+#' @param activation Character scalar: one of `"relu"`, `"sigmoid"`,
+#'   `"tanh"`, `"elu"`, `"softplus"` or `"linear"` (also `NULL`, meaning
+#'   linear, as in keras).
+#' @param name Optional character scalar: a name shown by [plot_vae()].
+#' @param ... Other keras arguments are not supported and give an error.
+#'
+#' @return A list of class `exprsgen_layer`.
+#' @seealso [fit_vae()]
+#' @examples
+#' encoder <- list(layer_input(shape = 100), layer_dense(32, "relu"))
+#' decoder <- list(layer_dense(32, "relu"), layer_dense(100, "sigmoid"))
+#' encoder[[2]]
+#' @name layers
+NULL
+
+#' @rdname layers
+#' @export
+layer_input <- function(shape, name = NULL, ...) {
+    .no_dots(...)
+    if (missing(shape)) .abort("{.arg shape} is missing: give the number of genes.")
+    shape <- .check_count(shape, "shape")
+    structure(list(type = "input", units = shape, activation = "linear",
+                   name = .check_name(name)), class = "exprsgen_layer")
+}
+
+#' @rdname layers
+#' @export
+layer_dense <- function(units, activation = NULL, name = NULL, ...) {
+    .no_dots(...)
+    if (missing(units)) .abort("{.arg units} is missing.")
+    units <- .check_count(units, "units")
+    activation <- .check_activation(activation)
+    structure(list(type = "dense", units = units, activation = activation,
+                   name = .check_name(name)), class = "exprsgen_layer")
+}
+
+#' @export
+print.exprsgen_layer <- function(x, ...) {
+    if (x$type == "input") {
+        cat("<exprsgen layer> input, shape (None, ", x$units, ")\n", sep = "")
+    } else {
+        cat("<exprsgen layer> dense, ", x$units, " units, ", x$activation,
+            " activation\n", sep = "")
+    }
+    invisible(x)
+}
+
+.check_activation <- function(activation, arg = "activation", call = rlang::caller_env()) {
+    if (is.null(activation)) return("linear")
+    if (!is.character(activation) || length(activation) != 1L || is.na(activation) ||
+        !activation %in% c(.activations, "identity")) {
+        shown <- if (is.character(activation)) activation[1] else class(activation)[1]
+        .abort(c("{.arg {arg}} must be one of {.val {(.activations)}}.",
+                 x = "Got {.val {shown}}."), call = call)
+    }
+    if (activation == "identity") "linear" else activation
+}
+
+.check_name <- function(name, call = rlang::caller_env()) {
+    if (is.null(name)) return(NULL)
+    if (!is.character(name) || length(name) != 1L || is.na(name)) {
+        .abort("{.arg name} must be a character scalar.", call = call)
+    }
+    name
+}
+
+.no_dots <- function(..., call = rlang::caller_env()) {
+    dots <- list(...)
+    if (length(dots)) {
+        nm <- names(dots)
+        nm <- if (is.null(nm)) rep("", length(dots)) else nm
+        nm[nm == ""] <- "(unnamed)"
+        .abort("Unsupported argument{?s}: {.arg {nm}}.", call = call)
+    }
+}

@@ -1,0 +1,58 @@
+#' Optimizers
+#'
+#' Specifications of the optimizers [fit_vae()] can use, with keras's
+#' names and default learning rates. `fit_vae(optimizer = "adam")` is the
+#' same as `fit_vae(optimizer = optimizer_adam())`; use the functions to set
+#' the learning rate.
+#'
+#' @param learning_rate Numeric scalar > 0: the step size.
+#' @return A list of class `exprsgen_optimizer`.
+#' @seealso [fit_vae()]
+#' @examples
+#' optimizer_adam(learning_rate = 1e-4)
+#' @name optimizers
+NULL
+
+.optimizer <- function(name, learning_rate) {
+    structure(list(name = name,
+                   learning_rate = .check_number(learning_rate, "learning_rate", min = 0)),
+              class = "exprsgen_optimizer")
+}
+
+#' @rdname optimizers
+#' @export
+optimizer_adam <- function(learning_rate = 0.001) .optimizer("adam", learning_rate)
+
+#' @rdname optimizers
+#' @export
+optimizer_sgd <- function(learning_rate = 0.01) .optimizer("sgd", learning_rate)
+
+#' @rdname optimizers
+#' @export
+optimizer_rmsprop <- function(learning_rate = 0.001) .optimizer("rmsprop", learning_rate)
+
+#' @rdname optimizers
+#' @export
+optimizer_adagrad <- function(learning_rate = 0.001) .optimizer("adagrad", learning_rate)
+
+#' @export
+print.exprsgen_optimizer <- function(x, ...) {
+    cat("<exprsgen optimizer> ", x$name, ", learning rate ", format(x$learning_rate), "\n",
+        sep = "")
+    invisible(x)
+}
+
+.as_optimizer <- function(optimizer, call = rlang::caller_env()) {
+    if (inherits(optimizer, "exprsgen_optimizer")) {
+        if (optimizer$learning_rate <= 0) .abort("{.arg learning_rate} must be positive.", call = call)
+        return(optimizer)
+    }
+    makers <- list(adam = optimizer_adam, sgd = optimizer_sgd,
+                   rmsprop = optimizer_rmsprop, adagrad = optimizer_adagrad)
+    if (!is.character(optimizer) || length(optimizer) != 1L ||
+        !tolower(optimizer) %in% names(makers)) {
+        .abort(c("{.arg optimizer} must be one of {.val {names(makers)}} or an {.fn optimizer_adam}-style object.",
+                 x = "Got {.val {format(optimizer)[1]}}."), call = call)
+    }
+    makers[[tolower(optimizer)]]()
+}

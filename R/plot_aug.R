@@ -1,0 +1,72 @@
+#' Plot real and generated cells together
+#'
+#' Puts the training cells and the generated cells of [gen_exprs()] into one
+#' SingleCellExperiment, computes a reduced-dimension representation with
+#' scater (`scater::run<plot_fun>()`) and plots it, coloured by origin (real
+#' or generated) and shaped by label. The values are used as they are: they
+#' are already on the (log-normalised) scale of the training data, so,
+#' unlike VAExprs, nothing is log-normalised a second time.
+#'
+#' @param x The result of [gen_exprs()].
+#' @param plot_fun Character scalar: `"PCA"`, `"TSNE"`, `"UMAP"`, `"MDS"`,
+#'   `"NMF"` or `"DiffusionMap"` (the last three need packages scater
+#'   suggests).
+#' @param ... Further arguments for the `scater::run*()` function, e.g.
+#'   `ncomponents` or `perplexity`.
+#'
+#' @return A ggplot object.
+#' @seealso [gen_exprs()]
+#' @examples
+#' set.seed(1)
+#' x <- matrix(rexp(60 * 50), 60, 50)
+#' fit <- fit_vae(x_train = x,
+#'                encoder_layers = list(layer_input(shape = 50),
+#'                                      layer_dense(16, "relu")),
+#'                decoder_layers = list(layer_dense(16, "relu"),
+#'                                      layer_dense(50, "sigmoid")),
+#'                epochs = 5, batch_size = 16, verbose = FALSE)
+#' plot_aug(gen_exprs(fit, num_samples = 30), "PCA")
+#' @export
+plot_aug <- function(x, plot_fun = "PCA", ...) {
+    if (!is.list(x) || !all(c("x_gen", "x_train") %in% names(x))) {
+        .abort("{.arg x} must be the result of {.fn gen_exprs}.")
+    }
+    funs <- c(PCA = "PCA", TSNE = "TSNE", UMAP = "UMAP", MDS = "MDS", NMF = "NMF",
+              DIFFUSIONMAP = "DiffusionMap")
+    if (!is.character(plot_fun) || length(plot_fun) != 1L || !toupper(plot_fun) %in% names(funs)) {
+        .abort("{.arg plot_fun} must be one of {.val {unname(funs)}}.")
+    }
+    plot_fun <- funs[[toupper(plot_fun)]]
+    needs <- c(TSNE = "Rtsne", UMAP = "uwot", NMF = "RcppML", DiffusionMap = "destiny")
+    if (plot_fun %in% names(needs) && !requireNamespace(needs[[plot_fun]], quietly = TRUE)) {
+        .abort("{.arg plot_fun} = {.val {plot_fun}} needs the package {.pkg {needs[[plot_fun]]}}, which is not installed.")
+    }
+    if (ncol(x$x_gen) != ncol(x$x_train)) {
+        .abort("{.arg x} has {ncol(x$x_gen)} genes in {.code x_gen} but {ncol(x$x_train)} in {.code x_train}.")
+    }
+    values <- t(rbind(as.matrix(x$x_train), as.matrix(x$x_gen)))
+    n_real <- nrow(x$x_train)
+    n_gen <- nrow(x$x_gen)
+    colnames(values) <- make.unique(c(rownames(x$x_train) %||% paste0("real", seq_len(n_real)),
+                                      paste0("gen", seq_len(n_gen))))
+    cd <- S4Vectors::DataFrame(origin = factor(rep(c("real", "generated"), c(n_real, n_gen)),
+                                               levels = c("real", "generated")))
+    has_labels <- !is.null(x$y_gen) && !is.null(x$y_train)
+    if (has_labels) cd$label <- factor(c(as.character(x$y_train), as.character(x$y_gen)))
+    sce <- SingleCellExperiment::SingleCellExperiment(assays = list(logcounts = values),
+                                                      colData = cd)
+    run <- getExportedValue("scater", paste0("run", plot_fun))
+    sce <- run(sce, ...)
+    # ggplot2 has six distinct shapes: with more labels, colour by label instead.
+    if (has_labels && nlevels(cd$label) > 6L) {
+        colour <- "label"
+        shape <- "origin"
+    } else {
+        colour <- "origin"
+        shape <- if (has_labels) "label" else NULL
+    }
+    scater::plotReducedDim(sce, dimred = plot_fun, colour_by = colour, shape_by = shape,
+                           point_alpha = 0.8)
+}
+
+`%||%` <- function(a, b) if (is.null(a)) b else a

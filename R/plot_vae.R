@@ -1,0 +1,151 @@
+#' Draw the architecture of a fitted VAE
+#'
+#' A diagram of the layers of the model: name, type, and input and output
+#' shapes, coloured by part (encoder, mean, log-variance, latent, decoder,
+#' condition) as in VAExprs. Drawn with ggplot2, so it prints, and
+#' [ggplot2::ggsave()] or [png()] write it to a file.
+#'
+#' @param x The result of [fit_vae()] or its `$model`.
+#' @param node_color Named list of colours, as in VAExprs: `encoder_col`,
+#'   `mean_vector_col`, `stddev_vector_col` (the log-variance layer),
+#'   `latent_vector_col`, `decoder_col` and `condition_col`.
+#'
+#' @return A ggplot object. The layer table it draws is its `$data`.
+#' @seealso [fit_vae()]
+#' @examples
+#' set.seed(1)
+#' x <- matrix(rexp(60 * 50), 60, 50)
+#' fit <- fit_vae(x_train = x,
+#'                encoder_layers = list(layer_input(shape = 50),
+#'                                      layer_dense(16, "relu")),
+#'                decoder_layers = list(layer_dense(16, "relu"),
+#'                                      layer_dense(50, "sigmoid")),
+#'                epochs = 2, batch_size = 16, verbose = FALSE)
+#' plot_vae(fit$model)
+#' @export
+plot_vae <- function(x, node_color = list(encoder_col = "tomato",
+                                          mean_vector_col = "orange",
+                                          stddev_vector_col = "lavender",
+                                          latent_vector_col = "lightblue",
+                                          decoder_col = "palegreen",
+                                          condition_col = "gray")) {
+    if (inherits(x, "exprsgen_fit")) x <- x$model
+    if (!inherits(x, "exprsgen_model")) {
+        .abort("{.arg x} must be the result of {.fn fit_vae} or its {.code $model}.")
+    }
+    defaults <- eval(formals(sys.function())$node_color)
+    if (!is.list(node_color) || is.null(names(node_color)) ||
+        !all(names(node_color) %in% names(defaults))) {
+        .abort("{.arg node_color} must be a named list with names among {.val {names(defaults)}}.")
+    }
+    colours <- utils::modifyList(defaults, node_color)
+    fill <- c(encoder = colours$encoder_col, mean = colours$mean_vector_col,
+              log_variance = colours$stddev_vector_col, latent = colours$latent_vector_col,
+              decoder = colours$decoder_col, condition = colours$condition_col)
+
+    nodes <- .model_layers(x)
+    w <- 1.5
+    h <- 0.72
+    nodes$label <- paste0(nodes$name, " : ", nodes$type, "\ninput: ", nodes$input_shape,
+                          "\noutput: ", nodes$output_shape)
+    edges <- .model_edges(nodes, w, h)
+    role <- factor(nodes$role, levels = names(fill))
+    nodes$role <- role
+    ggplot2::ggplot(nodes) +
+        ggplot2::geom_path(data = edges, ggplot2::aes(x = .data$x, y = .data$y, group = .data$edge),
+                           arrow = grid::arrow(length = grid::unit(0.12, "cm"), type = "closed"),
+                           colour = "grey30", linewidth = 0.35) +
+        ggplot2::geom_tile(ggplot2::aes(x = .data$x, y = .data$y, fill = .data$role),
+                           width = w, height = h, colour = "black", linewidth = 0.3) +
+        ggplot2::geom_text(ggplot2::aes(x = .data$x, y = .data$y, label = .data$label),
+                           size = 2.6, lineheight = 0.9) +
+        ggplot2::scale_fill_manual(values = fill, drop = TRUE, name = NULL,
+                                   labels = c(encoder = "encoder", mean = "mean",
+                                              log_variance = "log-variance", latent = "latent",
+                                              decoder = "decoder", condition = "condition")) +
+        ggplot2::scale_y_reverse() +
+        ggplot2::coord_cartesian(clip = "off") +
+        ggplot2::theme_void() +
+        ggplot2::theme(legend.position = "bottom", plot.margin = ggplot2::margin(6, 6, 6, 6))
+}
+
+# One row per layer as keras would list it: name, type, shapes, role and position.
+.model_layers <- function(model) {
+    s <- model$spec
+    L <- s$latent_dim
+    K <- s$n_classes
+    shape <- function(d) paste0("(None, ", d, ")")
+    shapes <- function(a, b) paste0("[", shape(a), ", ", shape(b), "]")
+    rows <- list()
+    add <- function(name, type, input, output, role, x = 0) {
+        rows[[length(rows) + 1L]] <<- data.frame(name = name, type = type, input_shape = input,
+                                                 output_shape = output, role = role, x = x)
+    }
+    named <- function(names, i, default) if (is.na(names[i])) default else names[i]
+    add("input", "InputLayer", shape(s$n_genes), shape(s$n_genes), "encoder")
+    d <- s$n_genes
+    if (K) {
+        add("condition", "InputLayer", shape(K), shape(K), "condition", x = 1.8)
+        add("concatenate", "Concatenate", shapes(s$n_genes, K), shape(s$n_genes + K), "encoder")
+        d <- s$n_genes + K
+    }
+    for (i in seq_along(s$encoder_units)) {
+        add(named(s$encoder_names, i, paste0("encoder_", i)),
+            paste0("Dense (", s$encoder_activation[i], ")"), shape(d),
+            shape(s$encoder_units[i]), "encoder")
+        d <- s$encoder_units[i]
+    }
+    add("z_mean", "Dense", shape(d), shape(L), "mean", x = -0.85)
+    add("z_log_var", "Dense", shape(d), shape(L), "log_variance", x = 0.85)
+    add("latent", "Sampling", shapes(L, L), shape(L), "latent")
+    d <- L
+    if (K) {
+        add("concatenate_1", "Concatenate", shapes(L, K), shape(L + K), "decoder")
+        d <- L + K
+    }
+    for (i in seq_along(s$decoder_units)) {
+        add(named(s$decoder_names, i, paste0("decoder_", i)),
+            paste0("Dense (", s$decoder_activation[i], ")"), shape(d),
+            shape(s$decoder_units[i]), "decoder")
+        d <- s$decoder_units[i]
+    }
+    out <- do.call(rbind, rows)
+    # Rows of the diagram: the condition sits beside the input, z_log_var beside z_mean.
+    y <- cumsum(!(out$name %in% c("condition", "z_log_var")))
+    out$y <- y
+    out
+}
+
+# Arrows between layer boxes (w x h), as paths: from the bottom of one box to the
+# top of the next; the condition feeds both concatenations along the right side.
+.model_edges <- function(nodes, w, h) {
+    idx <- function(n) match(n, nodes$name)
+    main <- which(!(nodes$name %in% c("condition", "z_mean", "z_log_var")))
+    pairs <- list()
+    for (j in seq_along(main)[-1]) {
+        from <- main[j - 1]
+        to <- main[j]
+        if (nodes$name[to] == "latent") {
+            pairs <- c(pairs, list(c(from, idx("z_mean")), c(from, idx("z_log_var")),
+                                   c(idx("z_mean"), to), c(idx("z_log_var"), to)))
+        } else {
+            pairs <- c(pairs, list(c(from, to)))
+        }
+    }
+    paths <- lapply(seq_along(pairs), function(k) {
+        p <- pairs[[k]]
+        data.frame(edge = k, x = nodes$x[p], y = nodes$y[p] + c(h / 2, -h / 2))
+    })
+    if ("condition" %in% nodes$name) {
+        cnd <- idx("condition")
+        for (target in c("concatenate", "concatenate_1")) {
+            t <- idx(target)
+            k <- length(paths) + 1L
+            side <- nodes$x[cnd]
+            paths[[k]] <- data.frame(edge = k,
+                                     x = c(side, side, nodes$x[t] + w / 2),
+                                     y = c(nodes$y[cnd] + h / 2, nodes$y[t], nodes$y[t]))
+        }
+    }
+    do.call(rbind, paths)
+}

@@ -1,0 +1,165 @@
+# Input preparation for fit_vae(): matrices and SummarizedExperiment objects
+# become one training matrix (kept in its own orientation, never transposed),
+# labels become a factor, and validation cells are split off or checked.
+
+# A numeric dense matrix, or an error naming `name`.
+.as_numeric_matrix <- function(x, name, call) {
+    if (is.data.frame(x)) {
+        if (!all(vapply(x, is.numeric, logical(1)))) {
+            .abort("{.arg {name}} must be numeric; its data.frame has non-numeric columns.",
+                   call = call)
+        }
+        x <- as.matrix(x)
+    }
+    if (methods::is(x, "Matrix") || methods::is(x, "DelayedArray")) {
+        # Sparse and on-disk inputs are densified here for now.
+        x <- as.matrix(x)
+    }
+    if (!is.matrix(x) || !(is.numeric(x) || is.logical(x))) {
+        .abort("{.arg {name}} must be a numeric matrix, not {.cls {class(x)[1]}}.",
+               call = call)
+    }
+    if (storage.mode(x) != "double") storage.mode(x) <- "double"
+    .check_finite(x, name, call = call)
+    x
+}
+
+# Labels as a factor without unused levels, or an error.
+.as_labels <- function(y, n, name, call) {
+    if (is.null(y)) return(NULL)
+    if (is.data.frame(y) || methods::is(y, "DataFrame")) {
+        if (ncol(y) != 1L) .abort("{.arg {name}} must be a vector, not a table.", call = call)
+        y <- y[[1]]
+    }
+    if (!(is.character(y) || is.factor(y) || is.numeric(y) || is.logical(y)) ||
+        !is.null(dim(y))) {
+        .abort("{.arg {name}} must be a character or factor vector.", call = call)
+    }
+    if (length(y) != n) {
+        .abort("{.arg {name}} has {length(y)} label{?s} but there {?is/are} {n} cell{?s}.",
+               call = call)
+    }
+    if (anyNA(y)) .abort("{.arg {name}} contains NA labels.", call = call)
+    droplevels(as.factor(y))
+}
+
+# Prepared training inputs. For a SummarizedExperiment the assay is used as
+# genes x cells (cells in columns); for x_train as cells x genes (VAExprs).
+.prepare_inputs <- function(object, x_train, x_val, y_train, y_val, assay.type, labels,
+                            validation_split, call) {
+    transform <- "none"
+    if (!is.null(object)) {
+        if (!methods::is(object, "SummarizedExperiment")) {
+            .abort("{.arg object} must be a SingleCellExperiment or SummarizedExperiment, not {.cls {class(object)[1]}}.",
+                   call = call)
+        }
+        if (!is.null(x_train)) .abort("Give either {.arg object} or {.arg x_train}, not both.", call = call)
+        if (!is.character(assay.type) || length(assay.type) != 1L ||
+            !assay.type %in% SummarizedExperiment::assayNames(object)) {
+            .abort(c("{.arg assay.type} must name an assay of {.arg object}.",
+                     i = "Assays: {.val {SummarizedExperiment::assayNames(object)}}."), call = call)
+        }
+        if (is.null(rownames(object))) rownames(object) <- paste0("gene", seq_len(nrow(object)))
+        if (is.null(colnames(object))) colnames(object) <- paste0("cell", seq_len(ncol(object)))
+        y <- .labels_from_object(object, labels, call)
+        x <- .as_numeric_matrix(SummarizedExperiment::assay(object, assay.type), "object", call)
+        if (assay.type == "counts") {
+            # As VAExprs: log-normalised counts (size factors from library sizes,
+            # or those already stored in the object).
+            if (any(x < 0)) .abort("The {.val counts} assay of {.arg object} has negative values.", call = call)
+            if (any(colSums(x) <= 0)) .abort("{.arg object} has cells with no counts at all; remove them first.", call = call)
+            x <- SummarizedExperiment::assay(scuttle::logNormCounts(object, assay.type = assay.type), "logcounts")
+            x <- .as_numeric_matrix(x, "object", call)
+            transform <- "logNormCounts"
+        }
+        cells_in_rows <- FALSE
+        split <- .split_cells(ncol(x), validation_split, call)
+        x_val <- NULL
+        y_val <- NULL
+        if (!is.null(split)) {
+            x_val <- x[, split$val, drop = FALSE]
+            x <- x[, split$train, drop = FALSE]
+            if (!is.null(y)) {
+                y_val <- y[split$val]
+                y <- y[split$train]
+            }
+        }
+        genes <- rownames(x)
+        x_train <- x
+        y_train <- y
+    } else {
+        if (is.null(x_train)) {
+            .abort("Give the training data as {.arg x_train} (cells x genes) or {.arg object}.", call = call)
+        }
+        x_train <- .as_numeric_matrix(x_train, "x_train", call)
+        y_train <- .as_labels(y_train, nrow(x_train), "y_train", call)
+        if (is.null(colnames(x_train))) colnames(x_train) <- paste0("gene", seq_len(ncol(x_train)))
+        if (is.null(rownames(x_train))) rownames(x_train) <- paste0("cell", seq_len(nrow(x_train)))
+        cells_in_rows <- TRUE
+        if (!is.null(x_val)) {
+            if (validation_split > 0) {
+                cli::cli_warn("{.arg validation_split} is ignored because {.arg x_val} is given.")
+            }
+            x_val <- .as_numeric_matrix(x_val, "x_val", call)
+            if (ncol(x_val) != ncol(x_train)) {
+                .abort("{.arg x_val} has {ncol(x_val)} genes (columns) but {.arg x_train} has {ncol(x_train)}.",
+                       call = call)
+            }
+            if (!is.null(y_train)) {
+                if (is.null(y_val)) .abort("{.arg y_val} is needed with {.arg x_val} for a conditional VAE.", call = call)
+                y_val <- .as_labels(y_val, nrow(x_val), "y_val", call)
+                unknown <- setdiff(levels(y_val), levels(y_train))
+                if (length(unknown)) .abort("{.arg y_val} has labels not in {.arg y_train}: {.val {unknown}}.", call = call)
+                y_val <- factor(y_val, levels = levels(y_train))
+            } else if (!is.null(y_val)) {
+                .abort("{.arg y_val} is given but {.arg y_train} is not.", call = call)
+            }
+        } else {
+            if (!is.null(y_val)) .abort("{.arg y_val} is given but {.arg x_val} is not.", call = call)
+            split <- .split_cells(nrow(x_train), validation_split, call)
+            if (!is.null(split)) {
+                x_val <- x_train[split$val, , drop = FALSE]
+                x_train <- x_train[split$train, , drop = FALSE]
+                if (!is.null(y_train)) {
+                    y_val <- y_train[split$val]
+                    y_train <- y_train[split$train]
+                }
+            }
+        }
+        genes <- colnames(x_train)
+    }
+    list(x_train = x_train, y_train = y_train, x_val = x_val, y_val = y_val,
+         cells_in_rows = cells_in_rows, genes = genes, transform = transform,
+         assay.type = if (is.null(object)) NULL else assay.type)
+}
+
+.labels_from_object <- function(object, labels, call) {
+    if (is.null(labels)) {
+        cd <- SummarizedExperiment::colData(object)
+        if (ncol(cd) > 0) {
+            cli::cli_inform(c(i = "Fitting a VAE without labels; for a conditional VAE pass {.arg labels}, e.g. {.code labels = \"{colnames(cd)[1]}\"}."))
+        }
+        return(NULL)
+    }
+    if (is.character(labels) && length(labels) == 1L && ncol(object) != 1L) {
+        cd <- SummarizedExperiment::colData(object)
+        if (!labels %in% colnames(cd)) {
+            .abort(c("{.arg labels} = {.val {labels}} is not a column of {.code colData(object)}.",
+                     i = "Columns: {.val {colnames(cd)}}."), call = call)
+        }
+        return(.as_labels(cd[[labels]], ncol(object), "labels", call))
+    }
+    .as_labels(labels, ncol(object), "labels", call)
+}
+
+# Random train/validation split of n cells (R's RNG), or NULL.
+.split_cells <- function(n, validation_split, call) {
+    if (validation_split <= 0) return(NULL)
+    n_train <- round(n * (1 - validation_split))
+    if (n_train < 1 || n_train >= n) {
+        .abort("{.arg validation_split} = {validation_split} leaves no training or no validation cells out of {n}.",
+               call = call)
+    }
+    idx <- sample.int(n)
+    list(train = sort(idx[seq_len(n_train)]), val = sort(idx[-seq_len(n_train)]))
+}

@@ -1,0 +1,191 @@
+//! R values ⇄ core types. Shape and type errors become core errors naming the argument.
+
+use extendr_api::prelude::*;
+use exprsgen_core::{DenseView, DenseWeights, Error, Layout, ModelParams, Scaling, TrainParams};
+
+pub type CoreResult<T> = std::result::Result<T, Error>;
+
+fn field(list: &Robj, name: &str) -> CoreResult<Robj> {
+    list.dollar(name).map_err(|_| Error::Internal(format!("missing field '{name}'")))
+}
+
+fn usize_of(x: &Robj, name: &'static str) -> CoreResult<usize> {
+    let v = x.as_real().or_else(|| x.as_integer().map(f64::from));
+    match v {
+        Some(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 => Ok(v as usize),
+        _ => Err(Error::InvalidParameter { field: name, rule: "must be a non-negative whole number".into() }),
+    }
+}
+
+fn usizes_of(x: &Robj, name: &'static str) -> CoreResult<Vec<usize>> {
+    let v: Vec<f64> = if let Some(s) = x.as_integer_slice() {
+        s.iter().map(|&i| i as f64).collect()
+    } else if let Some(s) = x.as_real_slice() {
+        s.to_vec()
+    } else if x.is_null() {
+        Vec::new()
+    } else {
+        return Err(Error::InvalidParameter { field: name, rule: "must be numeric".into() });
+    };
+    v.into_iter()
+        .map(|u| {
+            if u.is_finite() && u >= 0.0 && u.fract() == 0.0 {
+                Ok(u as usize)
+            } else {
+                Err(Error::InvalidParameter { field: name, rule: "must hold whole numbers".into() })
+            }
+        })
+        .collect()
+}
+
+fn strings_of(x: &Robj, name: &'static str) -> CoreResult<Vec<String>> {
+    if x.is_null() {
+        return Ok(Vec::new());
+    }
+    x.as_str_vector()
+        .map(|v| v.into_iter().map(String::from).collect())
+        .ok_or(Error::InvalidParameter { field: name, rule: "must be a character vector".into() })
+}
+
+/// `list(n_genes, n_classes, encoder_units, encoder_activation, latent_dim,
+/// decoder_units, decoder_activation)`.
+pub fn model_params(spec: &Robj) -> CoreResult<ModelParams> {
+    let layers = |units: &str, acts: &str, name: &'static str| -> CoreResult<Vec<(usize, String)>> {
+        let u = usizes_of(&field(spec, units)?, name)?;
+        let a = strings_of(&field(spec, acts)?, name)?;
+        if u.len() != a.len() {
+            return Err(Error::LengthMismatch { field: name, got: a.len(), expected: u.len() });
+        }
+        Ok(u.into_iter().zip(a).collect())
+    };
+    Ok(ModelParams {
+        n_genes: usize_of(&field(spec, "n_genes")?, "n_genes")?,
+        n_classes: usize_of(&field(spec, "n_classes")?, "n_classes")?,
+        encoder: layers("encoder_units", "encoder_activation", "encoder_layers")?,
+        latent_dim: usize_of(&field(spec, "latent_dim")?, "latent_dim")?,
+        decoder: layers("decoder_units", "decoder_activation", "decoder_layers")?,
+    })
+}
+
+/// `list(optimizer, learning_rate (NULL = default), regularization, batch_size, seed, threads)`.
+pub fn train_params(train: &Robj) -> CoreResult<TrainParams> {
+    let lr = field(train, "learning_rate")?;
+    let regularization = field(train, "regularization")?
+        .as_real()
+        .ok_or(Error::InvalidParameter { field: "regularization", rule: "must be a number".into() })?;
+    Ok(TrainParams {
+        optimizer: field(train, "optimizer")?
+            .as_str()
+            .ok_or(Error::InvalidParameter { field: "optimizer", rule: "must be a string".into() })?
+            .to_string(),
+        learning_rate: if lr.is_null() { None } else { lr.as_real() },
+        regularization,
+        batch_size: usize_of(&field(train, "batch_size")?, "batch_size")?,
+        seed: usize_of(&field(train, "seed")?, "seed")? as u64,
+        threads: usize_of(&field(train, "threads")?, "num.threads")?,
+    })
+}
+
+/// The `dim` attribute of `x`, if any.
+fn dims_of(x: &Robj) -> Option<Vec<usize>> {
+    let d = x.get_attrib("dim")?;
+    d.as_integer_slice().map(|s| s.iter().map(|&v| v.max(0) as usize).collect())
+}
+
+/// A numeric (double) R matrix viewed in place; `cells_in_rows` tells its orientation.
+pub fn dense_view<'a>(x: &'a Robj, cells_in_rows: bool, name: &'static str) -> CoreResult<DenseView<'a>> {
+    let values = x
+        .as_real_slice()
+        .ok_or(Error::InvalidParameter { field: name, rule: "must be a double matrix".into() })?;
+    let dims = dims_of(x).ok_or(Error::InvalidParameter { field: name, rule: "must be a matrix".into() })?;
+    if dims.len() != 2 {
+        return Err(Error::InvalidParameter { field: name, rule: "must be a two-dimensional matrix".into() });
+    }
+    let (n_cells, n_genes, layout) = if cells_in_rows {
+        (dims[0], dims[1], Layout::CellsInRows)
+    } else {
+        (dims[1], dims[0], Layout::CellsInColumns)
+    };
+    DenseView::new(values, n_cells, n_genes, layout).map_err(|_| Error::InvalidParameter { field: name, rule: "has inconsistent dimensions".into() })
+}
+
+pub fn scaling(min: &Robj, max: &Robj) -> CoreResult<Scaling> {
+    let v = |x: &Robj| {
+        x.as_real_vector()
+            .ok_or(Error::InvalidParameter { field: "minmax", rule: "must be numeric".into() })
+    };
+    Scaling::new(v(min)?, v(max)?)
+}
+
+/// 1-based integer label codes (or NULL) → 0-based codes.
+pub fn labels(x: &Robj, name: &'static str) -> CoreResult<Option<Vec<u32>>> {
+    if x.is_null() {
+        return Ok(None);
+    }
+    let codes = x
+        .as_integer_slice()
+        .ok_or(Error::InvalidParameter { field: name, rule: "must be integer codes".into() })?;
+    codes
+        .iter()
+        .map(|&c| if c >= 1 { Ok((c - 1) as u32) } else { Err(Error::LabelOutOfRange { field: name, n_classes: 0 }) })
+        .collect::<CoreResult<Vec<u32>>>()
+        .map(Some)
+}
+
+/// `list(name = list(kernel = <n_in x n_out matrix>, bias = <numeric>), ...)`.
+pub fn weights_from_r(w: &Robj) -> CoreResult<Vec<DenseWeights>> {
+    let list: List = w
+        .try_into()
+        .map_err(|_| Error::Weights("must be a list of layers".into()))?;
+    list.iter()
+        .map(|(name, layer)| {
+            let kernel = layer.dollar("kernel").map_err(|_| Error::Weights(format!("layer '{name}' has no kernel")))?;
+            let bias = layer.dollar("bias").map_err(|_| Error::Weights(format!("layer '{name}' has no bias")))?;
+            let k = kernel.as_real_slice().ok_or_else(|| Error::Weights(format!("kernel of '{name}' is not a double matrix")))?;
+            let dims = dims_of(&kernel).unwrap_or_default();
+            if dims.len() != 2 {
+                return Err(Error::Weights(format!("kernel of '{name}' is not a matrix")));
+            }
+            let (n_in, n_out) = (dims[0], dims[1]);
+            // R is column-major; the core wants row-major [n_in, n_out].
+            let mut row_major = vec![0.0f32; n_in * n_out];
+            for o in 0..n_out {
+                for i in 0..n_in {
+                    row_major[i * n_out + o] = k[o * n_in + i] as f32;
+                }
+            }
+            let b = bias.as_real_vector().ok_or_else(|| Error::Weights(format!("bias of '{name}' is not numeric")))?;
+            Ok(DenseWeights { name: name.to_string(), n_in, n_out, kernel: row_major, bias: b.into_iter().map(|v| v as f32).collect() })
+        })
+        .collect()
+}
+
+pub fn matrix(values: Vec<f64>, nrow: usize, ncol: usize) -> CoreResult<Robj> {
+    let mut r: Robj = values.into();
+    r.set_attrib("dim", [nrow as i32, ncol as i32])
+        .map_err(|e| Error::Internal(format!("{e}")))?;
+    Ok(r)
+}
+
+pub fn weights_to_r(w: &[DenseWeights]) -> CoreResult<Robj> {
+    let names: Vec<&str> = w.iter().map(|l| l.name.as_str()).collect();
+    let values = w
+        .iter()
+        .map(|l| {
+            let mut col_major = vec![0.0f64; l.n_in * l.n_out];
+            for i in 0..l.n_in {
+                for o in 0..l.n_out {
+                    col_major[o * l.n_in + i] = l.kernel[i * l.n_out + o] as f64;
+                }
+            }
+            let kernel = matrix(col_major, l.n_in, l.n_out)?;
+            let bias: Robj = l.bias.iter().map(|&v| v as f64).collect::<Vec<f64>>().into();
+            List::from_names_and_values(["kernel", "bias"], [kernel, bias])
+                .map(Robj::from)
+                .map_err(|e| Error::Internal(format!("{e}")))
+        })
+        .collect::<CoreResult<Vec<Robj>>>()?;
+    List::from_names_and_values(names, values)
+        .map(Robj::from)
+        .map_err(|e| Error::Internal(format!("{e}")))
+}
