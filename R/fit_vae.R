@@ -236,12 +236,12 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
             st <- .eg_trainer_epoch(trainer, prep$x_train, prep$cells_in_rows, y_train,
                                     prep$minmax, TRUE)
             hist[epoch, c("loss", "reconstruction", "kl")] <- st
+            done <- epoch
             if (has_val) {
                 sv <- .eg_trainer_epoch(trainer, prep$x_val, prep$cells_in_rows, y_val,
                                         prep$minmax, FALSE)
                 hist[epoch, c("val_loss", "val_reconstruction", "val_kl")] <- sv
             }
-            done <- epoch
             progress$update(epoch, hist[epoch, "loss"], hist[epoch, "val_loss"])
             if (!is.null(monitor)) {
                 value <- hist[epoch, monitor]
@@ -264,7 +264,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
         stop_reason <<- "interrupted"
     })
     seconds <- proc.time()[["elapsed"]] - start
-    progress$done(done, seconds, stop_reason)
+    progress$done(done, seconds, stop_reason, hist[max(done, 1L), ])
     if (done == 0L) {
         .abort("Training was interrupted before the first epoch completed; no model to return.",
                class = "exprsgen_error_interrupted", call = NULL)
@@ -288,7 +288,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
 .progress <- function(epochs, has_val, verbose, envir = parent.frame()) {
     fmt <- function(epoch, loss, val) {
         paste0("epoch ", epoch, "/", epochs, "  loss ", format(signif(loss, 5)),
-               if (has_val) paste0("  val_loss ", format(signif(val, 5))))
+               if (has_val && !is.na(val)) paste0("  val_loss ", format(signif(val, 5))))
     }
     if (!verbose) {
         return(list(update = function(...) NULL, done = function(...) NULL))
@@ -298,22 +298,19 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
         bar <- cli::cli_progress_bar("Training", total = epochs, clear = TRUE,
                                      format = "{cli::pb_bar} {cli::pb_status} | ETA {cli::pb_eta}",
                                      .envir = envir)
-        last <- ""
         list(update = function(epoch, loss, val) {
-            last <<- fmt(epoch, loss, val)
-            cli::cli_progress_update(id = bar, set = epoch, status = last, .envir = envir)
-        }, done = function(done, seconds, reason) {
+            cli::cli_progress_update(id = bar, set = epoch, status = fmt(epoch, loss, val),
+                                     .envir = envir)
+        }, done = function(done, seconds, reason, row) {
             cli::cli_progress_done(id = bar, .envir = envir)
-            .progress_summary(done, seconds, reason, last)
+            .progress_summary(done, seconds, reason, fmt(done, row[["loss"]], row[["val_loss"]]))
         })
     } else {
         every <- max(1L, epochs %/% 10L)
-        last <- ""
         list(update = function(epoch, loss, val) {
-            last <<- fmt(epoch, loss, val)
-            if (epoch == 1L || epoch %% every == 0L) cli::cli_text(last)
-        }, done = function(done, seconds, reason) {
-            .progress_summary(done, seconds, reason, last)
+            if (epoch == 1L || epoch %% every == 0L) cli::cli_text(fmt(epoch, loss, val))
+        }, done = function(done, seconds, reason, row) {
+            .progress_summary(done, seconds, reason, fmt(done, row[["loss"]], row[["val_loss"]]))
         })
     }
 }

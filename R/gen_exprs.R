@@ -126,3 +126,13 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE) 
 .mclust_sim <- function(model, n) {
     .in_mclust(function(m, n) sim(modelName = m$modelName, parameters = m$parameters, n = n))(model, n)
 }
+
+# Reconstruction of the training cells (latent means decoded with their own
+# labels), cells in rows, on the scale of the training data.
+.reconstruct <- function(fit) {
+    spec <- fit$model$spec
+    prep <- fit$preprocessing
+    codes <- if (spec$n_classes) as.integer(prep$y_train) else NULL
+    enc <- .eg_encode(spec, fit$model$weights, prep$x_train, prep$cells_in_rows, codes, prep$minmax)
+    .eg_decode(spec, fit$model$weights, enc$mean, codes, prep$minmax, cells_in_rows = TRUE)
+}

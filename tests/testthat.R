@@ -1,0 +1,4 @@
+library(testthat)
+library(exprsgen)
+
+test_check("exprsgen")

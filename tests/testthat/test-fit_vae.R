@@ -1,0 +1,161 @@
+test_that("training lowers the loss and records the history", {
+    fit <- quick_fit(x_train = sim$x, x_val = sim$x, epochs = 30,
+                     optimizer = optimizer_adam(learning_rate = 0.003))
+    h <- fit$history
+    expect_s3_class(fit, "exprsgen_fit")
+    expect_identical(h$epoch, 1:30)
+    expect_true(all(is.finite(h$loss)) && all(is.finite(h$val_loss)))
+    expect_lt(mean(tail(h$loss, 3)), mean(h$loss[1:3]) - 10)
+    # Reconstruction beats the best per-gene constant (BCE against each gene's mean),
+    # which a model that ignores the cells cannot do.
+    lo <- apply(sim$x, 2, min)
+    s <- sweep(sweep(sim$x, 2, lo), 2, apply(sim$x, 2, max) - lo, "/")
+    p <- matrix(colMeans(s), nrow(s), ncol(s), byrow = TRUE)
+    constant <- mean(rowSums(-(s * log(p) + (1 - s) * log(1 - p))))
+    # (The attainable gain here is about 7 nats per cell; an untrained decoder gains none.)
+    expect_lt(tail(h$reconstruction, 1), constant - 3)
+    # loss = reconstruction + regularization * KL (regularization = 1)
+    expect_equal(h$loss, h$reconstruction + h$kl, tolerance = 1e-5)
+})
+
+test_that("reconstruction of training cells beats a shuffled-gene baseline", {
+    fit <- quick_fit(x_train = sim$x, epochs = 40, optimizer = optimizer_adam(learning_rate = 0.003))
+    rec <- exprsgen:::.reconstruct(fit)
+    expect_identical(dim(rec), dim(sim$x))
+    err <- mean((rec - sim$x)^2)
+    set.seed(2)
+    shuffled <- sim$x[, sample(ncol(sim$x))]
+    baseline <- mean((shuffled - sim$x)^2)
+    expect_lt(err, 0.5 * baseline)
+})
+
+test_that("the same seed gives the same fit; another seed does not", {
+    a <- quick_fit(x_train = sim$x, seed = 7)
+    b <- quick_fit(x_train = sim$x, seed = 7)
+    c <- quick_fit(x_train = sim$x, seed = 8)
+    expect_identical(a$model$weights, b$model$weights)
+    expect_identical(a$history, b$history)
+    expect_false(identical(a$model$weights, c$model$weights))
+    # seed = NULL draws the seed from R's RNG: set.seed() governs the fit.
+    set.seed(3); d <- quick_fit(x_train = sim$x, seed = NULL)
+    set.seed(3); e <- quick_fit(x_train = sim$x, seed = NULL)
+    expect_identical(d$model$weights, e$model$weights)
+})
+
+test_that("matrix and SingleCellExperiment inputs give the same fit", {
+    sce <- SingleCellExperiment::SingleCellExperiment(
+        assays = list(logcounts = t(sim$x)),
+        colData = S4Vectors::DataFrame(type = sim$group))
+    from_matrix <- quick_fit(x_train = sim$x, y_train = sim$group)
+    from_sce <- quick_fit(object = sce, assay.type = "logcounts", labels = "type")
+    expect_identical(from_sce$model$weights, from_matrix$model$weights)
+    expect_identical(from_sce$history, from_matrix$history)
+    # labels as a vector are the same as a colData column
+    from_vector <- quick_fit(object = sce, assay.type = "logcounts", labels = sim$group)
+    expect_identical(from_vector$model$weights, from_matrix$model$weights)
+})
+
+test_that("a counts assay is log-normalised as scater::logNormCounts does", {
+    set.seed(4)
+    counts <- matrix(rpois(300 * 60, 3), 300, 60,
+                     dimnames = list(paste0("g", 1:300), paste0("c", 1:60)))
+    sce <- SingleCellExperiment::SingleCellExperiment(assays = list(counts = counts))
+    fit <- fit_vae(sce, encoder_layers = list(layer_input(300), layer_dense(16, "relu")),
+                   decoder_layers = list(layer_dense(16, "relu"), layer_dense(300, "sigmoid")),
+                   epochs = 2, batch_size = 16, seed = 1, verbose = FALSE)
+    expected <- SummarizedExperiment::assay(scuttle::logNormCounts(sce), "logcounts")
+    expect_equal(fit$preprocessing$x_train, as.matrix(expected))
+    expect_identical(fit$preprocessing$transform, "logNormCounts")
+    expect_identical(fit$preprocessing$genes, rownames(counts))
+})
+
+test_that("a conditional VAE generates each group with its own genes up-regulated", {
+    fit <- fit_vae(x_train = sim$x, y_train = sim$group,
+                   encoder_layers = enc_layers(64), decoder_layers = dec_layers(64),
+                   epochs = 60, batch_size = 16, seed = 1, verbose = FALSE,
+                   optimizer = optimizer_adam(learning_rate = 0.003))
+    expect_identical(fit$model$spec$classes, levels(sim$group))
+    set.seed(1)
+    gen <- gen_exprs(fit, num_samples = 90)
+    expect_identical(levels(gen$y_gen), levels(sim$group))
+    expect_identical(as.vector(table(gen$y_gen)), c(30L, 30L, 30L))
+    for (k in 1:3) {
+        block <- (sim$deg * (k - 1) + 1):(sim$deg * k)
+        cells <- gen$x_gen[gen$y_gen == paste0("group", k), , drop = FALSE]
+        others <- gen$x_gen[gen$y_gen != paste0("group", k), , drop = FALSE]
+        # group k's own block is high in its generated cells, not in the others
+        expect_gt(mean(cells[, block]) - mean(others[, block]), 8)
+        expect_gt(mean(cells[, block]) - mean(cells[, -seq_len(3 * sim$deg)]), 8)
+    }
+})
+
+test_that("validation cells are split off reproducibly and scaled with training parameters", {
+    set.seed(5)
+    fit <- quick_fit(x_train = sim$x, y_train = sim$group, validation_split = 0.25)
+    p <- fit$preprocessing
+    expect_identical(nrow(p$x_train) + nrow(p$x_val), nrow(sim$x))
+    expect_identical(nrow(p$x_val), 30L)
+    expect_length(p$y_val, 30L)
+    expect_true(all(is.finite(fit$history$val_loss)))
+    expect_identical(p$minmax$min, unname(apply(p$x_train, 2, min)))
+    set.seed(5)
+    again <- quick_fit(x_train = sim$x, y_train = sim$group, validation_split = 0.25)
+    expect_identical(again$preprocessing$x_val, p$x_val)
+})
+
+test_that("constant genes do not produce NaN", {
+    x <- sim$x
+    x[, 1:5] <- 3
+    fit <- quick_fit(x_train = x)
+    expect_true(all(is.finite(fit$history$loss)))
+    set.seed(1)
+    gen <- gen_exprs(fit, 20)
+    expect_true(all(is.finite(gen$x_gen)))
+    expect_true(all(gen$x_gen[, 1:5] == 3))
+})
+
+test_that("early stopping stops, reports why, and restores the best weights", {
+    cb <- callback_early_stopping(monitor = "loss", min_delta = 1e6, patience = 2,
+                                  restore_best_weights = TRUE)
+    fit <- quick_fit(x_train = sim$x, epochs = 20, callbacks = cb)
+    # no improvement can exceed min_delta: stop after 1 + patience epochs
+    expect_identical(fit$params$stop_reason, "early_stopping")
+    expect_identical(nrow(fit$history), 3L)
+    expect_identical(fit$params$best_epoch, 1L)
+    # the restored weights are those after epoch 1, not after epoch 3
+    one <- quick_fit(x_train = sim$x, epochs = 1)
+    three <- quick_fit(x_train = sim$x, epochs = 3)
+    expect_identical(fit$model$weights, one$model$weights)
+    expect_false(identical(fit$model$weights, three$model$weights))
+    # val_loss without validation data falls back to loss, with a warning
+    expect_warning(quick_fit(x_train = sim$x, epochs = 2,
+                             callbacks = list(callback_early_stopping(patience = 1))),
+                   "no validation cells")
+})
+
+test_that("all optimizers and activations train", {
+    for (opt in c("adam", "sgd", "rmsprop", "adagrad")) {
+        fit <- quick_fit(x_train = sim$x, optimizer = opt, epochs = 2)
+        expect_true(all(is.finite(fit$history$loss)), info = opt)
+    }
+    for (act in c("relu", "sigmoid", "tanh", "elu", "softplus", "linear")) {
+        fit <- fit_vae(x_train = sim$x,
+                       encoder_layers = list(layer_input(n_genes), layer_dense(8, act)),
+                       decoder_layers = list(layer_dense(8, act), layer_dense(n_genes, "sigmoid")),
+                       epochs = 2, batch_size = 32, seed = 1, verbose = FALSE)
+        expect_true(all(is.finite(fit$history$loss)), info = act)
+    }
+})
+
+test_that("progress is reported unless verbose = FALSE", {
+    expect_message(fit_vae(x_train = sim$x, encoder_layers = enc_layers(),
+                           decoder_layers = dec_layers(), epochs = 2, batch_size = 32),
+                   "Trained 2 epochs")
+    expect_silent(quick_fit(x_train = sim$x, epochs = 2))
+})
+
+test_that("default layers are used when both encoder and decoder are omitted", {
+    fit <- fit_vae(x_train = sim$x, epochs = 1, batch_size = 32, verbose = FALSE)
+    expect_identical(fit$model$spec$encoder_units, 256L)
+    expect_identical(fit$model$spec$decoder_units, c(256L, n_genes))
+})
