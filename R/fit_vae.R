@@ -54,7 +54,10 @@
 #'   generator, so that `set.seed()` makes the fit reproducible. It fixes the
 #'   initial weights, the minibatch order and the sampling noise: the same
 #'   seed and data give the same fit.
-#' @param num.threads Integer scalar: threads used by the Rust core.
+#' @param num.threads Integer scalar: threads of the Rust core's thread pool
+#'   (at most the number of cores). In this version they share element-wise
+#'   work only (matrix products run on one thread), and on small models one
+#'   thread is fastest, hence the default. Results do not depend on it.
 #' @param verbose Logical scalar: report progress and per-epoch losses.
 #'
 #' @return A list of class `exprsgen_fit`, made only of plain R data (it
@@ -98,7 +101,8 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     regularization <- .check_number(regularization, "regularization", min = 0)
     validation_split <- .check_number(validation_split, "validation_split", min = 0, max = 1,
                                       max_open = TRUE)
-    num.threads <- .check_count(num.threads, "num.threads")
+    num.threads <- min(.check_count(num.threads, "num.threads"),
+                       max(1L, parallel::detectCores(), na.rm = TRUE))
     verbose <- .check_flag(verbose, "verbose")
     .check_flag(use_generator, "use_generator")
     optimizer <- .as_optimizer(optimizer)
@@ -330,7 +334,9 @@ print.exprsgen_fit <- function(x, ...) {
     n_cells <- if (x$preprocessing$cells_in_rows) nrow(x$preprocessing$x_train) else
         ncol(x$preprocessing$x_train)
     cat("  trained on ", n_cells, " cells for ", x$params$epochs_run, " epoch",
-        if (x$params$epochs_run != 1) "s", " (", x$params$stop_reason, ")\n", sep = "")
+        if (x$params$epochs_run != 1) "s", " (", x$params$stop_reason, ") in ",
+        format(round(x$params$seconds, 1), nsmall = 1), " s, ",
+        format(signif(x$params$seconds / x$params$epochs_run, 3)), " s/epoch\n", sep = "")
     h <- x$history[nrow(x$history), ]
     cat("  final loss ", format(signif(h$loss, 5)),
         if (!is.na(h$val_loss)) paste0(", val_loss ", format(signif(h$val_loss, 5))), "\n", sep = "")

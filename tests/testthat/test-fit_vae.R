@@ -36,6 +36,9 @@ test_that("the same seed gives the same fit; another seed does not", {
     expect_identical(a$model$weights, b$model$weights)
     expect_identical(a$history, b$history)
     expect_false(identical(a$model$weights, c$model$weights))
+    # the thread count does not change the result
+    two <- quick_fit(x_train = sim$x, seed = 7, num.threads = 2)
+    expect_identical(two$model$weights, a$model$weights)
     # seed = NULL draws the seed from R's RNG: set.seed() governs the fit.
     set.seed(3); d <- quick_fit(x_train = sim$x, seed = NULL)
     set.seed(3); e <- quick_fit(x_train = sim$x, seed = NULL)

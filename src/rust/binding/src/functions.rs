@@ -9,13 +9,21 @@ use exprsgen_core::{decode, encode, Error, Trainer};
 
 use crate::convert::*;
 
-static QUIET_PANICS: Once = Once::new();
+static INIT: Once = Once::new();
 
 /// Run `f`; turn an error or a panic into an `exprsgen_core_error` string.
 fn guard(f: impl FnOnce() -> CoreResult<Robj>) -> Robj {
-    // Panics are caught below and reported once, as an R error; the default hook
-    // would also print a "thread panicked" line and a backtrace.
-    QUIET_PANICS.call_once(|| std::panic::set_hook(Box::new(|_| {})));
+    INIT.call_once(|| {
+        // Panics are caught below and reported once, as an R error; the default hook
+        // would also print a "thread panicked" line and a backtrace.
+        std::panic::set_hook(Box::new(|_| {}));
+        // matrixmultiply sizes its GEMM thread pool once per process from this variable
+        // (default: all physical cores), which would ignore `num.threads`; matrix
+        // products run on one thread unless the user asked otherwise.
+        if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+            std::env::set_var("MATMUL_NUM_THREADS", "1");
+        }
+    });
     let out = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(value)) => return value,
         Ok(Err(e)) => e.to_string(),
