@@ -122,9 +122,9 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE) 
     environment(f) <- asNamespace("mclust")
     f
 }
-.mclust_fit <- function(data) .in_mclust(function(data) Mclust(data, verbose = FALSE))(data)
+.mclust_fit <- function(data) .in_mclust(function(data) mclust::Mclust(data, verbose = FALSE))(data)
 .mclust_sim <- function(model, n) {
-    .in_mclust(function(m, n) sim(modelName = m$modelName, parameters = m$parameters, n = n))(model, n)
+    .in_mclust(function(m, n) mclust::sim(modelName = m$modelName, parameters = m$parameters, n = n))(model, n)
 }
 
 # Reconstruction of the training cells (latent means decoded with their own

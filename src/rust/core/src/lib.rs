@@ -4,6 +4,7 @@
 //! over per-gene min-max-scaled expression; trained with burn on minibatches that
 //! this crate gathers itself from a borrowed dense matrix.
 
+pub mod counts;
 pub mod data;
 pub mod error;
 pub mod generate;
