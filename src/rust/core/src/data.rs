@@ -1,8 +1,10 @@
-//! Borrowed expression matrices, per-gene min-max scaling and minibatch gathering.
+//! Borrowed expression matrices, their transforms and minibatch gathering.
 //!
-//! R hands over its own memory. A genes × cells matrix (Bioconductor) stores each
-//! cell contiguously; a cells × genes matrix (VAExprs's `x_train`) stores each gene
-//! contiguously. Neither is copied or transposed: a minibatch is gathered from it.
+//! R hands over its own memory. A dense genes × cells matrix (Bioconductor) stores
+//! each cell contiguously; a dense cells × genes matrix (VAExprs's `x_train`) stores
+//! each gene contiguously; a sparse genes × cells dgCMatrix stores each cell as one
+//! slice of its CSC slots. None is copied, densified or transposed: a minibatch is
+//! gathered from it.
 
 use crate::error::{Error, Result};
 
@@ -62,6 +64,91 @@ impl<'a> DenseView<'a> {
     }
 }
 
+/// A sparse genes × cells matrix in CSC form (R's dgCMatrix slots `p`, `i`, `x`):
+/// cell `c` is `i[p[c]..p[c+1]]`, `x[p[c]..p[c+1]]`.
+#[derive(Debug, Clone, Copy)]
+pub struct CscView<'a> {
+    p: &'a [i32],
+    i: &'a [i32],
+    x: &'a [f64],
+    n_genes: usize,
+}
+
+impl<'a> CscView<'a> {
+    /// Checks the slots' consistency so that gathering can never index out of range.
+    pub fn new(p: &'a [i32], i: &'a [i32], x: &'a [f64], n_genes: usize) -> Result<Self> {
+        let bad = |rule: &str| Error::invalid("x", format!("is not a valid sparse matrix: {rule}"));
+        if p.is_empty() || p[0] != 0 {
+            return Err(bad("column pointers must start at 0"));
+        }
+        if i.len() != x.len() || p[p.len() - 1] as usize != x.len() {
+            return Err(bad("slot lengths disagree"));
+        }
+        if p.windows(2).any(|w| w[1] < w[0]) {
+            return Err(bad("column pointers decrease"));
+        }
+        if i.iter().any(|&g| g < 0 || g as usize >= n_genes) {
+            return Err(bad("row index out of range"));
+        }
+        Ok(CscView { p, i, x, n_genes })
+    }
+}
+
+/// Cells of an expression matrix, dense or sparse.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    Dense(DenseView<'a>),
+    Sparse(CscView<'a>),
+}
+
+impl<'a> From<DenseView<'a>> for Source<'a> {
+    fn from(v: DenseView<'a>) -> Self {
+        Source::Dense(v)
+    }
+}
+
+impl<'a> From<CscView<'a>> for Source<'a> {
+    fn from(v: CscView<'a>) -> Self {
+        Source::Sparse(v)
+    }
+}
+
+impl<'a> Source<'a> {
+    pub fn n_cells(&self) -> usize {
+        match self {
+            Source::Dense(d) => d.n_cells,
+            Source::Sparse(s) => s.p.len() - 1,
+        }
+    }
+
+    pub fn n_genes(&self) -> usize {
+        match self {
+            Source::Dense(d) => d.n_genes,
+            Source::Sparse(s) => s.n_genes,
+        }
+    }
+
+    /// Visit the stored values of cell `c` (all genes when dense, the non-zeros when
+    /// sparse), in gene order.
+    #[inline]
+    pub fn for_cell(&self, c: usize, mut f: impl FnMut(usize, f64)) {
+        match self {
+            Source::Dense(d) => d.for_cell(c, f),
+            Source::Sparse(s) => {
+                let (a, b) = (s.p[c] as usize, s.p[c + 1] as usize);
+                for k in a..b {
+                    f(s.i[k] as usize, s.x[k]);
+                }
+            }
+        }
+    }
+
+    /// Whether genes absent from `for_cell` are zeros (sparse storage).
+    pub fn is_sparse(&self) -> bool {
+        matches!(self, Source::Sparse(_))
+    }
+}
+
 /// Per-gene min-max scaling fitted on training cells: `(x - min) / (max - min)`,
 /// with constant genes mapped to 0 instead of NaN.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,15 +174,19 @@ impl Scaling {
         Ok(Scaling { min, max, inv_range })
     }
 
-    /// Fit on every cell of `view`; fails on a non-finite value.
-    pub fn fit(view: &DenseView) -> Result<Self> {
-        let g = view.n_genes();
+    /// Fit on every cell of `source` (implicit zeros of a sparse matrix included);
+    /// fails on a non-finite value.
+    pub fn fit<'a>(source: impl Into<Source<'a>>) -> Result<Self> {
+        let source = source.into();
+        let g = source.n_genes();
         let mut min = vec![f64::INFINITY; g];
         let mut max = vec![f64::NEG_INFINITY; g];
+        let mut stored = vec![0usize; g];
         let mut finite = true;
-        for c in 0..view.n_cells() {
-            view.for_cell(c, |j, v| {
+        for c in 0..source.n_cells() {
+            source.for_cell(c, |j, v| {
                 finite &= v.is_finite();
+                stored[j] += 1;
                 if v < min[j] {
                     min[j] = v;
                 }
@@ -107,8 +198,14 @@ impl Scaling {
         if !finite {
             return Err(Error::NonFinite { field: "x" });
         }
-        if view.n_cells() == 0 {
+        if source.n_cells() == 0 {
             return Err(Error::invalid("x", "has no cells"));
+        }
+        for j in 0..g {
+            if stored[j] < source.n_cells() {
+                min[j] = min[j].min(0.0);
+                max[j] = max[j].max(0.0);
+            }
         }
         Scaling::new(min, max)
     }
@@ -131,24 +228,56 @@ impl Scaling {
     }
 }
 
-/// Cells with optional class labels (0-based codes) and the scaling to apply.
+/// What the model reads from a cell.
+#[derive(Debug, Clone, Copy)]
+pub enum Transform<'a> {
+    /// Min-max-scaled values; the target is the scaled input itself (bce, mse).
+    MinMax(&'a Scaling),
+    /// Raw counts: the encoder reads `log1p(count * target_sum / library size)`,
+    /// the target is the counts and the library size is kept (poisson, nb, zinb).
+    Counts { target_sum: f64 },
+}
+
+/// A gathered minibatch, row-major.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub n: usize,
+    /// `[n, genes + classes]`: transformed genes, then the one-hot condition.
+    pub input: Vec<f32>,
+    /// `[n, genes]` counts (count transform only).
+    pub counts: Vec<f32>,
+    /// `[n]` natural log of each cell's library size (count transform only).
+    pub log_library: Vec<f32>,
+    /// `[n, classes]` one-hot condition.
+    pub condition: Vec<f32>,
+}
+
+/// Cells with optional class labels (0-based codes) and the transform to apply.
 #[derive(Debug, Clone, Copy)]
 pub struct Dataset<'a> {
-    pub view: DenseView<'a>,
-    pub scaling: &'a Scaling,
+    pub source: Source<'a>,
+    pub transform: Transform<'a>,
     pub labels: Option<&'a [u32]>,
     pub n_classes: usize,
 }
 
 impl<'a> Dataset<'a> {
-    pub fn new(view: DenseView<'a>, scaling: &'a Scaling, labels: Option<&'a [u32]>, n_classes: usize) -> Result<Self> {
-        if scaling.n_genes() != view.n_genes() {
-            return Err(Error::LengthMismatch { field: "minmax", got: scaling.n_genes(), expected: view.n_genes() });
+    pub fn new(
+        source: impl Into<Source<'a>>,
+        transform: Transform<'a>,
+        labels: Option<&'a [u32]>,
+        n_classes: usize,
+    ) -> Result<Self> {
+        let source = source.into();
+        if let Transform::MinMax(scaling) = transform {
+            if scaling.n_genes() != source.n_genes() {
+                return Err(Error::LengthMismatch { field: "minmax", got: scaling.n_genes(), expected: source.n_genes() });
+            }
         }
         match labels {
             Some(l) => {
-                if l.len() != view.n_cells() {
-                    return Err(Error::LengthMismatch { field: "labels", got: l.len(), expected: view.n_cells() });
+                if l.len() != source.n_cells() {
+                    return Err(Error::LengthMismatch { field: "labels", got: l.len(), expected: source.n_cells() });
                 }
                 if l.iter().any(|&k| k as usize >= n_classes) {
                     return Err(Error::LabelOutOfRange { field: "labels", n_classes });
@@ -157,41 +286,94 @@ impl<'a> Dataset<'a> {
             None if n_classes > 0 => return Err(Error::invalid("labels", "are needed by a conditional model")),
             None => {}
         }
-        Ok(Dataset { view, scaling, labels, n_classes })
+        Ok(Dataset { source, transform, labels, n_classes })
     }
 
     pub fn n_cells(&self) -> usize {
-        self.view.n_cells()
+        self.source.n_cells()
     }
 
-    /// Width of one gathered row: scaled genes followed by the one-hot condition.
+    pub fn n_genes(&self) -> usize {
+        self.source.n_genes()
+    }
+
+    /// Width of one input row: genes followed by the one-hot condition.
     pub fn width(&self) -> usize {
-        self.view.n_genes() + self.n_classes
+        self.source.n_genes() + self.n_classes
     }
 
-    /// Write the rows of `cells` into `out` (row-major, `cells.len() × width()`).
-    /// Fails on a non-finite value, so NA never reaches the model.
-    pub fn gather(&self, cells: &[usize], out: &mut Vec<f32>) -> Result<()> {
-        let w = self.width();
-        let g = self.view.n_genes();
-        out.clear();
-        out.resize(cells.len() * w, 0.0);
-        let mut finite = true;
-        for (r, &c) in cells.iter().enumerate() {
-            let row = &mut out[r * w..(r + 1) * w];
-            self.view.for_cell(c, |j, v| {
-                finite &= v.is_finite();
-                row[j] = self.scaling.apply(j, v);
-            });
-            if let Some(l) = self.labels {
-                row[g + l[c] as usize] = 1.0;
+    /// Gather the rows of `cells` into `batch`. Fails on a non-finite value, and for
+    /// counts on a negative or fractional value or a cell without counts, so such
+    /// data never reach the model.
+    pub fn gather(&self, cells: &[usize], batch: &mut Batch) -> Result<()> {
+        let (w, g, n) = (self.width(), self.n_genes(), cells.len());
+        batch.n = n;
+        batch.input.clear();
+        batch.input.resize(n * w, 0.0);
+        batch.condition = self.conditions(cells);
+        match self.transform {
+            Transform::MinMax(scaling) => {
+                batch.counts.clear();
+                batch.log_library.clear();
+                let zero: Vec<f32> = if self.source.is_sparse() { (0..g).map(|j| scaling.apply(j, 0.0)).collect() } else { Vec::new() };
+                let mut finite = true;
+                for (r, &c) in cells.iter().enumerate() {
+                    let row = &mut batch.input[r * w..(r + 1) * w];
+                    if !zero.is_empty() {
+                        row[..g].copy_from_slice(&zero);
+                    }
+                    self.source.for_cell(c, |j, v| {
+                        finite &= v.is_finite();
+                        row[j] = scaling.apply(j, v);
+                    });
+                }
+                if !finite {
+                    return Err(Error::NonFinite { field: "x" });
+                }
+            }
+            Transform::Counts { target_sum } => {
+                batch.counts.clear();
+                batch.counts.resize(n * g, 0.0);
+                batch.log_library.clear();
+                let mut bad = None;
+                for (r, &c) in cells.iter().enumerate() {
+                    let counts = &mut batch.counts[r * g..(r + 1) * g];
+                    let mut total = 0.0f64;
+                    self.source.for_cell(c, |j, v| {
+                        if !(v.is_finite() && v >= 0.0 && v.fract() == 0.0) {
+                            bad = Some(v);
+                        }
+                        counts[j] = v as f32;
+                        total += v;
+                    });
+                    if bad.is_some() {
+                        break;
+                    }
+                    if total <= 0.0 {
+                        return Err(Error::invalid("x", "has a cell without any counts"));
+                    }
+                    let scale = (target_sum / total) as f32;
+                    let row = &mut batch.input[r * w..(r + 1) * w];
+                    for (o, &x) in row[..g].iter_mut().zip(counts.iter()) {
+                        *o = (x * scale).ln_1p();
+                    }
+                    batch.log_library.push(total.ln() as f32);
+                }
+                if let Some(v) = bad {
+                    return Err(if v.is_finite() {
+                        Error::invalid("x", format!("must hold non-negative whole counts for a count likelihood (found {v})"))
+                    } else {
+                        Error::NonFinite { field: "x" }
+                    });
+                }
             }
         }
-        if finite {
-            Ok(())
-        } else {
-            Err(Error::NonFinite { field: "x" })
+        if self.n_classes > 0 {
+            for r in 0..n {
+                batch.input[r * w + g..(r + 1) * w].copy_from_slice(&batch.condition[r * self.n_classes..(r + 1) * self.n_classes]);
+            }
         }
+        Ok(())
     }
 
     /// The one-hot condition rows of `cells` (`cells.len() × n_classes`).
@@ -223,28 +405,29 @@ mod tests {
     fn layouts_agree_and_constant_genes_scale_to_zero() {
         let a = DenseView::new(&CELLS_IN_ROWS, 3, 2, Layout::CellsInRows).unwrap();
         let b = DenseView::new(&CELLS_IN_COLS, 3, 2, Layout::CellsInColumns).unwrap();
-        let sa = Scaling::fit(&a).unwrap();
-        assert_eq!(sa, Scaling::fit(&b).unwrap());
+        let sa = Scaling::fit(a).unwrap();
+        assert_eq!(sa, Scaling::fit(b).unwrap());
         assert_eq!(sa.min, vec![1.0, 5.0]);
         assert_eq!(sa.max, vec![3.0, 5.0]);
-        let (da, db) = (Dataset::new(a, &sa, None, 0).unwrap(), Dataset::new(b, &sa, None, 0).unwrap());
-        let (mut oa, mut ob) = (Vec::new(), Vec::new());
+        let t = Transform::MinMax(&sa);
+        let (da, db) = (Dataset::new(a, t, None, 0).unwrap(), Dataset::new(b, t, None, 0).unwrap());
+        let (mut oa, mut ob) = (Batch::default(), Batch::default());
         da.gather(&[2, 0, 1], &mut oa).unwrap();
         db.gather(&[2, 0, 1], &mut ob).unwrap();
-        assert_eq!(oa, ob);
-        assert_eq!(oa, vec![1.0, 0.0, 0.0, 0.0, 0.5, 0.0]);
+        assert_eq!(oa.input, ob.input);
+        assert_eq!(oa.input, vec![1.0, 0.0, 0.0, 0.0, 0.5, 0.0]);
         assert!((sa.invert(0, 0.5) - 2.0).abs() < 1e-12);
     }
 
     #[test]
     fn gather_appends_one_hot_labels() {
         let a = DenseView::new(&CELLS_IN_ROWS, 3, 2, Layout::CellsInRows).unwrap();
-        let s = Scaling::fit(&a).unwrap();
+        let s = Scaling::fit(a).unwrap();
         let labels = [1u32, 0, 1];
-        let d = Dataset::new(a, &s, Some(&labels), 2).unwrap();
-        let mut out = Vec::new();
+        let d = Dataset::new(a, Transform::MinMax(&s), Some(&labels), 2).unwrap();
+        let mut out = Batch::default();
         d.gather(&[0, 1], &mut out).unwrap();
-        assert_eq!(out, vec![0.0, 0.0, 0.0, 1.0, 0.5, 0.0, 1.0, 0.0]);
+        assert_eq!(out.input, vec![0.0, 0.0, 0.0, 1.0, 0.5, 0.0, 1.0, 0.0]);
         assert_eq!(d.conditions(&[1, 2]), vec![1.0, 0.0, 0.0, 1.0]);
     }
 
@@ -253,15 +436,63 @@ mod tests {
         let mut v = CELLS_IN_ROWS;
         v[1] = f64::NAN;
         let a = DenseView::new(&v, 3, 2, Layout::CellsInRows).unwrap();
-        assert_eq!(Scaling::fit(&a), Err(Error::NonFinite { field: "x" }));
+        assert_eq!(Scaling::fit(a), Err(Error::NonFinite { field: "x" }));
         let s = Scaling::new(vec![0.0, 0.0], vec![1.0, 1.0]).unwrap();
-        let d = Dataset::new(a, &s, None, 0).unwrap();
-        assert!(d.gather(&[1], &mut Vec::new()).is_err());
-        assert!(d.gather(&[0], &mut Vec::new()).is_ok());
+        let d = Dataset::new(a, Transform::MinMax(&s), None, 0).unwrap();
+        assert!(d.gather(&[1], &mut Batch::default()).is_err());
+        assert!(d.gather(&[0], &mut Batch::default()).is_ok());
         let ok = DenseView::new(&CELLS_IN_ROWS, 3, 2, Layout::CellsInRows).unwrap();
-        assert!(Dataset::new(ok, &s, Some(&[0, 1, 2]), 2).is_err());
-        assert!(Dataset::new(ok, &s, Some(&[0, 1]), 2).is_err());
-        assert!(Dataset::new(ok, &s, None, 2).is_err());
+        let t = Transform::MinMax(&s);
+        assert!(Dataset::new(ok, t, Some(&[0, 1, 2]), 2).is_err());
+        assert!(Dataset::new(ok, t, Some(&[0, 1]), 2).is_err());
+        assert!(Dataset::new(ok, t, None, 2).is_err());
         assert!(DenseView::new(&CELLS_IN_ROWS, 2, 2, Layout::CellsInRows).is_err());
+    }
+
+    // The 2 x 3 genes x cells matrix [[0, 2, 0], [5, 0, 1]] as CSC and dense.
+    const P: [i32; 4] = [0, 1, 2, 3];
+    const I: [i32; 3] = [1, 0, 1];
+    const X: [f64; 3] = [5.0, 2.0, 1.0];
+    const DENSE: [f64; 6] = [0.0, 5.0, 2.0, 0.0, 0.0, 1.0];
+
+    #[test]
+    fn sparse_gathers_like_dense() {
+        let sp = CscView::new(&P, &I, &X, 2).unwrap();
+        let de = DenseView::new(&DENSE, 3, 2, Layout::CellsInColumns).unwrap();
+        let (ss, sd) = (Scaling::fit(sp).unwrap(), Scaling::fit(de).unwrap());
+        assert_eq!(ss, sd);
+        let labels = [0u32, 1, 1];
+        for t in [Transform::MinMax(&ss), Transform::Counts { target_sum: 10.0 }] {
+            let a = Dataset::new(sp, t, Some(&labels), 2).unwrap();
+            let b = Dataset::new(de, t, Some(&labels), 2).unwrap();
+            let (mut ba, mut bb) = (Batch::default(), Batch::default());
+            a.gather(&[2, 0, 1], &mut ba).unwrap();
+            b.gather(&[2, 0, 1], &mut bb).unwrap();
+            assert_eq!(ba.input, bb.input);
+            assert_eq!(ba.counts, bb.counts);
+            assert_eq!(ba.log_library, bb.log_library);
+        }
+        let d = Dataset::new(sp, Transform::Counts { target_sum: 10.0 }, None, 0).unwrap();
+        let mut b = Batch::default();
+        d.gather(&[1], &mut b).unwrap();
+        assert_eq!(b.counts, vec![2.0, 0.0]);
+        assert_eq!(b.input, vec![(2.0f32 * 10.0 / 2.0).ln_1p(), 0.0]);
+        assert_eq!(b.log_library, vec![2f32.ln()]);
+    }
+
+    #[test]
+    fn counts_must_be_whole_and_cells_non_empty() {
+        let x = [0.5, 2.0, 1.0];
+        let sp = CscView::new(&P, &I, &x, 2).unwrap();
+        let d = Dataset::new(sp, Transform::Counts { target_sum: 1e4 }, None, 0).unwrap();
+        assert!(d.gather(&[0], &mut Batch::default()).unwrap_err().to_string().contains("whole counts"));
+        assert!(d.gather(&[1, 2], &mut Batch::default()).is_ok());
+        let empty = CscView::new(&[0, 0, 1], &[0], &[3.0], 2).unwrap();
+        let d = Dataset::new(empty, Transform::Counts { target_sum: 1e4 }, None, 0).unwrap();
+        assert!(d.gather(&[0], &mut Batch::default()).is_err());
+        // malformed slots are refused up front
+        assert!(CscView::new(&[0, 2], &[0, 5], &[1.0, 1.0], 2).is_err());
+        assert!(CscView::new(&[1, 2], &[0], &[1.0], 2).is_err());
+        assert!(CscView::new(&[0, 2, 1], &[0, 1], &[1.0, 1.0], 2).is_err());
     }
 }

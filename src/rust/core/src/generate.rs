@@ -2,7 +2,12 @@
 
 use burn::tensor::{Tensor, TensorData};
 
-use crate::data::{one_hot, Dataset, Scaling};
+use burn::tensor::activation;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::counts;
+use crate::data::{one_hot, Batch, Dataset, Scaling};
 use crate::error::{Error, Result};
 use crate::model::{Cpu, Vae};
 use crate::spec::ModelSpec;
@@ -25,10 +30,10 @@ pub fn encode(spec: &ModelSpec, weights: &[DenseWeights], data: &Dataset) -> Res
     let cells: Vec<usize> = (0..data.n_cells()).collect();
     let mut means = Vec::with_capacity(cells.len() * spec.latent_dim);
     let mut log_vars = Vec::with_capacity(cells.len() * spec.latent_dim);
-    let mut rows = Vec::new();
+    let mut batch = Batch::default();
     for chunk in cells.chunks(CHUNK) {
-        data.gather(chunk, &mut rows)?;
-        let x = Tensor::<Cpu, 2>::from_data(TensorData::new(rows.clone(), [chunk.len(), spec.input_dim()]), &device);
+        data.gather(chunk, &mut batch)?;
+        let x = Tensor::<Cpu, 2>::from_data(TensorData::new(batch.input.clone(), [chunk.len(), spec.input_dim()]), &device);
         let (mean, log_var) = model.encode(x);
         means.extend(to_vec(mean)?);
         log_vars.extend(to_vec(log_var)?);
@@ -36,17 +41,7 @@ pub fn encode(spec: &ModelSpec, weights: &[DenseWeights], data: &Dataset) -> Res
     Ok((means, log_vars))
 }
 
-/// Decode latent codes `z` (row-major `[n, latent]`) with condition codes `labels`
-/// (0-based, for a CVAE) and undo the scaling. Returns the values of gene `g` of
-/// sample `i` at `i * genes + g` (`cells_in_rows = false`) or `g * n + i` (`true`).
-pub fn decode(
-    spec: &ModelSpec,
-    weights: &[DenseWeights],
-    z: &[f32],
-    labels: Option<&[u32]>,
-    scaling: &Scaling,
-    cells_in_rows: bool,
-) -> Result<Vec<f64>> {
+fn check_codes(spec: &ModelSpec, z: &[f32], labels: Option<&[u32]>) -> Result<usize> {
     let l = spec.latent_dim;
     if z.len() % l != 0 {
         return Err(Error::LengthMismatch { field: "z", got: z.len(), expected: (z.len() / l + 1) * l });
@@ -64,6 +59,102 @@ pub fn decode(
         None if k > 0 => return Err(Error::invalid("labels", "are needed by a conditional model")),
         _ => {}
     }
+    Ok(n)
+}
+
+/// Integer counts as a sparse genes × samples matrix in CSC form (R's dgCMatrix slots).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SparseCounts {
+    pub p: Vec<i32>,
+    pub i: Vec<i32>,
+    pub x: Vec<f64>,
+}
+
+/// Decode latent codes of a count model and draw integer counts from the fitted
+/// distribution (Poisson, NB or ZINB) with mean `library size × softmax(output)`.
+/// `log_library[s]` is the natural log of sample `s`'s library size; `seed` fixes the
+/// draws.
+pub fn decode_counts(
+    spec: &ModelSpec,
+    weights: &[DenseWeights],
+    z: &[f32],
+    labels: Option<&[u32]>,
+    log_library: &[f64],
+    seed: u64,
+) -> Result<SparseCounts> {
+    if !spec.likelihood.is_count() {
+        return Err(Error::invalid("likelihood", "is not a count likelihood"));
+    }
+    let n = check_codes(spec, z, labels)?;
+    if log_library.len() != n {
+        return Err(Error::LengthMismatch { field: "library sizes", got: log_library.len(), expected: n });
+    }
+    if log_library.iter().any(|v| !v.is_finite()) {
+        return Err(Error::invalid("library sizes", "must be positive and finite"));
+    }
+    let (l, k, g) = (spec.latent_dim, spec.n_classes, spec.n_genes);
+    let device = Default::default();
+    let model = Vae::<Cpu>::from_weights(spec, weights, &device)?;
+    let theta: Option<Vec<f64>> = model
+        .log_theta()
+        .map(|t| to_vec1(t).map(|v| v.into_iter().map(|x| (x as f64).exp()).collect()))
+        .transpose()?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out = SparseCounts { p: vec![0], ..Default::default() };
+    for start in (0..n).step_by(CHUNK) {
+        let m = CHUNK.min(n - start);
+        let zt = Tensor::<Cpu, 2>::from_data(TensorData::new(z[start * l..(start + m) * l].to_vec(), [m, l]), &device);
+        let cond = labels.map(|lab| {
+            let c = one_hot(lab[start..start + m].iter().copied(), m, k);
+            Tensor::<Cpu, 2>::from_data(TensorData::new(c, [m, k]), &device)
+        });
+        let heads = model.decode_heads(zt, cond);
+        let log_rho = to_vec(activation::log_softmax(heads.logits, 1))?;
+        let pi = heads.dropout.map(|d| to_vec(activation::sigmoid(d))).transpose()?;
+        for r in 0..m {
+            let ll = log_library[start + r];
+            for j in 0..g {
+                let mu = (log_rho[r * g + j] as f64 + ll).exp();
+                let x = counts::sample(
+                    &mut rng,
+                    mu,
+                    theta.as_ref().map(|t| t[j]),
+                    pi.as_ref().map(|p| p[r * g + j] as f64),
+                );
+                if x > 0.0 {
+                    out.i.push(j as i32);
+                    out.x.push(x);
+                }
+            }
+            if out.x.len() > i32::MAX as usize {
+                return Err(Error::invalid("num_samples", "gives more non-zero counts than a dgCMatrix holds"));
+            }
+            out.p.push(out.x.len() as i32);
+        }
+    }
+    Ok(out)
+}
+
+fn to_vec1(t: Tensor<Cpu, 1>) -> Result<Vec<f32>> {
+    t.into_data().to_vec::<f32>().map_err(|e| Error::Internal(format!("{e:?}")))
+}
+
+/// Decode latent codes `z` (row-major `[n, latent]`) with condition codes `labels`
+/// (0-based, for a CVAE) and undo the scaling. Returns the values of gene `g` of
+/// sample `i` at `i * genes + g` (`cells_in_rows = false`) or `g * n + i` (`true`).
+pub fn decode(
+    spec: &ModelSpec,
+    weights: &[DenseWeights],
+    z: &[f32],
+    labels: Option<&[u32]>,
+    scaling: &Scaling,
+    cells_in_rows: bool,
+) -> Result<Vec<f64>> {
+    if spec.likelihood.is_count() {
+        return Err(Error::invalid("likelihood", "is a count likelihood: use decode_counts"));
+    }
+    let n = check_codes(spec, z, labels)?;
+    let (l, k) = (spec.latent_dim, spec.n_classes);
     if scaling.n_genes() != spec.n_genes {
         return Err(Error::LengthMismatch { field: "minmax", got: scaling.n_genes(), expected: spec.n_genes });
     }

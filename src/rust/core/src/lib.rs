@@ -14,10 +14,10 @@ pub mod spec;
 pub mod train;
 pub mod weights;
 
-pub use data::{DenseView, Layout, Scaling};
+pub use data::{Batch, CscView, Dataset, DenseView, Layout, Scaling, Source, Transform};
 pub use error::{Error, Result};
-pub use generate::{decode, encode};
+pub use generate::{decode, decode_counts, encode, SparseCounts};
 pub use model::Vae;
-pub use spec::{Activation, ModelParams, ModelSpec, OptimizerKind, TrainParams, TrainSpec};
+pub use spec::{Activation, Likelihood, ModelParams, ModelSpec, OptimizerKind, TrainParams, TrainSpec};
 pub use train::{EpochStats, Trainer};
 pub use weights::DenseWeights;

@@ -23,8 +23,19 @@ pub struct Vae<B: Backend> {
     pub(crate) z_mean: Linear<B>,
     pub(crate) z_log_var: Linear<B>,
     pub(crate) decoder: Vec<Linear<B>>,
+    /// ZINB: dropout logits, a head on the last hidden layer of the decoder.
+    pub(crate) dropout: Option<Linear<B>>,
+    /// NB/ZINB: log theta per gene.
+    pub(crate) dispersion: Option<Param<Tensor<B, 1>>>,
     #[module(skip)]
     pub(crate) spec: ModelSpec,
+}
+
+/// The decoder's heads: output-layer pre-activations (`[batch, genes]`) and, for
+/// ZINB, dropout logits (`[batch, genes]`).
+pub struct DecoderOut<B: Backend> {
+    pub logits: Tensor<B, 2>,
+    pub dropout: Option<Tensor<B, 2>>,
 }
 
 /// Apply an activation; softplus uses the overflow-free form `relu(x) + log1p(exp(-|x|))`.
@@ -50,19 +61,21 @@ pub(crate) fn dense<B: Backend>(kernel: Vec<f32>, bias: Vec<f32>, n_in: usize, n
 impl ModelSpec {
     /// A new model with Glorot-uniform kernels and zero biases (keras's defaults),
     /// drawn from `rng` so that a seed fixes the initial weights.
+    /// The dispersion (log theta) starts at 0 (theta = 1).
     pub fn init<B: Backend>(&self, rng: &mut StdRng, device: &B::Device) -> Vae<B> {
-        let mut layers = self.dense_shapes().into_iter().map(|(_, n_in, n_out)| {
-            let limit = (6.0 / (n_in + n_out) as f64).sqrt() as f32;
-            let kernel = (0..n_in * n_out).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * limit).collect();
-            dense::<B>(kernel, vec![0.0; n_out], n_in, n_out, device)
-        });
-        let encoder = layers.by_ref().take(self.encoder.len()).collect();
-        let (z_mean, z_log_var) = (layers.next(), layers.next());
-        let decoder: Vec<_> = layers.collect();
-        match (z_mean, z_log_var) {
-            (Some(z_mean), Some(z_log_var)) => Vae { encoder, z_mean, z_log_var, decoder, spec: self.clone() },
-            // dense_shapes() always lists both latent layers.
-            _ => unreachable!("dense_shapes lists z_mean and z_log_var"),
+        let blocks: Vec<crate::weights::DenseWeights> = self
+            .dense_shapes()
+            .into_iter()
+            .map(|(name, n_in, n_out)| {
+                let limit = (6.0 / (n_in + n_out) as f64).sqrt() as f32;
+                let kernel = (0..n_in * n_out).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * limit).collect();
+                crate::weights::DenseWeights { name, n_in, n_out, kernel, bias: vec![0.0; n_out] }
+            })
+            .collect();
+        // The shapes come from the spec itself, so they always fit.
+        match Vae::from_weights(self, &blocks, device) {
+            Ok(v) => v,
+            Err(e) => unreachable!("initial weights fit their own spec: {e}"),
         }
     }
 }
@@ -85,18 +98,30 @@ impl<B: Backend> Vae<B> {
     /// `z`: `[batch, latent]`, `cond`: `[batch, classes]` for a CVAE
     /// → the output layer before its activation, `[batch, genes]`.
     pub fn decode_pre(&self, z: Tensor<B, 2>, cond: Option<Tensor<B, 2>>) -> Tensor<B, 2> {
+        self.decode_heads(z, cond).logits
+    }
+
+    /// The decoder's output layer before activation and, for ZINB, the dropout head.
+    pub fn decode_heads(&self, z: Tensor<B, 2>, cond: Option<Tensor<B, 2>>) -> DecoderOut<B> {
         let mut h = match cond {
             Some(c) => Tensor::cat(vec![z, c], 1),
             None => z,
         };
         let last = self.decoder.len().saturating_sub(1);
-        for (i, (layer, &(_, act))) in self.decoder.iter().zip(&self.spec.decoder).enumerate() {
-            h = layer.forward(h);
-            if i < last {
-                h = activate(h, act);
-            }
+        for (layer, &(_, act)) in self.decoder.iter().zip(&self.spec.decoder).take(last) {
+            h = activate(layer.forward(h), act);
         }
-        h
+        let dropout = self.dropout.as_ref().map(|d| d.forward(h.clone()));
+        let logits = match self.decoder.last() {
+            Some(out) => out.forward(h),
+            None => h,
+        };
+        DecoderOut { logits, dropout }
+    }
+
+    /// log theta per gene (NB/ZINB), as a tracked tensor `[genes]`.
+    pub fn log_theta(&self) -> Option<Tensor<B, 1>> {
+        self.dispersion.as_ref().map(|p| p.val())
     }
 
     /// The decoder's output, `[batch, genes]`, in the scaled space.

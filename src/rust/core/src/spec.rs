@@ -51,6 +51,54 @@ impl FromStr for Activation {
     }
 }
 
+/// Reconstruction likelihood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Likelihood {
+    /// Bernoulli cross-entropy of min-max-scaled values (VAExprs).
+    Bce,
+    /// Squared error of min-max-scaled values.
+    Mse,
+    /// Poisson counts.
+    Poisson,
+    /// Negative binomial counts with a dispersion per gene.
+    Nb,
+    /// Zero-inflated negative binomial counts (dropout per gene and cell).
+    Zinb,
+}
+
+impl Likelihood {
+    pub const NAMES: [&'static str; 5] = ["bce", "mse", "poisson", "nb", "zinb"];
+
+    /// Whether the model reads raw counts (and generates counts).
+    pub fn is_count(self) -> bool {
+        matches!(self, Likelihood::Poisson | Likelihood::Nb | Likelihood::Zinb)
+    }
+
+    /// Whether the model has a dispersion per gene.
+    pub fn has_dispersion(self) -> bool {
+        matches!(self, Likelihood::Nb | Likelihood::Zinb)
+    }
+}
+
+impl FromStr for Likelihood {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "bce" => Likelihood::Bce,
+            "mse" => Likelihood::Mse,
+            "poisson" => Likelihood::Poisson,
+            "nb" => Likelihood::Nb,
+            "zinb" => Likelihood::Zinb,
+            other => {
+                return Err(Error::invalid(
+                    "likelihood",
+                    format!("'{other}' is unknown; use one of {}", Likelihood::NAMES.join(", ")),
+                ))
+            }
+        })
+    }
+}
+
 /// Optimizers, with the keras defaults for their learning rates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OptimizerKind {
@@ -99,6 +147,7 @@ pub struct ModelParams {
     pub encoder: Vec<(usize, String)>,
     pub latent_dim: usize,
     pub decoder: Vec<(usize, String)>,
+    pub likelihood: String,
 }
 
 /// A validated architecture.
@@ -110,6 +159,7 @@ pub struct ModelSpec {
     pub encoder: Vec<(usize, Activation)>,
     pub latent_dim: usize,
     pub decoder: Vec<(usize, Activation)>,
+    pub likelihood: Likelihood,
 }
 
 impl ModelParams {
@@ -146,7 +196,8 @@ impl ModelParams {
             }
             _ => {}
         }
-        Ok(ModelSpec { n_genes: self.n_genes, n_classes: self.n_classes, encoder, latent_dim: self.latent_dim, decoder })
+        let likelihood: Likelihood = self.likelihood.parse()?;
+        Ok(ModelSpec { n_genes: self.n_genes, n_classes: self.n_classes, encoder, latent_dim: self.latent_dim, decoder, likelihood })
     }
 }
 
@@ -161,8 +212,10 @@ impl ModelSpec {
         self.decoder.last().map(|&(_, a)| a).unwrap_or(Activation::Sigmoid)
     }
 
-    /// (name, n_in, n_out) of every dense layer in weight order:
-    /// encoder_1.., z_mean, z_log_var, decoder_1...
+    /// (name, n_in, n_out) of every parameter block in weight order:
+    /// encoder_1.., z_mean, z_log_var, decoder_1.., then for ZINB `dropout` (a dense
+    /// head beside the output layer) and for NB/ZINB `dispersion` (per-gene log theta,
+    /// stored as a bias with `n_in = 0`).
     pub fn dense_shapes(&self) -> Vec<(String, usize, usize)> {
         let mut out = Vec::new();
         let mut d = self.input_dim();
@@ -175,7 +228,16 @@ impl ModelSpec {
         let mut d = self.latent_dim + self.n_classes;
         for (i, &(u, _)) in self.decoder.iter().enumerate() {
             out.push((format!("decoder_{}", i + 1), d, u));
-            d = u;
+            if i + 1 < self.decoder.len() {
+                d = u;
+            }
+        }
+        if self.likelihood == Likelihood::Zinb {
+            // a second head on the last hidden layer, beside the output layer
+            out.push(("dropout".to_string(), d, self.n_genes));
+        }
+        if self.likelihood.has_dispersion() {
+            out.push(("dispersion".to_string(), 0, self.n_genes));
         }
         out
     }
@@ -183,6 +245,11 @@ impl ModelSpec {
     /// Number of trainable parameters.
     pub fn n_parameters(&self) -> usize {
         self.dense_shapes().iter().map(|(_, i, o)| i * o + o).sum()
+    }
+
+    /// Number of dense layers of the decoder (output layer included).
+    pub fn n_decoder(&self) -> usize {
+        self.decoder.len()
     }
 }
 
@@ -247,6 +314,7 @@ mod tests {
             encoder: vec![(8, "relu".into())],
             latent_dim: 2,
             decoder: vec![(8, "relu".into()), (10, "sigmoid".into())],
+            likelihood: "bce".into(),
         }
     }
 
@@ -259,6 +327,12 @@ mod tests {
         assert_eq!(shapes[0], ("encoder_1".into(), 13, 8));
         assert_eq!(shapes[3], ("decoder_1".into(), 5, 8));
         assert_eq!(s.n_parameters(), (13 * 8 + 8) + 2 * (8 * 2 + 2) + (5 * 8 + 8) + (8 * 10 + 10));
+        let z = ModelParams { likelihood: "zinb".into(), ..params() }.check().unwrap();
+        let names: Vec<_> = z.dense_shapes().into_iter().map(|s| s.0).collect();
+        assert_eq!(names, ["encoder_1", "z_mean", "z_log_var", "decoder_1", "decoder_2", "dropout", "dispersion"]);
+        assert_eq!(z.dense_shapes()[5], ("dropout".into(), 8, 10));
+        assert_eq!(z.dense_shapes()[6], ("dispersion".into(), 0, 10));
+        assert!(ModelParams { likelihood: "gaussian".into(), ..params() }.check().is_err());
     }
 
     #[test]

@@ -7,16 +7,17 @@ use burn::optim::{
     AdaGrad, AdaGradConfig, Adam, AdamConfig, GradientsParams, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig,
 };
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::tensor::{backend::Backend, ElementConversion, Tensor, TensorData};
+use burn::tensor::{activation, backend::Backend, ElementConversion, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 
-use crate::data::Dataset;
+use crate::counts;
+use crate::data::{Batch, Dataset};
 use crate::error::{Error, Result};
 use crate::loss;
-use crate::model::{Cpu, CpuAutodiff, Vae};
-use crate::spec::{ModelSpec, OptimizerKind, TrainSpec};
+use crate::model::{Cpu, CpuAutodiff, DecoderOut, Vae};
+use crate::spec::{Likelihood, ModelSpec, OptimizerKind, TrainSpec};
 use crate::weights::DenseWeights;
 
 type Model = Vae<CpuAutodiff>;
@@ -78,37 +79,118 @@ pub fn standard_normal(rng: &mut StdRng, n: usize) -> Vec<f32> {
 }
 
 struct BatchLoss<B: Backend> {
+    /// What backward() differentiates (for count models a surrogate with the exact
+    /// gradient, not the loss value itself).
     total: Tensor<B, 1>,
+    /// The loss value: reconstruction + regularization × KL, averaged over cells.
+    value: f64,
     reconstruction: f64,
     kl: f64,
 }
 
-/// Forward pass and loss of one gathered batch (`rows`: `[batch, genes + classes]`).
+fn tensor2<B: Backend>(v: Vec<f32>, rows: usize, cols: usize, device: &B::Device) -> Tensor<B, 2> {
+    Tensor::from_data(TensorData::new(v, [rows, cols]), device)
+}
+
+fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default()
+}
+
+/// Forward pass and loss of one gathered batch.
 fn batch_loss<B: Backend>(
     model: &Vae<B>,
-    rows: &[f32],
-    batch: usize,
-    n_genes: usize,
-    cond: Option<Vec<f32>>,
+    batch: &Batch,
     regularization: f64,
     rng: &mut StdRng,
     device: &B::Device,
 ) -> BatchLoss<B> {
     let spec = model.spec();
-    let width = spec.input_dim();
-    let x = Tensor::<B, 2>::from_data(TensorData::new(rows.to_vec(), [batch, width]), device);
-    let target = if spec.n_classes > 0 { x.clone().slice([0..batch, 0..n_genes]) } else { x.clone() };
-    let cond = cond.map(|c| Tensor::<B, 2>::from_data(TensorData::new(c, [batch, spec.n_classes]), device));
+    let (n, g, k, l) = (batch.n, spec.n_genes, spec.n_classes, spec.latent_dim);
+    let x = tensor2::<B>(batch.input.clone(), n, spec.input_dim(), device);
+    let cond = (k > 0).then(|| tensor2::<B>(batch.condition.clone(), n, k, device));
+    let target = if spec.likelihood.is_count() {
+        None
+    } else if k > 0 {
+        Some(x.clone().slice([0..n, 0..g]))
+    } else {
+        Some(x.clone())
+    };
     let (mean, log_var) = model.encode(x);
-    let eps = Tensor::<B, 2>::from_data(TensorData::new(standard_normal(rng, batch * spec.latent_dim), [batch, spec.latent_dim]), device);
+    let eps = tensor2::<B>(standard_normal(rng, n * l), n, l, device);
     let z = mean.clone() + log_var.clone().mul_scalar(0.5).exp() * eps;
-    let pre = model.decode_pre(z, cond);
-    let recon = loss::bce(pre, target, spec.output_activation()).sum_dim(1);
+    let heads = model.decode_heads(z, cond);
     let kl = loss::kl_normal(mean, log_var);
-    let reconstruction = recon.clone().mean().into_scalar().elem::<f64>();
     let kl_mean = kl.clone().mean().into_scalar().elem::<f64>();
-    let total = (recon + kl.mul_scalar(regularization)).mean();
-    BatchLoss { total, reconstruction, kl: kl_mean }
+    let kl_term = kl.mean().mul_scalar(regularization);
+    let (recon, reconstruction) = match (spec.likelihood, target) {
+        (Likelihood::Bce, Some(t)) => {
+            let r = loss::bce(heads.logits, t, spec.output_activation()).sum_dim(1).mean();
+            let v = r.clone().into_scalar().elem::<f64>();
+            (r, v)
+        }
+        (Likelihood::Mse, Some(t)) => {
+            let out = crate::model::activate(heads.logits, spec.output_activation());
+            let r = (out - t).powi_scalar(2).sum_dim(1).mean();
+            let v = r.clone().into_scalar().elem::<f64>();
+            (r, v)
+        }
+        (lik, _) => count_surrogate(model, heads, batch, lik, device),
+    };
+    let total = recon + kl_term;
+    BatchLoss { total, value: reconstruction + regularization * kl_mean, reconstruction, kl: kl_mean }
+}
+
+/// Exact count NLL, averaged over cells, and a surrogate whose gradient is the NLL's:
+/// `sum(log_mu * dNLL/dlog_mu) + sum(log_theta * dNLL/dlog_theta) + sum(pi_logit * dNLL/dpi_logit)`
+/// with the derivatives (counts.rs) held constant. burn differentiates the rest (softmax,
+/// decoder, encoder).
+fn count_surrogate<B: Backend>(
+    model: &Vae<B>,
+    heads: DecoderOut<B>,
+    batch: &Batch,
+    lik: Likelihood,
+    device: &B::Device,
+) -> (Tensor<B, 1>, f64) {
+    let (n, g) = (batch.n, model.spec().n_genes);
+    let log_lib = Tensor::<B, 2>::from_data(TensorData::new(batch.log_library.clone(), [n, 1]), device);
+    let log_mu = activation::log_softmax(heads.logits, 1) + log_lib;
+    let lm = values(log_mu.clone());
+    let log_theta = model.log_theta();
+    let lt = log_theta.clone().map(values).unwrap_or_default();
+    let pl = heads.dropout.clone().map(values).unwrap_or_default();
+    let mut g_mu = vec![0.0f32; n * g];
+    let mut g_theta = vec![0.0f64; if lt.is_empty() { 0 } else { g }];
+    let mut g_pi = vec![0.0f32; pl.len()];
+    let mut nll = 0.0f64;
+    let inv_n = 1.0 / n as f64;
+    for r in 0..n {
+        for j in 0..g {
+            let idx = r * g + j;
+            let x = batch.counts[idx] as f64;
+            let t = match lik {
+                Likelihood::Poisson => counts::poisson(x, lm[idx] as f64),
+                Likelihood::Nb => counts::nb(x, lm[idx] as f64, lt[j] as f64),
+                _ => counts::zinb(x, lm[idx] as f64, lt[j] as f64, pl[idx] as f64),
+            };
+            nll += t.nll;
+            g_mu[idx] = (t.d_log_mu * inv_n) as f32;
+            if !g_theta.is_empty() {
+                g_theta[j] += t.d_log_theta * inv_n;
+            }
+            if !g_pi.is_empty() {
+                g_pi[idx] = (t.d_pi_logit * inv_n) as f32;
+            }
+        }
+    }
+    let mut surrogate = (log_mu * tensor2::<B>(g_mu, n, g, device)).sum();
+    if let Some(lt) = log_theta {
+        let gt: Vec<f32> = g_theta.into_iter().map(|v| v as f32).collect();
+        surrogate = surrogate + (lt * Tensor::<B, 1>::from_data(TensorData::new(gt, [g]), device)).sum();
+    }
+    if let Some(p) = heads.dropout {
+        surrogate = surrogate + (p * tensor2::<B>(g_pi, n, g, device)).sum();
+    }
+    (surrogate, nll * inv_n)
 }
 
 /// Owns a model in training, its optimizer state and its random stream.
@@ -119,7 +201,7 @@ pub struct Trainer {
     rng: StdRng,
     pool: rayon::ThreadPool,
     epoch: usize,
-    rows: Vec<f32>,
+    batch: Batch,
     snapshot: Option<Model>,
 }
 
@@ -137,7 +219,7 @@ impl Trainer {
             .num_threads(train.threads)
             .build()
             .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
-        Ok(Trainer { model: Some(vae), optim: Optim::new(train.optimizer), spec: train, rng, pool, epoch: 0, rows: Vec::new(), snapshot: None })
+        Ok(Trainer { model: Some(vae), optim: Optim::new(train.optimizer), spec: train, rng, pool, epoch: 0, batch: Batch::default(), snapshot: None })
     }
 
     fn model(&self) -> Result<&Model> {
@@ -162,19 +244,17 @@ impl Trainer {
         let bs = self.spec.batch_size.min(n).max(1);
         let (mut sum, mut rec, mut kl) = (0.0, 0.0, 0.0);
         let device = Default::default();
-        let n_genes = data.view.n_genes();
         let model = self.model.take().ok_or_else(|| Error::Internal("no model".into()))?;
-        let (rows, rng, optim, spec, epoch) = (&mut self.rows, &mut self.rng, &mut self.optim, &self.spec, self.epoch);
+        let (batch, rng, optim, spec, epoch) = (&mut self.batch, &mut self.rng, &mut self.optim, &self.spec, self.epoch);
         let acc = (&mut sum, &mut rec, &mut kl);
         let (model, result) = self.pool.install(move || {
             let mut model = model;
             for cells in order.chunks(bs) {
-                if let Err(e) = data.gather(cells, rows) {
+                if let Err(e) = data.gather(cells, batch) {
                     return (model, Err(e));
                 }
-                let cond = (data.n_classes > 0).then(|| data.conditions(cells));
-                let out = batch_loss(&model, rows, cells.len(), n_genes, cond, spec.regularization, rng, &device);
-                let value = out.total.clone().into_scalar().elem::<f64>();
+                let out = batch_loss(&model, batch, spec.regularization, rng, &device);
+                let value = out.value;
                 if !value.is_finite() {
                     return (model, Err(Error::Diverged { epoch: epoch + 1, value }));
                 }
@@ -201,18 +281,16 @@ impl Trainer {
         let model = self.model()?.valid();
         let n = data.n_cells();
         let device = Default::default();
-        let n_genes = data.view.n_genes();
         let (mut sum, mut rec, mut kl) = (0.0, 0.0, 0.0);
         let cells: Vec<usize> = (0..n).collect();
         let bs = self.spec.batch_size.max(1);
-        let (rows, rng, reg) = (&mut self.rows, &mut self.rng, self.spec.regularization);
+        let (batch, rng, reg) = (&mut self.batch, &mut self.rng, self.spec.regularization);
         self.pool.install(|| -> Result<()> {
             for chunk in cells.chunks(bs) {
-                data.gather(chunk, rows)?;
-                let cond = (data.n_classes > 0).then(|| data.conditions(chunk));
-                let out = batch_loss::<Cpu>(&model, rows, chunk.len(), n_genes, cond, reg, rng, &device);
+                data.gather(chunk, batch)?;
+                let out = batch_loss::<Cpu>(&model, batch, reg, rng, &device);
                 let w = chunk.len() as f64;
-                sum += out.total.into_scalar().elem::<f64>() * w;
+                sum += out.value * w;
                 rec += out.reconstruction * w;
                 kl += out.kl * w;
             }
@@ -241,8 +319,11 @@ impl Trainer {
 
     fn check_data(&self, data: &Dataset) -> Result<()> {
         let spec = self.model()?.spec();
-        if data.view.n_genes() != spec.n_genes {
-            return Err(Error::LengthMismatch { field: "genes", got: data.view.n_genes(), expected: spec.n_genes });
+        if data.n_genes() != spec.n_genes {
+            return Err(Error::LengthMismatch { field: "genes", got: data.n_genes(), expected: spec.n_genes });
+        }
+        if spec.likelihood.is_count() != matches!(data.transform, crate::data::Transform::Counts { .. }) {
+            return Err(Error::invalid("likelihood", "does not match the data transform (counts vs min-max)"));
         }
         if data.n_classes != spec.n_classes {
             return Err(Error::LengthMismatch { field: "classes", got: data.n_classes, expected: spec.n_classes });

@@ -6,9 +6,10 @@ use burn::tensor::backend::Backend;
 
 use crate::error::{Error, Result};
 use crate::model::{dense, Vae};
-use crate::spec::ModelSpec;
+use crate::spec::{Likelihood, ModelSpec};
 
 /// One dense layer: `kernel` is row-major `[n_in, n_out]` (keras's kernel layout).
+/// A block with `n_in = 0` has only a `bias` (the NB/ZINB dispersion).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DenseWeights {
     pub name: String,
@@ -30,8 +31,10 @@ impl<B: Backend> Vae<B> {
             .iter()
             .chain([&self.z_mean, &self.z_log_var])
             .chain(self.decoder.iter())
+            .chain(self.dropout.iter())
             .collect();
-        self.spec
+        let mut out = self
+            .spec
             .dense_shapes()
             .into_iter()
             .zip(layers)
@@ -42,7 +45,11 @@ impl<B: Backend> Vae<B> {
                 };
                 Ok(DenseWeights { name, n_in, n_out, kernel: values(&l.weight)?, bias })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(d) = &self.dispersion {
+            out.push(DenseWeights { name: "dispersion".into(), n_in: 0, n_out: self.spec.n_genes, kernel: vec![], bias: values(d)? });
+        }
+        Ok(out)
     }
 
     /// Rebuild a model from plain weights, checking every shape against `spec`.
@@ -52,6 +59,7 @@ impl<B: Backend> Vae<B> {
             return Err(Error::Weights(format!("{} layers given, the architecture has {}", weights.len(), shapes.len())));
         }
         let mut layers = Vec::with_capacity(shapes.len());
+        let mut dispersion = None;
         for ((name, n_in, n_out), w) in shapes.into_iter().zip(weights) {
             if w.kernel.len() != n_in * n_out || w.bias.len() != n_out {
                 return Err(Error::Weights(format!(
@@ -63,13 +71,23 @@ impl<B: Backend> Vae<B> {
             if w.kernel.iter().chain(&w.bias).any(|v| !v.is_finite()) {
                 return Err(Error::Weights(format!("layer '{name}' has non-finite values")));
             }
-            layers.push(dense::<B>(w.kernel.clone(), w.bias.clone(), n_in, n_out, device));
+            if n_in == 0 {
+                dispersion = Some(Param::from_tensor(burn::tensor::Tensor::from_data(
+                    burn::tensor::TensorData::new(w.bias.clone(), [n_out]),
+                    device,
+                )));
+            } else {
+                layers.push(dense::<B>(w.kernel.clone(), w.bias.clone(), n_in, n_out, device));
+            }
         }
+        let dropout = if spec.likelihood == Likelihood::Zinb { layers.pop() } else { None };
         let decoder = layers.split_off(spec.encoder.len() + 2);
         let z_log_var = layers.pop();
         let z_mean = layers.pop();
         match (z_mean, z_log_var) {
-            (Some(z_mean), Some(z_log_var)) => Ok(Vae { encoder: layers, z_mean, z_log_var, decoder, spec: spec.clone() }),
+            (Some(z_mean), Some(z_log_var)) => {
+                Ok(Vae { encoder: layers, z_mean, z_log_var, decoder, dropout, dispersion, spec: spec.clone() })
+            }
             _ => Err(Error::Internal("latent layers missing".into())),
         }
     }

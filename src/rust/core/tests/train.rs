@@ -1,6 +1,5 @@
 //! Training and generation behaviour of the core, without R.
 
-use exprsgen_core::data::Dataset;
 use exprsgen_core::*;
 
 /// Two groups of cells over `g` genes (cells × genes, column-major like R's x_train):
@@ -27,6 +26,7 @@ fn spec(g: usize, k: usize) -> ModelSpec {
         encoder: vec![(16, "relu".into())],
         latent_dim: 2,
         decoder: vec![(16, "relu".into()), (g, "sigmoid".into())],
+        likelihood: "bce".into(),
     }
     .check()
     .unwrap()
@@ -43,8 +43,8 @@ fn loss_decreases_and_runs_are_reproducible() {
     let (n, g) = (64, 12);
     let (x, _) = two_groups(n, g);
     let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
-    let scaling = Scaling::fit(&view).unwrap();
-    let data = Dataset::new(view, &scaling, None, 0).unwrap();
+    let scaling = Scaling::fit(view).unwrap();
+    let data = Dataset::new(view, Transform::MinMax(&scaling), None, 0).unwrap();
     let run = |seed| {
         let mut t = Trainer::new(&spec(g, 0), train_spec(seed), None).unwrap();
         let losses: Vec<f64> = (0..30).map(|_| t.train_epoch(&data).unwrap().loss).collect();
@@ -67,8 +67,8 @@ fn weights_round_trip_and_cvae_decodes_its_condition() {
     let (n, g) = (64, 12);
     let (x, labels) = two_groups(n, g);
     let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
-    let scaling = Scaling::fit(&view).unwrap();
-    let data = Dataset::new(view, &scaling, Some(&labels), 2).unwrap();
+    let scaling = Scaling::fit(view).unwrap();
+    let data = Dataset::new(view, Transform::MinMax(&scaling), Some(&labels), 2).unwrap();
     let s = spec(g, 2);
     let mut t = Trainer::new(&s, train_spec(1), None).unwrap();
     for _ in 0..60 {
@@ -111,15 +111,15 @@ fn bad_inputs_are_errors_not_panics() {
     let (n, g) = (8, 4);
     let (x, _) = two_groups(n, g);
     let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
-    let scaling = Scaling::fit(&view).unwrap();
+    let scaling = Scaling::fit(view).unwrap();
     let s = spec(g, 0);
     let mut t = Trainer::new(&s, train_spec(1), None).unwrap();
     w_mismatch(&s);
     // Wrong gene count.
     let other = spec(g + 1, 0);
     let bad = DenseView::new(&x[..n * (g - 1)], n, g - 1, Layout::CellsInRows).unwrap();
-    let bad_scaling = Scaling::fit(&bad).unwrap();
-    let bad_data = Dataset::new(bad, &bad_scaling, None, 0).unwrap();
+    let bad_scaling = Scaling::fit(bad).unwrap();
+    let bad_data = Dataset::new(bad, Transform::MinMax(&bad_scaling), None, 0).unwrap();
     assert!(t.train_epoch(&bad_data).is_err());
     let _ = other;
     // Non-finite latent codes.
@@ -136,4 +136,121 @@ fn w_mismatch(s: &ModelSpec) {
     let mut w = Trainer::new(s, train_spec(1), None).unwrap().weights().unwrap();
     w[0].kernel.pop();
     assert!(matches!(Trainer::new(s, train_spec(1), Some(&w)), Err(Error::Weights(_))));
+}
+
+/// Negative binomial counts (genes × cells CSC) for two cell types with different
+/// expression profiles; returns (p, i, x, labels, per-gene true theta).
+fn nb_counts(n: usize, g: usize, seed: u64) -> (Vec<i32>, Vec<i32>, Vec<f64>, Vec<u32>) {
+    use rand::{rngs::StdRng, RngExt, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut p, mut i, mut x) = (vec![0i32], Vec::new(), Vec::new());
+    let labels: Vec<u32> = (0..n).map(|c| (c % 2) as u32).collect();
+    for c in 0..n {
+        let lib = 200.0 + 400.0 * rng.random::<f64>();
+        for j in 0..g {
+            let high = (j < g / 2) == (labels[c] == 0);
+            let w = if high { 3.0 } else { 0.3 };
+            let mu = lib * w / (g as f64 * 1.65);
+            let v = exprsgen_core::counts::sample(&mut rng, mu, Some(2.0), None);
+            if v > 0.0 {
+                i.push(j as i32);
+                x.push(v);
+            }
+        }
+        p.push(x.len() as i32);
+    }
+    (p, i, x, labels)
+}
+
+fn count_spec(g: usize, k: usize, likelihood: &str) -> ModelSpec {
+    ModelParams {
+        n_genes: g,
+        n_classes: k,
+        encoder: vec![(32, "relu".into())],
+        latent_dim: 2,
+        decoder: vec![(32, "relu".into()), (g, "linear".into())],
+        likelihood: likelihood.into(),
+    }
+    .check()
+    .unwrap()
+}
+
+#[test]
+fn count_models_learn_and_generate_integer_counts() {
+    let (n, g) = (200, 20);
+    let (p, i, x, labels) = nb_counts(n, g, 3);
+    let sp = CscView::new(&p, &i, &x, g).unwrap();
+    let data = Dataset::new(sp, Transform::Counts { target_sum: 1e4 }, Some(&labels), 2).unwrap();
+    for lik in ["poisson", "nb", "zinb"] {
+        let s = count_spec(g, 2, lik);
+        let mut t = Trainer::new(&s, train_spec(1), None).unwrap();
+        let l: Vec<f64> = (0..40).map(|_| t.train_epoch(&data).unwrap().reconstruction).collect();
+        assert!(l[39] < l[0] - 5.0, "{lik}: {} -> {}", l[0], l[39]);
+        let w = t.weights().unwrap();
+        // Decode the prior mean under each class with a library size of 1000.
+        let z = vec![0.0f32; 2 * 2];
+        let gen = decode_counts(&s, &w, &z, Some(&[0, 1]), &[1000f64.ln(), 1000f64.ln()], 5).unwrap();
+        assert_eq!(gen.p.len(), 3);
+        assert!(gen.x.iter().all(|v| *v > 0.0 && v.fract() == 0.0));
+        let cell = |c: usize| {
+            let mut d = vec![0.0; g];
+            for k in gen.p[c] as usize..gen.p[c + 1] as usize {
+                d[gen.i[k] as usize] = gen.x[k];
+            }
+            d
+        };
+        let (c0, c1) = (cell(0), cell(1));
+        let half = |v: &[f64], first: bool| if first { v[..g / 2].iter().sum::<f64>() } else { v[g / 2..].iter().sum::<f64>() };
+        assert!(half(&c0, true) > 2.0 * half(&c0, false), "{lik}: {c0:?}");
+        assert!(half(&c1, false) > 2.0 * half(&c1, true), "{lik}: {c1:?}");
+        // same seed, same draws
+        assert_eq!(gen, decode_counts(&s, &w, &z, Some(&[0, 1]), &[1000f64.ln(), 1000f64.ln()], 5).unwrap());
+    }
+}
+
+#[test]
+fn nb_learns_the_dispersion() {
+    let (n, g) = (600, 10);
+    let (p, i, x, labels) = nb_counts(n, g, 11);
+    let sp = CscView::new(&p, &i, &x, g).unwrap();
+    let data = Dataset::new(sp, Transform::Counts { target_sum: 1e4 }, Some(&labels), 2).unwrap();
+    let s = count_spec(g, 2, "nb");
+    let mut t = Trainer::new(&s, train_spec(2), None).unwrap();
+    for _ in 0..60 {
+        t.train_epoch(&data).unwrap();
+    }
+    let w = t.weights().unwrap();
+    let disp = w.iter().find(|b| b.name == "dispersion").unwrap();
+    let theta: Vec<f64> = disp.bias.iter().map(|v| (*v as f64).exp()).collect();
+    let mean = theta.iter().sum::<f64>() / g as f64;
+    // true theta is 2 for every gene; init is 1
+    assert!(mean > 1.3 && mean < 3.5, "theta {theta:?}");
+}
+
+#[test]
+fn sparse_and_dense_inputs_train_identically() {
+    let (n, g) = (40, 12);
+    let (p, i, x, labels) = nb_counts(n, g, 4);
+    let mut dense = vec![0.0f64; n * g];
+    for c in 0..n {
+        for k in p[c] as usize..p[c + 1] as usize {
+            dense[c * g + i[k] as usize] = x[k];
+        }
+    }
+    let sp = CscView::new(&p, &i, &x, g).unwrap();
+    let de = DenseView::new(&dense, n, g, Layout::CellsInColumns).unwrap();
+    for lik in ["nb", "bce"] {
+        let scaling = Scaling::fit(sp).unwrap();
+        let transform = if lik == "nb" { Transform::Counts { target_sum: 1e4 } } else { Transform::MinMax(&scaling) };
+        let s = if lik == "nb" { count_spec(g, 2, lik) } else { spec(g, 2) };
+        let run = |src: Source| {
+            let d = Dataset::new(src, transform, Some(&labels), 2).unwrap();
+            let mut t = Trainer::new(&s, train_spec(1), None).unwrap();
+            (0..3).for_each(|_| {
+                t.train_epoch(&d).unwrap();
+            });
+            t.weights().unwrap()
+        };
+        assert_eq!(run(sp.into()), run(de.into()), "{lik}");
+    }
 }
