@@ -42,6 +42,7 @@ callback_early_stopping <- function(monitor = "val_loss", min_delta = 0, patienc
               class = "exprsgen_callback")
 }
 
+#' @method print exprsgen_callback
 #' @export
 print.exprsgen_callback <- function(x, ...) {
     cat("<exprsgen callback> early stopping on ", x$monitor, ", patience ", x$patience,

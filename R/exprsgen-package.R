@@ -12,3 +12,7 @@
 "_PACKAGE"
 
 
+
+.onLoad <- function(libname, pkgname) {
+    .register_coercions(topenv(environment(.register_coercions)))
+}

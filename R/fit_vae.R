@@ -17,9 +17,12 @@
 #' epoch.
 #'
 #' @param object A SingleCellExperiment or SummarizedExperiment with genes in
-#'   rows and cells in columns; alternative to `x_train`.
-#' @param x_train A numeric matrix with cells in rows and genes in columns
-#'   (VAExprs's orientation), used as it is (no log transformation).
+#'   rows and cells in columns, holding a dense matrix, a dgCMatrix (used in
+#'   place, never densified) or a DelayedArray (read into memory, as a sparse
+#'   matrix when it is sparse); alternative to `x_train`.
+#' @param x_train A numeric matrix (dense, or sparse such as a dgCMatrix)
+#'   with cells in rows and genes in columns (VAExprs's orientation), used as
+#'   it is (no log transformation). Sparse matrices are never densified.
 #' @param x_val Optional numeric matrix of validation cells, same columns as
 #'   `x_train`.
 #' @param y_train Optional labels (character or factor), one per row of
@@ -44,12 +47,33 @@
 #'   held out at random for validation when `x_val` is not given.
 #' @param callbacks `NULL`, or a [callback_early_stopping()] (or a list
 #'   holding one).
-#' @param assay.type Character scalar: the assay of `object` to use. A
-#'   `"counts"` assay is log-normalised with [scuttle::logNormCounts()] (as
-#'   VAExprs does); any other assay is used as it is.
+#' @param assay.type Character scalar: the assay of `object` to use. With the
+#'   `"bce"` or `"mse"` likelihood a `"counts"` assay is log-normalised with
+#'   [scuttle::logNormCounts()] (as VAExprs does) and any other assay is used
+#'   as it is; count likelihoods use the assay's raw counts.
 #' @param labels For `object`: `NULL` (a plain VAE; labels are never taken
 #'   from `colData` silently), the name of a `colData(object)` column, or a
 #'   vector with one label per cell.
+#' @param likelihood Character scalar, the model of the data given the latent
+#'   code:
+#'   * `"bce"` (default, as VAExprs): Bernoulli cross-entropy of per-gene
+#'     min-max-scaled values, for any non-negative or log-scale expression;
+#'     generates smooth values on the scale of the training data.
+#'   * `"mse"`: squared error of the same scaled values.
+#'   * `"poisson"`, `"nb"` (negative binomial, a dispersion per gene) and
+#'     `"zinb"` (zero-inflated NB, dropout per gene and cell): count models for
+#'     raw UMI counts. The encoder reads `log1p` of library-size-normalised
+#'     counts (counts per 10,000), so the latent space describes composition
+#'     rather than depth; the decoder gives per-gene proportions (softmax)
+#'     that times the cell's library size are the means. The loss is the
+#'     exact negative log-likelihood (lgamma terms included), so `history`
+#'     values are comparable across runs and models of the same data.
+#'     [gen_exprs()] then draws integer counts.
+#'
+#'   `"bce"` stays the default for every input, a SingleCellExperiment with a
+#'   counts assay included, so that VAExprs code (whose `yan` example stores
+#'   RPKM values in its `"counts"` assay) runs unchanged; ask for `"nb"` or
+#'   `"zinb"` to model UMI counts as counts.
 #' @param seed Integer scalar, or `NULL` to draw one from R's random number
 #'   generator, so that `set.seed()` makes the fit reproducible. It fixes the
 #'   initial weights, the minibatch order and the sampling noise: the same
@@ -89,8 +113,9 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
                     encoder_layers, decoder_layers, latent_dim = 2, regularization = 1,
                     epochs, batch_size, preprocessing = NULL, use_generator = FALSE,
                     optimizer = "adam", validation_split = 0, callbacks = NULL,
-                    assay.type = "counts", labels = NULL, seed = NULL, num.threads = 1L,
-                    verbose = TRUE) {
+                    assay.type = "counts", labels = NULL,
+                    likelihood = c("bce", "mse", "poisson", "nb", "zinb"), seed = NULL,
+                    num.threads = 1L, verbose = TRUE) {
     call <- rlang::current_env()
     # Cheap checks first, before any data is touched.
     if (missing(epochs)) .abort("{.arg epochs} is missing: how many passes over the data?")
@@ -106,6 +131,8 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     verbose <- .check_flag(verbose, "verbose")
     .check_flag(use_generator, "use_generator")
     optimizer <- .as_optimizer(optimizer)
+    likelihood <- .check_choice(likelihood, "likelihood")
+    counts <- likelihood %in% c("poisson", "nb", "zinb")
     stopping <- .as_early_stopping(callbacks)
     layers_given <- c(encoder = !missing(encoder_layers), decoder = !missing(decoder_layers))
     if (sum(layers_given) == 1L) {
@@ -117,7 +144,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     # Data.
     prep <- if (is.null(preprocessing)) {
         .prepare_inputs(object, x_train, x_val, y_train, y_val, assay.type, labels,
-                        validation_split, call)
+                        validation_split, counts, call)
     } else {
         .check_preprocessing(preprocessing, call)
     }
@@ -128,11 +155,24 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     }
     if (!all(layers_given)) {
         encoder_layers <- list(layer_input(shape = n_genes), layer_dense(256, "relu"))
-        decoder_layers <- list(layer_dense(256, "relu"), layer_dense(n_genes, "sigmoid"))
+        decoder_layers <- list(layer_dense(256, "relu"),
+                               layer_dense(n_genes, if (counts) "linear" else "sigmoid"))
     }
     spec <- .model_spec(encoder_layers, decoder_layers, latent_dim, n_genes, classes, call)
+    spec$likelihood <- likelihood
+    out_act <- spec$decoder_activation[length(spec$decoder_activation)]
+    if (counts && out_act != "linear") {
+        cli::cli_inform(c(i = "The output layer's {.val {out_act}} activation is not used by the {.val {likelihood}} likelihood: its outputs go through a softmax over genes."))
+    }
     if (is.null(preprocessing)) {
-        prep$minmax <- .eg_minmax(prep$x_train, prep$cells_in_rows)
+        if (counts) {
+            prep$transform <- list(type = "counts", target_sum = 1e4)
+        } else {
+            prep$minmax <- .eg_minmax(prep$x_train, prep$cells_in_rows)
+            prep$transform <- c(list(type = "minmax"), prep$minmax)
+        }
+    } else if (identical(prep$transform$type, "counts") != counts) {
+        .abort("{.arg preprocessing} was prepared for another kind of likelihood than {.val {likelihood}}.")
     }
     prep$classes <- classes
 
@@ -152,6 +192,15 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
               class = "exprsgen_fit")
 }
 
+.check_choice <- function(x, name, call = rlang::caller_env()) {
+    choices <- eval(formals(sys.function(sys.parent()))[[name]])
+    if (identical(x, choices)) return(choices[1])
+    if (!is.character(x) || length(x) != 1L || !x %in% choices) {
+        .abort("{.arg {name}} must be one of {.val {choices}}.", call = call)
+    }
+    x
+}
+
 .as_early_stopping <- function(callbacks, call = rlang::caller_env()) {
     if (is.null(callbacks)) return(NULL)
     if (inherits(callbacks, "exprsgen_callback")) callbacks <- list(callbacks)
@@ -162,7 +211,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
 }
 
 .check_preprocessing <- function(p, call) {
-    need <- c("x_train", "cells_in_rows", "genes", "minmax")
+    need <- c("x_train", "cells_in_rows", "genes", "transform")
     if (!is.list(p) || !all(need %in% names(p))) {
         .abort("{.arg preprocessing} must be the {.code $preprocessing} of an earlier {.fn fit_vae} result.",
                call = call)
@@ -238,12 +287,12 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     tryCatch({
         for (epoch in seq_len(epochs)) {
             st <- .eg_trainer_epoch(trainer, prep$x_train, prep$cells_in_rows, y_train,
-                                    prep$minmax, TRUE)
+                                    prep$transform, TRUE)
             hist[epoch, c("loss", "reconstruction", "kl")] <- st
             done <- epoch
             if (has_val) {
                 sv <- .eg_trainer_epoch(trainer, prep$x_val, prep$cells_in_rows, y_val,
-                                        prep$minmax, FALSE)
+                                        prep$transform, FALSE)
                 hist[epoch, c("val_loss", "val_reconstruction", "val_kl")] <- sv
             }
             progress$update(epoch, hist[epoch, "loss"], hist[epoch, "val_loss"])
@@ -325,6 +374,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     cli::cli_alert_success("Trained {done} epoch{?s} in {format(round(seconds, 1), nsmall = 1)} s{why}: {last}")
 }
 
+#' @method print exprsgen_fit
 #' @export
 print.exprsgen_fit <- function(x, ...) {
     s <- x$model$spec
@@ -343,6 +393,7 @@ print.exprsgen_fit <- function(x, ...) {
     invisible(x)
 }
 
+#' @method print exprsgen_model
 #' @export
 print.exprsgen_model <- function(x, ...) {
     layers <- .model_layers(x)

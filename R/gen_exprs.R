@@ -1,36 +1,57 @@
 #' Generate synthetic cells from a fitted VAE
 #'
-#' As VAExprs's `gen_exprs()`: the training cells are encoded (latent means),
-#' a Gaussian mixture is fitted to them by BIC with [mclust::Mclust()]
-#' (separately for each class of a conditional VAE), latent codes are drawn
-#' from the mixture and decoded by the Rust core, and the min-max scaling is
-#' undone, so that generated values are on the scale of the training data
-#' (log-normalised expression for a `"counts"` assay).
+#' As VAExprs's `gen_exprs()`: the training cells are encoded, latent codes
+#' are drawn, and the decoder turns them into cells. By default
+#' (`latent = "gmm"`) a Gaussian mixture is fitted by BIC with
+#' [mclust::Mclust()] to the training cells' latent means (separately for
+#' each class of a conditional VAE) and sampled. Models fitted with the
+#' `"bce"` or `"mse"` likelihood give the decoder's output with the min-max
+#' scaling undone, so values are on the scale of the training data
+#' (log-normalised expression for a `"counts"` assay); count models
+#' (`"poisson"`, `"nb"`, `"zinb"`) draw integer counts from the fitted
+#' distribution, with library sizes drawn from those of training cells of
+#' the same class.
 #'
 #' For a conditional VAE the generated cells are split among the classes in
 #' the proportions of the training cells (largest remainders, so that the
-#' numbers add up to `num_samples`). A class whose cells cannot support a
-#' mixture (a single cell, or cells mclust cannot fit) is sampled from the
-#' encoder's posterior distributions of its cells instead.
+#' numbers add up to `num_samples`), or as `labels` says. A class whose cells
+#' cannot support a mixture (a single cell, or cells mclust cannot fit) is
+#' sampled from the encoder's posterior distributions of its cells instead.
+#' mclust's initialisation is quadratic in the number of cells, so the
+#' mixture of a class is fitted to at most 2,000 of its cells, chosen at
+#' random.
 #'
 #' @param x The result of [fit_vae()] (also after [saveRDS()]/[readRDS()]).
-#' @param num_samples Integer scalar: the number of cells to generate.
+#' @param num_samples Integer scalar: the number of cells to generate. May be
+#'   omitted when `labels` is given.
 #' @param batch_size Ignored; kept for compatibility with VAExprs (decoding
 #'   runs in the Rust core in blocks of its own).
 #' @param use_generator Ignored; kept for compatibility with VAExprs.
+#' @param labels For a conditional VAE, optionally a named integer vector of
+#'   the exact number of cells to generate per class, e.g.
+#'   `c(B = 100, "CD14+ Mono" = 50)`; classes not named get none.
+#' @param latent Where latent codes come from: `"gmm"` (the VAExprs mixture),
+#'   `"prior"` (the standard normal prior N(0, I)), or `"posterior"` (around
+#'   given training cells: each generated cell draws from the posterior
+#'   q(z|x) of one of `cells`, chosen at random).
+#' @param cells With `latent = "posterior"`: indices or names of training
+#'   cells (default: all). Their labels set the generated cells' labels, and
+#'   for count models their library sizes are used.
 #'
-#' @return A list, as in VAExprs:
+#' @return A list of class `exprsgen_gen`, as in VAExprs:
 #' \describe{
-#'   \item{`x_gen`}{Numeric matrix of generated cells, cells in rows and
-#'     genes in columns (named `gen1`, `gen2`, ... and by gene).}
+#'   \item{`x_gen`}{The generated cells, cells in rows and genes in columns
+#'     (named `gen1`, `gen2`, ... and by gene): a numeric matrix, or for count
+#'     models a sparse matrix of integer counts (dgRMatrix).}
 #'   \item{`y_gen`}{Factor of the generated cells' labels (`NULL` for a
 #'     plain VAE).}
 #'   \item{`x_train`}{The training cells on the same scale, cells in rows.}
 #'   \item{`y_train`}{Factor of the training labels (or `NULL`).}
 #'   \item{`latent_vector`}{The training cells' latent means, cells in rows.}
 #' }
-#' Results are reproducible: call [set.seed()] first.
-#' @seealso [fit_vae()], [plot_aug()]
+#' [as_sce()] (or `as(x, "SingleCellExperiment")`) turns it into a
+#' SingleCellExperiment. Results are reproducible: call [set.seed()] first.
+#' @seealso [fit_vae()], [as_sce()], [plot_aug()]
 #' @examples
 #' set.seed(1)
 #' x <- matrix(rexp(60 * 50), 60, 50)
@@ -43,45 +64,115 @@
 #' gen <- gen_exprs(fit, num_samples = 10)
 #' dim(gen$x_gen)
 #' @export
-gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE) {
+gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
+                      labels = NULL, latent = c("gmm", "prior", "posterior"), cells = NULL) {
     if (!inherits(x, "exprsgen_fit")) {
         .abort("{.arg x} must be the result of {.fn fit_vae}, not {.cls {class(x)[1]}}.")
     }
-    if (missing(num_samples)) .abort("{.arg num_samples} is missing.")
-    num_samples <- .check_count(num_samples, "num_samples")
+    latent <- .check_choice(latent, "latent")
     if (!is.null(batch_size)) .check_count(batch_size, "batch_size")
     .check_flag(use_generator, "use_generator")
     spec <- x$model$spec
     w <- x$model$weights
     prep <- x$preprocessing
+    counts_model <- identical(prep$transform$type, "counts")
     codes <- if (spec$n_classes) as.integer(prep$y_train) else NULL
+    train_cells <- if (prep$cells_in_rows) rownames(prep$x_train) else colnames(prep$x_train)
+    pool <- .pool_cells(cells, latent, train_cells)
+    sizes <- .class_sizes(spec, labels, num_samples, missing(num_samples), codes, pool)
+    num_samples <- sum(sizes)
 
-    enc <- .eg_encode(spec, w, prep$x_train, prep$cells_in_rows, codes, prep$minmax)
-    cells <- if (prep$cells_in_rows) rownames(prep$x_train) else colnames(prep$x_train)
-    latent <- enc$mean
-    dimnames(latent) <- list(cells, paste("latent", seq_len(spec$latent_dim)))
-
-    if (spec$n_classes == 0L) {
-        y_gen <- NULL
-        gen_codes <- NULL
-        z <- .sample_latent(latent, enc$log_var, num_samples, "the training cells")
-    } else {
-        counts <- .allocate(tabulate(codes, spec$n_classes), num_samples)
-        gen_codes <- rep(seq_len(spec$n_classes), counts)
-        z <- matrix(0, num_samples, spec$latent_dim)
-        for (k in which(counts > 0)) {
-            in_k <- codes == k
-            z[gen_codes == k, ] <- .sample_latent(latent[in_k, , drop = FALSE],
-                                                  enc$log_var[in_k, , drop = FALSE], counts[k],
-                                                  paste0("class {.val ", spec$classes[k], "}"))
-        }
-        y_gen <- factor(spec$classes[gen_codes], levels = spec$classes)
+    enc <- .eg_encode(spec, w, prep$x_train, prep$cells_in_rows, codes, prep$transform)
+    latent_vector <- enc$mean
+    dimnames(latent_vector) <- list(train_cells, paste("latent", seq_len(spec$latent_dim)))
+    library_sizes <- if (counts_model) {
+        if (prep$cells_in_rows) Matrix::rowSums(prep$x_train) else Matrix::colSums(prep$x_train)
     }
-    x_gen <- .eg_decode(spec, w, z, gen_codes, prep$minmax, cells_in_rows = TRUE)
-    dimnames(x_gen) <- list(paste0("gen", seq_len(num_samples)), prep$genes)
-    x_train <- if (prep$cells_in_rows) prep$x_train else t(prep$x_train)
-    list(x_gen = x_gen, y_gen = y_gen, x_train = x_train, y_train = prep$y_train,
-         latent_vector = latent)
+
+    # Class of every generated cell, then its latent code (and library size).
+    gen_codes <- if (spec$n_classes) rep(seq_len(spec$n_classes), sizes) else NULL
+    z <- matrix(0, num_samples, spec$latent_dim)
+    log_library <- numeric(num_samples)
+    groups <- if (spec$n_classes) seq_len(spec$n_classes) else 1L
+    for (k in groups) {
+        n_k <- if (spec$n_classes) sizes[k] else num_samples
+        if (n_k == 0) next
+        rows <- if (spec$n_classes) which(gen_codes == k) else seq_len(num_samples)
+        members <- if (spec$n_classes) which(codes == k) else seq_along(train_cells)
+        what <- if (spec$n_classes) paste0("class {.val ", spec$classes[k], "}") else "the training cells"
+        drawn <- .draw_latent(latent, enc, members, intersect(pool, members), n_k, what)
+        z[rows, ] <- drawn$z
+        if (counts_model) {
+            # the chosen cell's own library size (posterior), else one of its class's
+            src <- if (is.null(drawn$cell)) members[sample.int(length(members), n_k, replace = TRUE)]
+                   else drawn$cell
+            log_library[rows] <- log(library_sizes[src])
+        }
+    }
+
+    gen_names <- paste0("gen", seq_len(num_samples))
+    if (counts_model) {
+        seed <- sample.int(.Machine$integer.max, 1L)
+        csc <- .eg_decode_counts(spec, w, z, gen_codes, log_library, seed)
+        # CSC slots of genes x cells are the CSR slots of cells x genes.
+        x_gen <- methods::new("dgRMatrix", p = csc$p, j = csc$i, x = csc$x,
+                              Dim = c(num_samples, spec$n_genes),
+                              Dimnames = list(gen_names, prep$genes))
+    } else {
+        x_gen <- .eg_decode(spec, w, z, gen_codes, prep$minmax, cells_in_rows = TRUE)
+        dimnames(x_gen) <- list(gen_names, prep$genes)
+    }
+    y_gen <- if (spec$n_classes) factor(spec$classes[gen_codes], levels = spec$classes)
+    x_train <- if (prep$cells_in_rows) prep$x_train else Matrix::t(prep$x_train)
+    structure(list(x_gen = x_gen, y_gen = y_gen, x_train = x_train, y_train = prep$y_train,
+                   latent_vector = latent_vector),
+              class = "exprsgen_gen", likelihood = spec$likelihood,
+              assay = .gen_assay_name(prep))
+}
+
+# Indices of the training cells latent = "posterior" draws around.
+.pool_cells <- function(cells, latent, train_cells, call = rlang::caller_env()) {
+    if (is.null(cells)) return(seq_along(train_cells))
+    if (latent != "posterior") {
+        .abort("{.arg cells} is used only with {.code latent = \"posterior\"}.", call = call)
+    }
+    idx <- if (is.character(cells)) match(cells, train_cells) else
+        if (is.numeric(cells) && all(cells == round(cells))) as.integer(cells) else NA_integer_
+    if (!length(idx) || anyNA(idx) || any(idx < 1L | idx > length(train_cells))) {
+        .abort("{.arg cells} must be indices (1 to {length(train_cells)}) or names of training cells.",
+               call = call)
+    }
+    unique(idx)
+}
+
+# Number of cells to generate per class (or in all, for a plain VAE).
+.class_sizes <- function(spec, labels, num_samples, no_num, codes, pool,
+                         call = rlang::caller_env()) {
+    if (!is.null(labels)) {
+        if (!spec$n_classes) .abort("{.arg labels} needs a conditional VAE (fitted with labels).", call = call)
+        if (!is.numeric(labels) || is.null(names(labels)) || anyNA(labels) ||
+            any(labels < 0) || any(labels != round(labels)) || anyDuplicated(names(labels))) {
+            .abort("{.arg labels} must be a named vector of non-negative whole numbers, one per class.",
+                   call = call)
+        }
+        unknown <- setdiff(names(labels), spec$classes)
+        if (length(unknown)) {
+            .abort(c("{.arg labels} names unknown class{?es} {.val {unknown}}.",
+                     i = "Classes: {.val {spec$classes}}."), call = call)
+        }
+        sizes <- integer(spec$n_classes)
+        sizes[match(names(labels), spec$classes)] <- as.integer(labels)
+        if (!no_num && .check_count(num_samples, "num_samples", call = call) != sum(sizes)) {
+            .abort("{.arg num_samples} ({num_samples}) differs from the sum of {.arg labels} ({sum(sizes)}).",
+                   call = call)
+        }
+        if (sum(sizes) < 1) .abort("{.arg labels} asks for no cells.", call = call)
+        return(sizes)
+    }
+    if (no_num) .abort("{.arg num_samples} is missing.", call = call)
+    num_samples <- .check_count(num_samples, "num_samples", call = call)
+    if (!spec$n_classes) return(num_samples)
+    .allocate(tabulate(codes[pool], spec$n_classes), num_samples)
 }
 
 # Split n among classes in proportion to `sizes` (largest remainders).
@@ -96,23 +187,36 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE) 
     as.integer(out)
 }
 
-# n latent codes: from a Gaussian mixture fitted by BIC to the latent means, or,
-# where mclust cannot fit one, from the posteriors of randomly chosen cells.
-.sample_latent <- function(mean, log_var, n, what) {
+# n latent codes for one group of training cells (`members`): from a Gaussian
+# mixture of their latent means, from the prior, or from the posteriors of cells
+# of `pool`. Returns list(z, cell = the training cell each code came from, or NULL).
+.draw_latent <- function(latent, enc, members, pool, n, what) {
+    L <- ncol(enc$mean)
+    posterior <- function(from) {
+        idx <- from[sample.int(length(from), n, replace = TRUE)]
+        noise <- matrix(stats::rnorm(n * L), n, L)
+        list(z = enc$mean[idx, , drop = FALSE] + exp(0.5 * enc$log_var[idx, , drop = FALSE]) * noise,
+             cell = idx)
+    }
+    if (latent == "prior") return(list(z = matrix(stats::rnorm(n * L), n, L), cell = NULL))
+    if (latent == "posterior") {
+        if (!length(pool)) .abort(paste0("{.arg cells} holds no cell of ", what, "."), call = NULL)
+        return(posterior(pool))
+    }
     fit <- NULL
-    if (nrow(mean) >= 2L) {
-        fit <- tryCatch(suppressWarnings(.mclust_fit(mean)), error = function(e) NULL)
+    if (length(members) >= 2L) {
+        sub <- if (length(members) > 2000L) members[sample.int(length(members), 2000L)] else members
+        fit <- tryCatch(suppressWarnings(.mclust_fit(enc$mean[sub, , drop = FALSE])),
+                        error = function(e) NULL)
         if (!is.null(fit) && is.null(fit$modelName)) fit <- NULL
     }
     if (!is.null(fit)) {
         z <- .mclust_sim(fit, n)
-        return(unname(z[, -1, drop = FALSE]))
+        return(list(z = unname(z[, -1, drop = FALSE]), cell = NULL))
     }
     cli::cli_inform(c(i = paste0("No Gaussian mixture could be fitted for ", what,
-                                 " ({nrow(mean)} cell{?s}): sampling from the cells' posteriors instead.")))
-    idx <- sample.int(nrow(mean), n, replace = TRUE)
-    noise <- matrix(stats::rnorm(n * ncol(mean)), n, ncol(mean))
-    mean[idx, , drop = FALSE] + exp(0.5 * log_var[idx, , drop = FALSE]) * noise
+                                 " ({length(members)} cell{?s}): sampling from the cells' posteriors instead.")))
+    posterior(members)
 }
 
 # mclust evaluates calls to its own functions (mclustBIC, summaryMclustBIC, simEII,
@@ -127,12 +231,36 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE) 
     .in_mclust(function(m, n) mclust::sim(modelName = m$modelName, parameters = m$parameters, n = n))(model, n)
 }
 
+# Name of the assay that generated values belong in: raw counts for count models,
+# the assay trained on when it was used as is, else "logcounts" (log-normalised
+# counts, or a matrix given as x_train).
+.gen_assay_name <- function(prep) {
+    if (identical(prep$transform$type, "counts")) return("counts")
+    if (!is.null(prep$assay.type) && identical(prep$normalization, "none")) return(prep$assay.type)
+    "logcounts"
+}
+
 # Reconstruction of the training cells (latent means decoded with their own
-# labels), cells in rows, on the scale of the training data.
+# labels), cells in rows, on the scale of the training data (bce/mse models).
 .reconstruct <- function(fit) {
     spec <- fit$model$spec
     prep <- fit$preprocessing
     codes <- if (spec$n_classes) as.integer(prep$y_train) else NULL
-    enc <- .eg_encode(spec, fit$model$weights, prep$x_train, prep$cells_in_rows, codes, prep$minmax)
+    enc <- .eg_encode(spec, fit$model$weights, prep$x_train, prep$cells_in_rows, codes,
+                      prep$transform)
     .eg_decode(spec, fit$model$weights, enc$mean, codes, prep$minmax, cells_in_rows = TRUE)
+}
+
+#' @method print exprsgen_gen
+#' @export
+print.exprsgen_gen <- function(x, ...) {
+    cat("<exprsgen generated cells> ", nrow(x$x_gen), " cells x ", ncol(x$x_gen), " genes",
+        if (methods::is(x$x_gen, "sparseMatrix")) " (integer counts)", "\n", sep = "")
+    if (!is.null(x$y_gen)) {
+        tab <- table(x$y_gen)
+        cat("  labels: ", paste0(names(tab), " ", tab, collapse = ", "), "\n", sep = "")
+    }
+    cat("  with ", nrow(x$x_train), " training cells; as_sce() makes a SingleCellExperiment\n",
+        sep = "")
+    invisible(x)
 }

@@ -54,6 +54,7 @@ layer_dense <- function(units, activation = NULL, name = NULL, ...) {
                    name = .check_name(name)), class = "exprsgen_layer")
 }
 
+#' @method print exprsgen_layer
 #' @export
 print.exprsgen_layer <- function(x, ...) {
     if (x$type == "input") {

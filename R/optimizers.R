@@ -35,6 +35,7 @@ optimizer_rmsprop <- function(learning_rate = 0.001) .optimizer("rmsprop", learn
 #' @export
 optimizer_adagrad <- function(learning_rate = 0.001) .optimizer("adagrad", learning_rate)
 
+#' @method print exprsgen_optimizer
 #' @export
 print.exprsgen_optimizer <- function(x, ...) {
     cat("<exprsgen optimizer> ", x$name, ", learning rate ", format(x$learning_rate), "\n",

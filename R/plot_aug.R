@@ -1,11 +1,13 @@
 #' Plot real and generated cells together
 #'
 #' Puts the training cells and the generated cells of [gen_exprs()] into one
-#' SingleCellExperiment, computes a reduced-dimension representation with
-#' scater (`scater::run<plot_fun>()`) and plots it, coloured by origin (real
-#' or generated) and shaped by label. The values are used as they are: they
-#' are already on the (log-normalised) scale of the training data, so,
-#' unlike VAExprs, nothing is log-normalised a second time.
+#' SingleCellExperiment ([as_sce()]), computes a reduced-dimension
+#' representation with scater (`scater::run<plot_fun>()`) and plots it,
+#' coloured by origin (real or generated) and shaped by label. Values of
+#' `"bce"`/`"mse"` models are used as they are: they are already on the
+#' (log-normalised) scale of the training data, so, unlike VAExprs, nothing
+#' is log-normalised a second time. Counts of count models are
+#' log-normalised once.
 #'
 #' @param x The result of [gen_exprs()].
 #' @param plot_fun Character scalar: `"PCA"`, `"TSNE"`, `"UMAP"`, `"MDS"`,
@@ -44,19 +46,15 @@ plot_aug <- function(x, plot_fun = "PCA", ...) {
     if (ncol(x$x_gen) != ncol(x$x_train)) {
         .abort("{.arg x} has {ncol(x$x_gen)} genes in {.code x_gen} but {ncol(x$x_train)} in {.code x_train}.")
     }
-    values <- t(rbind(as.matrix(x$x_train), as.matrix(x$x_gen)))
-    n_real <- nrow(x$x_train)
-    n_gen <- nrow(x$x_gen)
-    colnames(values) <- make.unique(c(rownames(x$x_train) %||% paste0("real", seq_len(n_real)),
-                                      paste0("gen", seq_len(n_gen))))
-    cd <- S4Vectors::DataFrame(origin = factor(rep(c("real", "generated"), c(n_real, n_gen)),
-                                               levels = c("real", "generated")))
-    has_labels <- !is.null(x$y_gen) && !is.null(x$y_train)
-    if (has_labels) cd$label <- factor(c(as.character(x$y_train), as.character(x$y_gen)))
-    sce <- SingleCellExperiment::SingleCellExperiment(assays = list(logcounts = values),
-                                                      colData = cd)
+    sce <- as_sce(x, real = TRUE)
+    # Reduced dimensions of log-scale values: log-normalised counts for count
+    # models, the training scale (already log-normalised, or as given) otherwise.
+    assay_name <- if ("logcounts" %in% SummarizedExperiment::assayNames(sce)) "logcounts" else
+        SummarizedExperiment::assayNames(sce)[1]
+    cd <- SummarizedExperiment::colData(sce)
+    has_labels <- "label" %in% colnames(cd)
     run <- getExportedValue("scater", paste0("run", plot_fun))
-    sce <- run(sce, ...)
+    sce <- run(sce, exprs_values = assay_name, ...)
     # ggplot2 has six distinct shapes: with more labels, colour by label instead.
     if (has_labels && nlevels(cd$label) > 6L) {
         colour <- "label"
@@ -69,4 +67,3 @@ plot_aug <- function(x, plot_fun = "PCA", ...) {
                            point_alpha = 0.8)
 }
 
-`%||%` <- function(a, b) if (is.null(a)) b else a

@@ -14,9 +14,8 @@
     .core(.Call(wrap__eg_trainer_new, model, train, weights))
 }
 
-.eg_trainer_epoch <- function(trainer, x, cells_in_rows, labels, minmax, train) {
-    .core(.Call(wrap__eg_trainer_epoch, trainer, x, cells_in_rows, labels,
-                minmax$min, minmax$max, train))
+.eg_trainer_epoch <- function(trainer, x, cells_in_rows, labels, transform, train) {
+    .core(.Call(wrap__eg_trainer_epoch, trainer, x, cells_in_rows, labels, transform, train))
 }
 
 .eg_trainer_snapshot <- function(trainer) {
@@ -31,9 +30,12 @@
     .core(.Call(wrap__eg_minmax, x, cells_in_rows))
 }
 
-.eg_encode <- function(model, weights, x, cells_in_rows, labels, minmax) {
-    .core(.Call(wrap__eg_encode, model, weights, x, cells_in_rows, labels,
-                minmax$min, minmax$max))
+.eg_encode <- function(model, weights, x, cells_in_rows, labels, transform) {
+    .core(.Call(wrap__eg_encode, model, weights, x, cells_in_rows, labels, transform))
+}
+
+.eg_decode_counts <- function(model, weights, z, labels, log_library, seed) {
+    .core(.Call(wrap__eg_decode_counts, model, weights, z, labels, log_library, seed))
 }
 
 .eg_decode <- function(model, weights, z, labels, minmax, cells_in_rows = TRUE) {

@@ -2,8 +2,9 @@
 # become one training matrix (kept in its own orientation, never transposed),
 # labels become a factor, and validation cells are split off or checked.
 
-# A numeric dense matrix, or an error naming `name`.
-.as_numeric_matrix <- function(x, name, call) {
+# A dense double matrix or a dgCMatrix (never densified), or an error naming `name`.
+# With `counts = TRUE` the values must be non-negative whole numbers.
+.as_expression <- function(x, name, call, counts = FALSE) {
     if (is.data.frame(x)) {
         if (!all(vapply(x, is.numeric, logical(1)))) {
             .abort("{.arg {name}} must be numeric; its data.frame has non-numeric columns.",
@@ -11,16 +12,30 @@
         }
         x <- as.matrix(x)
     }
-    if (methods::is(x, "Matrix") || methods::is(x, "DelayedArray")) {
-        # Sparse and on-disk inputs are densified here for now.
-        x <- as.matrix(x)
+    if (methods::is(x, "DelayedArray")) {
+        # Realised in memory (as a sparse matrix when it is sparse).
+        x <- tryCatch(if (DelayedArray::is_sparse(x)) methods::as(x, "dgCMatrix") else as.matrix(x),
+                      error = function(e) .abort(c("{.arg {name}} could not be read.",
+                                                   x = conditionMessage(e)), call = call))
     }
-    if (!is.matrix(x) || !(is.numeric(x) || is.logical(x))) {
-        .abort("{.arg {name}} must be a numeric matrix, not {.cls {class(x)[1]}}.",
+    if (methods::is(x, "sparseMatrix")) {
+        if (!methods::is(x, "dgCMatrix")) {
+            x <- methods::as(methods::as(methods::as(x, "CsparseMatrix"), "generalMatrix"), "dMatrix")
+        }
+        values <- x@x
+    } else {
+        if (!is.matrix(x) || !(is.numeric(x) || is.logical(x))) {
+            .abort("{.arg {name}} must be a numeric matrix, not {.cls {class(x)[1]}}.", call = call)
+        }
+        if (storage.mode(x) != "double") storage.mode(x) <- "double"
+        values <- x
+    }
+    .check_finite(values, name, call = call)
+    if (counts && (any(values < 0) || any(values != round(values)))) {
+        .abort(c("{.arg {name}} must hold counts (non-negative whole numbers) for a count likelihood.",
+                 i = "Use {.code likelihood = \"bce\"} or {.code \"mse\"} for other values."),
                call = call)
     }
-    if (storage.mode(x) != "double") storage.mode(x) <- "double"
-    .check_finite(x, name, call = call)
     x
 }
 
@@ -46,8 +61,8 @@
 # Prepared training inputs. For a SummarizedExperiment the assay is used as
 # genes x cells (cells in columns); for x_train as cells x genes (VAExprs).
 .prepare_inputs <- function(object, x_train, x_val, y_train, y_val, assay.type, labels,
-                            validation_split, call) {
-    transform <- "none"
+                            validation_split, counts, call) {
+    normalization <- "none"
     if (!is.null(object)) {
         if (!methods::is(object, "SummarizedExperiment")) {
             .abort("{.arg object} must be a SingleCellExperiment or SummarizedExperiment, not {.cls {class(object)[1]}}.",
@@ -62,15 +77,24 @@
         if (is.null(rownames(object))) rownames(object) <- paste0("gene", seq_len(nrow(object)))
         if (is.null(colnames(object))) colnames(object) <- paste0("cell", seq_len(ncol(object)))
         y <- .labels_from_object(object, labels, call)
-        x <- .as_numeric_matrix(SummarizedExperiment::assay(object, assay.type), "object", call)
-        if (assay.type == "counts") {
+        x <- .as_expression(SummarizedExperiment::assay(object, assay.type), "object", call,
+                            counts = counts)
+        if (counts || assay.type == "counts") {
+            if (any(Matrix::colSums(x) <= 0)) {
+                .abort("{.arg object} has cells without any counts; remove them first.", call = call)
+            }
+        }
+        if (!counts && assay.type == "counts") {
             # As VAExprs: log-normalised counts (size factors from library sizes,
             # or those already stored in the object).
-            if (any(x < 0)) .abort("The {.val counts} assay of {.arg object} has negative values.", call = call)
-            if (any(colSums(x) <= 0)) .abort("{.arg object} has cells with no counts at all; remove them first.", call = call)
-            x <- SummarizedExperiment::assay(scuttle::logNormCounts(object, assay.type = assay.type), "logcounts")
-            x <- .as_numeric_matrix(x, "object", call)
-            transform <- "logNormCounts"
+            if (any(if (methods::is(x, "dgCMatrix")) x@x < 0 else x < 0)) {
+                .abort("The {.val counts} assay of {.arg object} has negative values.", call = call)
+            }
+            object <- SummarizedExperiment::SummarizedExperiment(
+                assays = list(counts = x), colData = SummarizedExperiment::colData(object))
+            x <- SummarizedExperiment::assay(scuttle::logNormCounts(object), "logcounts")
+            x <- .as_expression(x, "object", call)
+            normalization <- "logNormCounts"
         }
         cells_in_rows <- FALSE
         split <- .split_cells(ncol(x), validation_split, call)
@@ -91,16 +115,19 @@
         if (is.null(x_train)) {
             .abort("Give the training data as {.arg x_train} (cells x genes) or {.arg object}.", call = call)
         }
-        x_train <- .as_numeric_matrix(x_train, "x_train", call)
+        x_train <- .as_expression(x_train, "x_train", call, counts = counts)
         y_train <- .as_labels(y_train, nrow(x_train), "y_train", call)
         if (is.null(colnames(x_train))) colnames(x_train) <- paste0("gene", seq_len(ncol(x_train)))
         if (is.null(rownames(x_train))) rownames(x_train) <- paste0("cell", seq_len(nrow(x_train)))
+        if (counts && any(Matrix::rowSums(x_train) <= 0)) {
+            .abort("{.arg x_train} has cells (rows) without any counts; remove them first.", call = call)
+        }
         cells_in_rows <- TRUE
         if (!is.null(x_val)) {
             if (validation_split > 0) {
                 cli::cli_warn("{.arg validation_split} is ignored because {.arg x_val} is given.")
             }
-            x_val <- .as_numeric_matrix(x_val, "x_val", call)
+            x_val <- .as_expression(x_val, "x_val", call, counts = counts)
             if (ncol(x_val) != ncol(x_train)) {
                 .abort("{.arg x_val} has {ncol(x_val)} genes (columns) but {.arg x_train} has {ncol(x_train)}.",
                        call = call)
@@ -127,9 +154,18 @@
             }
         }
         genes <- colnames(x_train)
+        # A sparse matrix with cells in rows is stored by gene; the core gathers cells,
+        # so it gets the genes x cells transpose (one O(non-zeros) copy).
+        if (methods::is(x_train, "dgCMatrix")) {
+            x_train <- Matrix::t(x_train)
+            if (!is.null(x_val)) x_val <- Matrix::t(methods::as(x_val, "CsparseMatrix"))
+            cells_in_rows <- FALSE
+        } else if (methods::is(x_val, "dgCMatrix")) {
+            x_val <- as.matrix(x_val)
+        }
     }
     list(x_train = x_train, y_train = y_train, x_val = x_val, y_val = y_val,
-         cells_in_rows = cells_in_rows, genes = genes, transform = transform,
+         cells_in_rows = cells_in_rows, genes = genes, normalization = normalization,
          assay.type = if (is.null(object)) NULL else assay.type)
 }
 

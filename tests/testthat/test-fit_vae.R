@@ -68,7 +68,7 @@ test_that("a counts assay is log-normalised as scater::logNormCounts does", {
                    epochs = 2, batch_size = 16, seed = 1, verbose = FALSE)
     expected <- SummarizedExperiment::assay(scuttle::logNormCounts(sce), "logcounts")
     expect_equal(fit$preprocessing$x_train, as.matrix(expected))
-    expect_identical(fit$preprocessing$transform, "logNormCounts")
+    expect_identical(fit$preprocessing$normalization, "logNormCounts")
     expect_identical(fit$preprocessing$genes, rownames(counts))
 })
 

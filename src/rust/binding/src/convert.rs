@@ -1,12 +1,18 @@
 //! R values ⇄ core types. Shape and type errors become core errors naming the argument.
 
 use extendr_api::prelude::*;
-use exprsgen_core::{DenseView, DenseWeights, Error, Layout, ModelParams, Scaling, TrainParams};
+use exprsgen_core::{CscView, DenseView, DenseWeights, Error, Layout, ModelParams, Scaling, Source, TrainParams};
 
 pub type CoreResult<T> = std::result::Result<T, Error>;
 
-fn field(list: &Robj, name: &str) -> CoreResult<Robj> {
-    list.dollar(name).map_err(|_| Error::Internal(format!("missing field '{name}'")))
+/// Element `name` of an R list, read from memory. (Not `Robj::dollar`, which evaluates
+/// R's `$`: an interrupt arriving during that evaluation would surface as an error.)
+pub fn field(list: &Robj, name: &str) -> CoreResult<Robj> {
+    let l: List = list.try_into().map_err(|_| Error::Internal(format!("expected a list holding '{name}'")))?;
+    l.iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+        .ok_or_else(|| Error::Internal(format!("missing field '{name}'")))
 }
 
 fn usize_of(x: &Robj, name: &'static str) -> CoreResult<usize> {
@@ -64,6 +70,10 @@ pub fn model_params(spec: &Robj) -> CoreResult<ModelParams> {
         encoder: layers("encoder_units", "encoder_activation", "encoder_layers")?,
         latent_dim: usize_of(&field(spec, "latent_dim")?, "latent_dim")?,
         decoder: layers("decoder_units", "decoder_activation", "decoder_layers")?,
+        likelihood: field(spec, "likelihood")?
+            .as_str()
+            .ok_or(Error::InvalidParameter { field: "likelihood", rule: "must be a string".into() })?
+            .to_string(),
     })
 }
 
@@ -109,6 +119,58 @@ pub fn dense_view<'a>(x: &'a Robj, cells_in_rows: bool, name: &'static str) -> C
     DenseView::new(values, n_cells, n_genes, layout).map_err(|_| Error::InvalidParameter { field: name, rule: "has inconsistent dimensions".into() })
 }
 
+/// A dense double matrix (see `dense_view`) or a genes × cells dgCMatrix, in place.
+pub fn source<'a>(x: &'a Robj, cells_in_rows: bool, name: &'static str) -> CoreResult<Source<'a>> {
+    if x.inherits("dgCMatrix") {
+        if cells_in_rows {
+            return Err(Error::InvalidParameter { field: name, rule: "as a dgCMatrix must have genes in rows".into() });
+        }
+        let slot = |s: &str| x.get_attrib(s).ok_or(Error::InvalidParameter { field: name, rule: format!("has no slot '{s}'") });
+        let bad = |s: &str| Error::InvalidParameter { field: name, rule: format!("has a malformed slot '{s}'") };
+        let (p, i, v, dim) = (slot("p")?, slot("i")?, slot("x")?, slot("Dim")?);
+        // The slices borrow R vectors kept alive by `x`'s attributes.
+        let p: &'a [i32] = unsafe { std::mem::transmute::<&[i32], &'a [i32]>(p.as_integer_slice().ok_or_else(|| bad("p"))?) };
+        let i: &'a [i32] = unsafe { std::mem::transmute::<&[i32], &'a [i32]>(i.as_integer_slice().ok_or_else(|| bad("i"))?) };
+        let v: &'a [f64] = unsafe { std::mem::transmute::<&[f64], &'a [f64]>(v.as_real_slice().ok_or_else(|| bad("x"))?) };
+        let dim = dim.as_integer_slice().ok_or_else(|| bad("Dim"))?;
+        if dim.len() != 2 || p.len() != dim[1].max(0) as usize + 1 {
+            return Err(bad("Dim"));
+        }
+        return Ok(CscView::new(p, i, v, dim[0].max(0) as usize)?.into());
+    }
+    Ok(dense_view(x, cells_in_rows, name)?.into())
+}
+
+/// `list(type = "minmax", min, max)` or `list(type = "counts", target_sum)`.
+pub enum TransformSpec {
+    MinMax(Scaling),
+    Counts(f64),
+}
+
+pub fn transform(t: &Robj) -> CoreResult<TransformSpec> {
+    let kind = field(t, "type")?.as_str().unwrap_or("").to_string();
+    match kind.as_str() {
+        "minmax" => Ok(TransformSpec::MinMax(scaling(&field(t, "min")?, &field(t, "max")?)?)),
+        "counts" => {
+            let s = field(t, "target_sum")?.as_real().unwrap_or(f64::NAN);
+            if !(s.is_finite() && s > 0.0) {
+                return Err(Error::InvalidParameter { field: "target_sum", rule: "must be a positive number".into() });
+            }
+            Ok(TransformSpec::Counts(s))
+        }
+        _ => Err(Error::Internal(format!("unknown transform '{kind}'"))),
+    }
+}
+
+impl TransformSpec {
+    pub fn as_core(&self) -> exprsgen_core::Transform<'_> {
+        match self {
+            TransformSpec::MinMax(s) => exprsgen_core::Transform::MinMax(s),
+            TransformSpec::Counts(t) => exprsgen_core::Transform::Counts { target_sum: *t },
+        }
+    }
+}
+
 pub fn scaling(min: &Robj, max: &Robj) -> CoreResult<Scaling> {
     let v = |x: &Robj| {
         x.as_real_vector()
@@ -139,8 +201,8 @@ pub fn weights_from_r(w: &Robj) -> CoreResult<Vec<DenseWeights>> {
         .map_err(|_| Error::Weights("must be a list of layers".into()))?;
     list.iter()
         .map(|(name, layer)| {
-            let kernel = layer.dollar("kernel").map_err(|_| Error::Weights(format!("layer '{name}' has no kernel")))?;
-            let bias = layer.dollar("bias").map_err(|_| Error::Weights(format!("layer '{name}' has no bias")))?;
+            let kernel = field(&layer, "kernel").map_err(|_| Error::Weights(format!("layer '{name}' has no kernel")))?;
+            let bias = field(&layer, "bias").map_err(|_| Error::Weights(format!("layer '{name}' has no bias")))?;
             let k = kernel.as_real_slice().ok_or_else(|| Error::Weights(format!("kernel of '{name}' is not a double matrix")))?;
             let dims = dims_of(&kernel).unwrap_or_default();
             if dims.len() != 2 {

@@ -4,8 +4,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
 use extendr_api::prelude::*;
-use exprsgen_core::data::Dataset;
-use exprsgen_core::{decode, encode, Error, Trainer};
+use exprsgen_core::{decode, decode_counts, encode, Dataset, Error, Trainer};
 
 use crate::convert::*;
 
@@ -68,18 +67,19 @@ pub fn eg_trainer_new(model: Robj, train: Robj, weights: Robj) -> Robj {
     })
 }
 
-/// One epoch of training (`train = TRUE`) or an evaluation pass (`FALSE`) over `x`.
+/// One epoch of training (`train = TRUE`) or an evaluation pass (`FALSE`) over `x`
+/// (a dense matrix or a genes × cells dgCMatrix) with `transform` (see convert.rs).
 /// Returns `c(loss, reconstruction, kl)`.
 #[extendr]
-pub fn eg_trainer_epoch(trainer: Robj, x: Robj, cells_in_rows: Robj, labels: Robj, min: Robj, max: Robj, train: Robj) -> Robj {
+pub fn eg_trainer_epoch(trainer: Robj, x: Robj, cells_in_rows: Robj, labels: Robj, transform: Robj, train: Robj) -> Robj {
     guard(|| {
-        let view = dense_view(&x, flag(&cells_in_rows, "cells_in_rows")?, "x")?;
-        let sc = scaling(&min, &max)?;
+        let src = source(&x, flag(&cells_in_rows, "cells_in_rows")?, "x")?;
+        let tr = crate::convert::transform(&transform)?;
         let lab = crate::convert::labels(&labels, "labels")?;
         let train = flag(&train, "train")?;
         with_trainer(&trainer, |t| {
             let n_classes = t.n_classes()?;
-            let data = Dataset::new(view, &sc, lab.as_deref(), n_classes)?;
+            let data = Dataset::new(src, tr.as_core(), lab.as_deref(), n_classes)?;
             let st = if train { t.train_epoch(&data)? } else { t.evaluate(&data)? };
             Ok(vec![st.loss, st.reconstruction, st.kl].into())
         })
@@ -112,8 +112,8 @@ pub fn eg_trainer_weights(trainer: Robj, snapshot: Robj) -> Robj {
 #[extendr]
 pub fn eg_minmax(x: Robj, cells_in_rows: Robj) -> Robj {
     guard(|| {
-        let view = dense_view(&x, flag(&cells_in_rows, "cells_in_rows")?, "x")?;
-        let s = exprsgen_core::Scaling::fit(&view)?;
+        let src = source(&x, flag(&cells_in_rows, "cells_in_rows")?, "x")?;
+        let s = exprsgen_core::Scaling::fit(src)?;
         List::from_names_and_values(["min", "max"], [Robj::from(s.min.clone()), Robj::from(s.max.clone())])
             .map(Robj::from)
             .map_err(|e| Error::Internal(format!("{e}")))
@@ -122,14 +122,14 @@ pub fn eg_minmax(x: Robj, cells_in_rows: Robj) -> Robj {
 
 /// Posterior of every cell: `list(mean, log_var)`, each a cells × latent matrix.
 #[extendr]
-pub fn eg_encode(model: Robj, weights: Robj, x: Robj, cells_in_rows: Robj, labels: Robj, min: Robj, max: Robj) -> Robj {
+pub fn eg_encode(model: Robj, weights: Robj, x: Robj, cells_in_rows: Robj, labels: Robj, transform: Robj) -> Robj {
     guard(|| {
         let spec = model_params(&model)?.check()?;
         let w = weights_from_r(&weights)?;
-        let view = dense_view(&x, flag(&cells_in_rows, "cells_in_rows")?, "x")?;
-        let sc = scaling(&min, &max)?;
+        let src = source(&x, flag(&cells_in_rows, "cells_in_rows")?, "x")?;
+        let tr = crate::convert::transform(&transform)?;
         let lab = crate::convert::labels(&labels, "labels")?;
-        let data = Dataset::new(view, &sc, lab.as_deref(), spec.n_classes)?;
+        let data = Dataset::new(src, tr.as_core(), lab.as_deref(), spec.n_classes)?;
         let (mean, log_var) = encode(&spec, &w, &data)?;
         let (n, l) = (data.n_cells(), spec.latent_dim);
         // row-major [n, l] → R column-major n × l
@@ -148,6 +148,48 @@ pub fn eg_encode(model: Robj, weights: Robj, x: Robj, cells_in_rows: Robj, label
     })
 }
 
+/// An n × latent R matrix as row-major f32 values, and n.
+fn latent_rows(z: &Robj, latent_dim: usize) -> CoreResult<(Vec<f32>, usize)> {
+    let zv = dense_view(z, true, "z")?;
+    if zv.n_genes() != latent_dim {
+        return Err(Error::LengthMismatch { field: "z", got: zv.n_genes(), expected: latent_dim });
+    }
+    let n = zv.n_cells();
+    let mut rows = vec![0.0f32; n * latent_dim];
+    for i in 0..n {
+        for j in 0..latent_dim {
+            rows[i * latent_dim + j] = zv.get(i, j) as f32;
+        }
+    }
+    Ok((rows, n))
+}
+
+/// Decode `z` (an n × latent matrix) of a count model, with 1-based condition codes
+/// `labels` (or NULL) and natural-log library sizes `log_library`, and draw integer
+/// counts (`seed` fixes the draws). Returns `list(p, i, x)`: the CSC slots of a
+/// genes × n matrix.
+#[extendr]
+pub fn eg_decode_counts(model: Robj, weights: Robj, z: Robj, labels: Robj, log_library: Robj, seed: Robj) -> Robj {
+    guard(|| {
+        let spec = model_params(&model)?.check()?;
+        let w = weights_from_r(&weights)?;
+        let (rows, _) = latent_rows(&z, spec.latent_dim)?;
+        let lab = crate::convert::labels(&labels, "labels")?;
+        let ll = log_library
+            .as_real_vector()
+            .ok_or(Error::InvalidParameter { field: "library sizes", rule: "must be numeric".into() })?;
+        let seed = seed
+            .as_real()
+            .or_else(|| seed.as_integer().map(f64::from))
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .ok_or(Error::InvalidParameter { field: "seed", rule: "must be a non-negative number".into() })?;
+        let out = decode_counts(&spec, &w, &rows, lab.as_deref(), &ll, seed as u64)?;
+        List::from_names_and_values(["p", "i", "x"], [Robj::from(out.p), Robj::from(out.i), Robj::from(out.x)])
+            .map(Robj::from)
+            .map_err(|e| Error::Internal(format!("{e}")))
+    })
+}
+
 /// Decode `z` (an n × latent matrix) with 1-based condition codes `labels` (or NULL)
 /// and undo the scaling. Returns an n × genes matrix (`cells_in_rows = TRUE`) or a
 /// genes × n matrix.
@@ -156,17 +198,7 @@ pub fn eg_decode(model: Robj, weights: Robj, z: Robj, labels: Robj, min: Robj, m
     guard(|| {
         let spec = model_params(&model)?.check()?;
         let w = weights_from_r(&weights)?;
-        let zv = dense_view(&z, true, "z")?;
-        if zv.n_genes() != spec.latent_dim {
-            return Err(Error::LengthMismatch { field: "z", got: zv.n_genes(), expected: spec.latent_dim });
-        }
-        let n = zv.n_cells();
-        let mut rows = vec![0.0f32; n * spec.latent_dim];
-        for i in 0..n {
-            for j in 0..spec.latent_dim {
-                rows[i * spec.latent_dim + j] = zv.get(i, j) as f32;
-            }
-        }
+        let (rows, n) = latent_rows(&z, spec.latent_dim)?;
         let sc = scaling(&min, &max)?;
         let lab = crate::convert::labels(&labels, "labels")?;
         let out_rows = flag(&cells_in_rows, "cells_in_rows")?;
@@ -188,4 +220,5 @@ extendr_module! {
     fn eg_minmax;
     fn eg_encode;
     fn eg_decode;
+    fn eg_decode_counts;
 }

@@ -1,0 +1,78 @@
+#' Generated cells as a SingleCellExperiment
+#'
+#' Turns the result of [gen_exprs()] into a SingleCellExperiment with genes
+#' in rows and cells in columns, optionally with the real training cells
+#' before the generated ones, for downstream Bioconductor analysis.
+#' `as(gen, "SingleCellExperiment")` is `as_sce(gen)`.
+#'
+#' For count models (`"poisson"`, `"nb"`, `"zinb"`) the `counts` assay holds
+#' the integer counts as a sparse dgCMatrix and `logcounts` the
+#' log-normalised counts ([scuttle::normalizeCounts()], library-size factors).
+#' For the other models the values are on the scale of the training data and
+#' go into one assay: `logcounts` (log-normalised counts, or a matrix given
+#' as `x_train`), or the assay the model was trained on when it was used as
+#' it is.
+#'
+#' @param x The result of [gen_exprs()].
+#' @param real Logical scalar: include the real training cells too.
+#'
+#' @return A SingleCellExperiment. `colData` has `origin` (`"real"` or
+#'   `"generated"`) and, for a conditional model, `label`.
+#' @seealso [gen_exprs()], [plot_aug()]
+#' @examples
+#' set.seed(1)
+#' counts <- matrix(rpois(40 * 30, 5), 40, 30)
+#' fit <- fit_vae(x_train = counts, likelihood = "nb", epochs = 3,
+#'                batch_size = 16, verbose = FALSE)
+#' gen <- gen_exprs(fit, num_samples = 10)
+#' as_sce(gen)
+#' as_sce(gen, real = TRUE)
+#' @export
+as_sce <- function(x, real = FALSE) {
+    if (!is.list(x) || !all(c("x_gen", "x_train") %in% names(x))) {
+        .abort("{.arg x} must be the result of {.fn gen_exprs}.")
+    }
+    real <- .check_flag(real, "real")
+    if (ncol(x$x_gen) != ncol(x$x_train)) {
+        .abort("{.arg x} has {ncol(x$x_gen)} genes in {.code x_gen} but {ncol(x$x_train)} in {.code x_train}.")
+    }
+    n_gen <- nrow(x$x_gen)
+    n_real <- if (real) nrow(x$x_train) else 0L
+    gen_names <- rownames(x$x_gen) %||% paste0("gen", seq_len(n_gen))
+    real_names <- rownames(x$x_train) %||% paste0("real", seq_len(n_real))
+    cells <- make.unique(c(if (real) real_names, gen_names))
+    genes <- colnames(x$x_gen) %||% colnames(x$x_train)
+    assay_name <- attr(x, "assay") %||% "logcounts"
+    counts_model <- identical(assay_name, "counts")
+    values <- if (real) rbind(.as_cells_by_genes(x$x_train, counts_model), .as_cells_by_genes(x$x_gen, counts_model))
+              else .as_cells_by_genes(x$x_gen, counts_model)
+    values <- if (counts_model) methods::as(Matrix::t(values), "CsparseMatrix") else t(values)
+    dimnames(values) <- list(genes, cells)
+    cd <- S4Vectors::DataFrame(origin = factor(rep(c("real", "generated"), c(n_real, n_gen)),
+                                               levels = c("real", "generated")),
+                               row.names = cells)
+    if (!is.null(x$y_gen)) {
+        cd$label <- factor(c(if (real) as.character(x$y_train), as.character(x$y_gen)),
+                           levels = union(levels(factor(x$y_train)), levels(factor(x$y_gen))))
+    }
+    assays <- if (counts_model) {
+        list(counts = values,
+             logcounts = scuttle::normalizeCounts(values, size.factors = scuttle::librarySizeFactors(values)))
+    } else {
+        stats::setNames(list(values), assay_name)
+    }
+    SingleCellExperiment::SingleCellExperiment(assays = assays, colData = cd)
+}
+
+.as_cells_by_genes <- function(m, sparse) {
+    if (sparse) methods::as(m, "CsparseMatrix") else as.matrix(m)
+}
+
+# as(gen, "SingleCellExperiment"), registered when the namespace loads.
+.register_coercions <- function(where) {
+    methods::setOldClass("exprsgen_gen", where = where)
+    methods::setAs("exprsgen_gen", "SingleCellExperiment", function(from) as_sce(from),
+                   where = where)
+}
+
+`%||%` <- function(a, b) if (is.null(a)) b else a
