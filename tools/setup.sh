@@ -11,7 +11,7 @@ DEBS=(
   r-base-dev pandoc
   r-cran-cli r-cran-rlang r-cran-ggplot2 r-cran-mclust r-cran-matrix
   r-bioc-singlecellexperiment r-bioc-summarizedexperiment r-bioc-s4vectors
-  r-bioc-scater r-bioc-scuttle
+  r-bioc-scater r-bioc-scuttle r-bioc-delayedarray r-bioc-hdf5array
   r-cran-testthat r-cran-processx r-cran-knitr r-cran-rmarkdown r-bioc-biocstyle
   r-cran-rtsne r-cran-uwot
 )

@@ -26,3 +26,21 @@ quick_fit <- function(..., epochs = 5, seed = 1) {
     fit_vae(..., encoder_layers = enc_layers(), decoder_layers = dec_layers(),
             epochs = epochs, batch_size = 16, seed = seed, verbose = FALSE)
 }
+
+# NB counts (genes x cells, sparse) for three cell types with distinct profiles and
+# varying library sizes.
+simulate_counts <- function(n_per = 60, genes = 200, types = 3, seed = 1, theta = 2) {
+    set.seed(seed)
+    base <- matrix(stats::rgamma(genes * types, shape = 0.6, rate = 0.6), genes, types)
+    for (k in seq_len(types)) {
+        up <- ((k - 1) * 20 + 1):(k * 20)
+        base[up, k] <- base[up, k] + 6
+    }
+    label <- factor(rep(paste0("type", seq_len(types)), each = n_per))
+    lib <- round(stats::rlnorm(length(label), log(2000), 0.4))
+    props <- sweep(base, 2, colSums(base), "/")
+    mu <- props[, as.integer(label)] * rep(lib, each = genes)
+    counts <- matrix(stats::rnbinom(length(mu), size = theta, mu = mu), genes, length(label),
+                     dimnames = list(paste0("g", seq_len(genes)), paste0("c", seq_along(label))))
+    list(counts = Matrix::Matrix(counts, sparse = TRUE), label = label, lib = lib)
+}
