@@ -84,6 +84,16 @@
 #'   thread is fastest, hence the default. Results do not depend on it.
 #' @param verbose Logical scalar: report progress and per-epoch losses.
 #'
+#' @section Large and on-disk data:
+#' A dgCMatrix is used in place: minibatches are gathered from its slots and
+#' it is never densified. A DelayedArray (such as an HDF5Array or
+#' TENxMatrix) is never read whole: before training one pass checks its
+#' values and computes library sizes (and, for `"bce"`/`"mse"`, the scaling),
+#' then each epoch reads blocks of cells (about 10 million values each; set
+#' `options(exprsgen.block_cells = n)` to change it) in an order drawn from
+#' the seed, shuffling cells within each block. Memory then grows with the
+#' block size, not with the number of cells.
+#'
 #' @return A list of class `exprsgen_fit`, made only of plain R data (it
 #'   survives [saveRDS()]):
 #' \describe{
@@ -168,13 +178,20 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
         if (counts) {
             prep$transform <- list(type = "counts", target_sum = 1e4)
         } else {
-            prep$minmax <- .eg_minmax(prep$x_train, prep$cells_in_rows)
+            prep$minmax <- if (!.is_delayed(prep$x_train)) {
+                .eg_minmax(prep$x_train, prep$cells_in_rows)
+            } else {
+                # fitted on the training cells only: scan again after a split
+                s <- if (is.null(prep$x_val)) prep$scan else .scan_cells(prep$x_train, "x_train", FALSE, call)
+                s[c("min", "max")]
+            }
             prep$transform <- c(list(type = "minmax"), prep$minmax)
         }
     } else if (identical(prep$transform$type, "counts") != counts) {
         .abort("{.arg preprocessing} was prepared for another kind of likelihood than {.val {likelihood}}.")
     }
     prep$classes <- classes
+    prep$scan <- NULL
 
     # Training.
     train <- list(optimizer = optimizer$name, learning_rate = optimizer$learning_rate,
@@ -286,13 +303,13 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     start <- proc.time()[["elapsed"]]
     tryCatch({
         for (epoch in seq_len(epochs)) {
-            st <- .eg_trainer_epoch(trainer, prep$x_train, prep$cells_in_rows, y_train,
-                                    prep$transform, TRUE)
+            st <- .pass(trainer, prep$x_train, prep$cells_in_rows, y_train, prep$transform,
+                        TRUE, train$batch_size)
             hist[epoch, c("loss", "reconstruction", "kl")] <- st
             done <- epoch
             if (has_val) {
-                sv <- .eg_trainer_epoch(trainer, prep$x_val, prep$cells_in_rows, y_val,
-                                        prep$transform, FALSE)
+                sv <- .pass(trainer, prep$x_val, prep$cells_in_rows, y_val, prep$transform,
+                            FALSE, train$batch_size)
                 hist[epoch, c("val_loss", "val_reconstruction", "val_kl")] <- sv
             }
             progress$update(epoch, hist[epoch, "loss"], hist[epoch, "val_loss"])

@@ -82,11 +82,12 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     sizes <- .class_sizes(spec, labels, num_samples, missing(num_samples), codes, pool)
     num_samples <- sum(sizes)
 
-    enc <- .eg_encode(spec, w, prep$x_train, prep$cells_in_rows, codes, prep$transform)
+    enc <- .encode_cells(spec, w, prep, codes)
     latent_vector <- enc$mean
     dimnames(latent_vector) <- list(train_cells, paste("latent", seq_len(spec$latent_dim)))
     library_sizes <- if (counts_model) {
-        if (prep$cells_in_rows) Matrix::rowSums(prep$x_train) else Matrix::colSums(prep$x_train)
+        prep$library_size %||% (if (prep$cells_in_rows) Matrix::rowSums(prep$x_train) else
+            .col_sums(prep$x_train))
     }
 
     # Class of every generated cell, then its latent code (and library size).
@@ -123,7 +124,8 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
         dimnames(x_gen) <- list(gen_names, prep$genes)
     }
     y_gen <- if (spec$n_classes) factor(spec$classes[gen_codes], levels = spec$classes)
-    x_train <- if (prep$cells_in_rows) prep$x_train else Matrix::t(prep$x_train)
+    x_train <- if (prep$cells_in_rows) prep$x_train else
+        if (.is_delayed(prep$x_train)) t(prep$x_train) else Matrix::t(prep$x_train)
     structure(list(x_gen = x_gen, y_gen = y_gen, x_train = x_train, y_train = prep$y_train,
                    latent_vector = latent_vector),
               class = "exprsgen_gen", likelihood = spec$likelihood,

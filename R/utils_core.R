@@ -42,3 +42,7 @@
     .core(.Call(wrap__eg_decode, model, weights, z, labels,
                 minmax$min, minmax$max, cells_in_rows))
 }
+
+.eg_trainer_permutation <- function(trainer, n) {
+    .core(.Call(wrap__eg_trainer_permutation, trainer, as.integer(n)))
+}

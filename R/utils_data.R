@@ -12,11 +12,12 @@
         }
         x <- as.matrix(x)
     }
-    if (methods::is(x, "DelayedArray")) {
-        # Realised in memory (as a sparse matrix when it is sparse).
-        x <- tryCatch(if (DelayedArray::is_sparse(x)) methods::as(x, "dgCMatrix") else as.matrix(x),
-                      error = function(e) .abort(c("{.arg {name}} could not be read.",
-                                                   x = conditionMessage(e)), call = call))
+    if (.is_delayed(x)) {
+        # Streamed in blocks of cells later; here only: can it be read at all?
+        tryCatch(as.array(x[1L, 1L, drop = FALSE]), error = function(e) {
+            .abort(c("{.arg {name}} could not be read.", x = conditionMessage(e)), call = call)
+        })
+        return(x)
     }
     if (methods::is(x, "sparseMatrix")) {
         if (!methods::is(x, "dgCMatrix")) {
@@ -79,15 +80,17 @@
         y <- .labels_from_object(object, labels, call)
         x <- .as_expression(SummarizedExperiment::assay(object, assay.type), "object", call,
                             counts = counts)
-        if (counts || assay.type == "counts") {
-            if (any(Matrix::colSums(x) <= 0)) {
-                .abort("{.arg object} has cells without any counts; remove them first.", call = call)
-            }
+        scan <- if (.is_delayed(x)) .scan_cells(x, "object", counts, call)
+        lib <- if (is.null(scan)) .col_sums(x) else scan$library_size
+        if ((counts || assay.type == "counts") && any(lib <= 0)) {
+            .abort("{.arg object} has cells without any counts; remove them first.", call = call)
         }
         if (!counts && assay.type == "counts") {
             # As VAExprs: log-normalised counts (size factors from library sizes,
             # or those already stored in the object).
-            if (any(if (methods::is(x, "dgCMatrix")) x@x < 0 else x < 0)) {
+            negative <- if (!is.null(scan)) any(scan$min < 0) else
+                any(if (methods::is(x, "dgCMatrix")) x@x < 0 else x < 0)
+            if (negative) {
                 .abort("The {.val counts} assay of {.arg object} has negative values.", call = call)
             }
             object <- SummarizedExperiment::SummarizedExperiment(
@@ -95,6 +98,7 @@
             x <- SummarizedExperiment::assay(scuttle::logNormCounts(object), "logcounts")
             x <- .as_expression(x, "object", call)
             normalization <- "logNormCounts"
+            scan <- if (.is_delayed(x)) .scan_cells(x, "object", FALSE, call)
         }
         cells_in_rows <- FALSE
         split <- .split_cells(ncol(x), validation_split, call)
@@ -103,6 +107,8 @@
         if (!is.null(split)) {
             x_val <- x[, split$val, drop = FALSE]
             x <- x[, split$train, drop = FALSE]
+            lib <- lib[split$train]
+            if (!is.null(scan)) scan$library_size <- scan$library_size[split$train]
             if (!is.null(y)) {
                 y_val <- y[split$val]
                 y <- y[split$train]
@@ -111,6 +117,7 @@
         genes <- rownames(x)
         x_train <- x
         y_train <- y
+        library_size <- if (counts) lib
     } else {
         if (is.null(x_train)) {
             .abort("Give the training data as {.arg x_train} (cells x genes) or {.arg object}.", call = call)
@@ -119,10 +126,22 @@
         y_train <- .as_labels(y_train, nrow(x_train), "y_train", call)
         if (is.null(colnames(x_train))) colnames(x_train) <- paste0("gene", seq_len(ncol(x_train)))
         if (is.null(rownames(x_train))) rownames(x_train) <- paste0("cell", seq_len(nrow(x_train)))
-        if (counts && any(Matrix::rowSums(x_train) <= 0)) {
+        scan <- NULL
+        if (.is_delayed(x_train)) {
+            x_train <- t(x_train)  # delayed: genes x cells, nothing is read
+            scan <- .scan_cells(x_train, "x_train", counts, call)
+        }
+        library_size <- if (counts) {
+            if (is.null(scan)) Matrix::rowSums(x_train) else scan$library_size
+        }
+        if (counts && any(library_size <= 0)) {
             .abort("{.arg x_train} has cells (rows) without any counts; remove them first.", call = call)
         }
-        cells_in_rows <- TRUE
+        cells_in_rows <- !.is_delayed(x_train)
+        if (!is.null(x_val) && .is_delayed(x_train)) {
+            .abort("{.arg x_val} is not supported with an on-disk {.arg x_train}; use {.arg validation_split}.",
+                   call = call)
+        }
         if (!is.null(x_val)) {
             if (validation_split > 0) {
                 cli::cli_warn("{.arg validation_split} is ignored because {.arg x_val} is given.")
@@ -144,9 +163,18 @@
         } else {
             if (!is.null(y_val)) .abort("{.arg y_val} is given but {.arg x_val} is not.", call = call)
             split <- .split_cells(nrow(x_train), validation_split, call)
-            if (!is.null(split)) {
+            if (!is.null(split) && !cells_in_rows) {
+                x_val <- x_train[, split$val, drop = FALSE]
+                x_train <- x_train[, split$train, drop = FALSE]
+                library_size <- library_size[split$train]
+                if (!is.null(y_train)) {
+                    y_val <- y_train[split$val]
+                    y_train <- y_train[split$train]
+                }
+            } else if (!is.null(split)) {
                 x_val <- x_train[split$val, , drop = FALSE]
                 x_train <- x_train[split$train, , drop = FALSE]
+                library_size <- library_size[split$train]
                 if (!is.null(y_train)) {
                     y_val <- y_train[split$val]
                     y_train <- y_train[split$train]
@@ -166,6 +194,7 @@
     }
     list(x_train = x_train, y_train = y_train, x_val = x_val, y_val = y_val,
          cells_in_rows = cells_in_rows, genes = genes, normalization = normalization,
+         library_size = library_size, scan = scan,
          assay.type = if (is.null(object)) NULL else assay.type)
 }
 

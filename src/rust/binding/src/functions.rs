@@ -86,6 +86,20 @@ pub fn eg_trainer_epoch(trainer: Robj, x: Robj, cells_in_rows: Robj, labels: Rob
     })
 }
 
+/// A random permutation of `1..n` from the trainer's random stream.
+#[extendr]
+pub fn eg_trainer_permutation(trainer: Robj, n: Robj) -> Robj {
+    guard(|| {
+        let n = n
+            .as_integer()
+            .filter(|&v| v >= 0)
+            .ok_or(Error::InvalidParameter { field: "n", rule: "must be a non-negative integer".into() })?;
+        with_trainer(&trainer, |t| {
+            Ok(Robj::from(t.permutation(n as usize).into_iter().map(|i| i as i32 + 1).collect::<Vec<i32>>()))
+        })
+    })
+}
+
 /// Remember the trainer's current weights (the best so far).
 #[extendr]
 pub fn eg_trainer_snapshot(trainer: Robj) -> Robj {
@@ -216,6 +230,7 @@ extendr_module! {
     fn eg_trainer_new;
     fn eg_trainer_epoch;
     fn eg_trainer_snapshot;
+    fn eg_trainer_permutation;
     fn eg_trainer_weights;
     fn eg_minmax;
     fn eg_encode;

@@ -226,6 +226,14 @@ impl Trainer {
         self.model.as_ref().ok_or_else(|| Error::Internal("the model was lost in a failed step".into()))
     }
 
+    /// A random order of `0..n` from the trainer's own stream (e.g. the order in which
+    /// blocks of an on-disk matrix are visited), so that the seed fixes it too.
+    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut self.rng);
+        order
+    }
+
     /// Number of condition classes of the model in training (0 for a plain VAE).
     pub fn n_classes(&self) -> Result<usize> {
         Ok(self.model()?.spec().n_classes)

@@ -1,0 +1,86 @@
+# On-disk and other DelayedArray inputs (genes x cells) are never read whole: every
+# pass over the cells (checks, training epochs, encoding) reads blocks of cells,
+# each a dgCMatrix (or dense matrix), and hands them to the Rust core one by one.
+# Memory is one block plus what the pass keeps (latent means, library sizes).
+
+.is_delayed <- function(x) methods::is(x, "DelayedArray")
+
+# Cells per block: option exprsgen.block_cells, else about 10 million values; at
+# least one minibatch.
+.block_size <- function(n_genes, batch_size = 1L) {
+    size <- getOption("exprsgen.block_cells", 1e7 %/% max(1L, n_genes))
+    max(as.integer(batch_size), as.integer(size))
+}
+
+.cell_blocks <- function(n_cells, size) {
+    starts <- seq.int(1L, n_cells, by = size)
+    lapply(starts, function(s) s:min(n_cells, s + size - 1L))
+}
+
+# Cells `idx` of a genes x cells DelayedArray, in memory.
+.read_cells <- function(x, idx) {
+    block <- x[, idx, drop = FALSE]
+    out <- if (DelayedArray::is_sparse(x)) methods::as(block, "dgCMatrix") else as.matrix(block)
+    if (is.matrix(out) && storage.mode(out) != "double") storage.mode(out) <- "double"
+    out
+}
+
+.col_sums <- function(x) {
+    if (.is_delayed(x)) DelayedArray::colSums(x) else Matrix::colSums(x)
+}
+
+# One pass over a genes x cells DelayedArray before training: it must be readable,
+# finite (and hold counts for a count likelihood). Returns per-gene min and max and
+# per-cell library sizes.
+.scan_cells <- function(x, name, counts, call) {
+    g <- nrow(x)
+    lo <- rep(Inf, g)
+    hi <- rep(-Inf, g)
+    lib <- numeric(ncol(x))
+    for (idx in .cell_blocks(ncol(x), .block_size(g))) {
+        block <- tryCatch(.read_cells(x, idx), error = function(e) {
+            .abort(c("{.arg {name}} could not be read.", x = conditionMessage(e)), call = call)
+        })
+        values <- if (methods::is(block, "dgCMatrix")) block@x else block
+        .check_finite(values, name, call = call)
+        if (counts && (any(values < 0) || any(values != round(values)))) {
+            .abort("{.arg {name}} must hold counts (non-negative whole numbers) for a count likelihood.",
+                   call = call)
+        }
+        mm <- .eg_minmax(block, FALSE)
+        lo <- pmin(lo, mm$min)
+        hi <- pmax(hi, mm$max)
+        lib[idx] <- Matrix::colSums(block)
+    }
+    list(min = lo, max = hi, library_size = lib)
+}
+
+# One training epoch (train = TRUE) or evaluation pass over x: in one call when x is
+# in memory, else block by block in an order drawn from the trainer's random stream.
+.pass <- function(trainer, x, cells_in_rows, y, transform, train, batch_size) {
+    if (!.is_delayed(x)) {
+        return(.eg_trainer_epoch(trainer, x, cells_in_rows, y, transform, train))
+    }
+    blocks <- .cell_blocks(ncol(x), .block_size(nrow(x), batch_size))
+    order <- if (train) .eg_trainer_permutation(trainer, length(blocks)) else seq_along(blocks)
+    total <- 0
+    for (b in order) {
+        idx <- blocks[[b]]
+        st <- .eg_trainer_epoch(trainer, .read_cells(x, idx), FALSE, y[idx], transform, train)
+        total <- total + st * length(idx)
+    }
+    total / ncol(x)
+}
+
+# Posterior means and log-variances of all training cells.
+.encode_cells <- function(spec, weights, prep, codes) {
+    x <- prep$x_train
+    if (!.is_delayed(x)) {
+        return(.eg_encode(spec, weights, x, prep$cells_in_rows, codes, prep$transform))
+    }
+    parts <- lapply(.cell_blocks(ncol(x), .block_size(nrow(x))), function(idx) {
+        .eg_encode(spec, weights, .read_cells(x, idx), FALSE, codes[idx], prep$transform)
+    })
+    list(mean = do.call(rbind, lapply(parts, `[[`, "mean")),
+         log_var = do.call(rbind, lapply(parts, `[[`, "log_var")))
+}

@@ -1,0 +1,58 @@
+skip_if_not_installed("HDF5Array")
+
+on_disk <- function(m, as.sparse = TRUE) {
+    HDF5Array::writeHDF5Array(as.matrix(m), tempfile(fileext = ".h5"), "counts",
+                              chunkdim = c(nrow(m), 16L), as.sparse = as.sparse)
+}
+
+h5_args <- list(labels = "type", likelihood = "nb",
+                encoder_layers = list(layer_input(200), layer_dense(32, "relu")),
+                decoder_layers = list(layer_dense(32, "relu"), layer_dense(200)),
+                epochs = 3, batch_size = 32, seed = 1, verbose = FALSE)
+
+test_that("an HDF5-backed SingleCellExperiment trains without being read whole", {
+    sc <- simulate_counts()
+    h5 <- on_disk(sc$counts)
+    disk <- SingleCellExperiment::SingleCellExperiment(
+        assays = list(counts = h5), colData = S4Vectors::DataFrame(type = sc$label))
+    mem <- SingleCellExperiment::SingleCellExperiment(
+        assays = list(counts = sc$counts), colData = S4Vectors::DataFrame(type = sc$label))
+    a <- do.call(fit_vae, c(list(disk), h5_args))
+    b <- do.call(fit_vae, c(list(mem), h5_args))
+    # kept on disk, and (in one block) the very same fit as in memory
+    expect_true(methods::is(a$preprocessing$x_train, "DelayedArray"))
+    expect_identical(a$history, b$history)
+    expect_identical(a$model$weights, b$model$weights)
+    expect_equal(a$preprocessing$library_size, unname(Matrix::colSums(sc$counts)))
+    # in many blocks (16 cells each), streaming still trains and generates
+    withr::local_options(exprsgen.block_cells = 16)
+    c <- do.call(fit_vae, c(list(disk), utils::modifyList(h5_args, list(epochs = 15))))
+    expect_lt(tail(c$history$loss, 1), c$history$loss[1])
+    set.seed(1)
+    gen <- gen_exprs(c, labels = c(type2 = 10))
+    expect_identical(dim(gen$x_gen), c(10L, 200L))
+    expect_identical(nrow(gen$latent_vector), 180L)
+    # the same seed gives the same block order and fit
+    d <- do.call(fit_vae, c(list(disk), utils::modifyList(h5_args, list(epochs = 15))))
+    expect_identical(c$model$weights, d$model$weights)
+    # a bce model scales with minima and maxima found while streaming
+    e <- fit_vae(disk, labels = "type", epochs = 2, batch_size = 32, seed = 1, verbose = FALSE)
+    expect_equal(e$preprocessing$minmax$max,
+                 unname(apply(as.matrix(SummarizedExperiment::assay(scuttle::logNormCounts(mem), "logcounts")), 1, max)),
+                 tolerance = 1e-6)
+})
+
+test_that("bad on-disk data are refused before training", {
+    sc <- simulate_counts(n_per = 10)
+    frac <- as.matrix(sc$counts)
+    frac[2, 3] <- 1.5
+    bad <- SingleCellExperiment::SingleCellExperiment(assays = list(counts = on_disk(frac, FALSE)))
+    expect_error(fit_vae(bad, likelihood = "nb", epochs = 1, batch_size = 8, verbose = FALSE),
+                 "object.*counts", class = "exprsgen_error")
+    path <- tempfile(fileext = ".h5")
+    gone <- HDF5Array::writeHDF5Array(as.matrix(sc$counts), path, "counts")
+    unlink(path)
+    expect_error(fit_vae(x_train = t(gone), likelihood = "nb", epochs = 1, batch_size = 8,
+                         verbose = FALSE),
+                 "x_train.*could not be read", class = "exprsgen_error")
+})
