@@ -17,9 +17,13 @@
 #' numbers add up to `num_samples`), or as `labels` says. A class whose cells
 #' cannot support a mixture (a single cell, or cells mclust cannot fit) is
 #' sampled from the encoder's posterior distributions of its cells instead.
-#' mclust's initialisation is quadratic in the number of cells, so the
-#' mixture of a class is fitted to at most 2,000 of its cells, chosen at
-#' random.
+#' mclust's cost grows quickly with the number of cells (its initialisation is
+#' quadratic, and some models need many EM iterations), so the mixture of a
+#' class is fitted to at most 500 of its cells, chosen at random
+#' (`options(exprsgen.mixture_cells = n)` changes this), and BIC chooses among
+#' the models with closed-form M-steps: spherical, diagonal and full
+#' covariances (`EII`, `VII`, `EEI`, `VEI`, `EVI`, `VVI`, `EEE`, `EEV`,
+#' `VEV`, `VVV`), with 1 to 9 components.
 #'
 #' @param x The result of [fit_vae()] (also after [saveRDS()]/[readRDS()]).
 #' @param num_samples Integer scalar: the number of cells to generate. May be
@@ -207,7 +211,8 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     }
     fit <- NULL
     if (length(members) >= 2L) {
-        sub <- if (length(members) > 2000L) members[sample.int(length(members), 2000L)] else members
+        cap <- as.integer(getOption("exprsgen.mixture_cells", 500L))
+        sub <- if (length(members) > cap) members[sample.int(length(members), cap)] else members
         fit <- tryCatch(suppressWarnings(.mclust_fit(enc$mean[sub, , drop = FALSE])),
                         error = function(e) NULL)
         if (!is.null(fit) && is.null(fit$modelName)) fit <- NULL
@@ -228,7 +233,13 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     environment(f) <- asNamespace("mclust")
     f
 }
-.mclust_fit <- function(data) .in_mclust(function(data) mclust::Mclust(data, verbose = FALSE))(data)
+# mclust's models with closed-form M-steps (spherical, diagonal and full covariances);
+# EVE, VEE, VVE and EVV need iterative M-steps and took three quarters of the time.
+.mixture_models <- c("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "EEV", "VEV", "VVV")
+.mclust_fit <- function(data) {
+    models <- if (ncol(data) == 1L) c("E", "V") else .mixture_models
+    .in_mclust(function(data, models) mclust::Mclust(data, modelNames = models, verbose = FALSE))(data, models)
+}
 .mclust_sim <- function(model, n) {
     .in_mclust(function(m, n) mclust::sim(modelName = m$modelName, parameters = m$parameters, n = n))(model, n)
 }

@@ -140,7 +140,11 @@ pub fn zinb(x: f64, log_mu: f64, log_theta: f64, pi_logit: f64) -> Terms {
     }
 }
 
-/// A draw from NB(mu, theta) as a Gamma-Poisson mixture, optionally zero-inflated.
+/// Small means are drawn by inversion of the pmf (one uniform, usually one term: most
+/// entries of sparse data are zeros); larger ones as a Gamma-Poisson mixture.
+const INVERSION_MAX_MEAN: f64 = 8.0;
+
+/// A draw from NB(mu, theta) (Poisson when `theta` is None), optionally zero-inflated.
 pub fn sample(rng: &mut StdRng, mu: f64, theta: Option<f64>, pi: Option<f64>) -> f64 {
     if let Some(p) = pi {
         if rng.random::<f64>() < p {
@@ -149,6 +153,28 @@ pub fn sample(rng: &mut StdRng, mu: f64, theta: Option<f64>, pi: Option<f64>) ->
     }
     if !(mu > 0.0) {
         return 0.0;
+    }
+    if mu < INVERSION_MAX_MEAN {
+        let u: f64 = rng.random::<f64>();
+        // P(0) and the ratio P(k+1)/P(k) = (k + theta)/(k + 1) * q (NB) or mu/(k + 1) (Poisson)
+        let (mut p, q, th) = match theta {
+            Some(th) if th.is_finite() && th > 0.0 => {
+                let log_p_theta = -softplus(mu.ln() - th.ln());
+                ((th * log_p_theta).exp(), mu / (th + mu), th)
+            }
+            _ => ((-mu).exp(), 0.0, 0.0),
+        };
+        let mut cum = p;
+        let mut k = 0.0f64;
+        while u >= cum && k < 10_000.0 {
+            p *= if q > 0.0 { (k + th) / (k + 1.0) * q } else { mu / (k + 1.0) };
+            k += 1.0;
+            cum += p;
+            if p < 1e-300 {
+                break;
+            }
+        }
+        return k;
     }
     let lambda = match theta {
         Some(th) if th.is_finite() && th > 0.0 => match Gamma::new(th, mu / th) {
@@ -233,6 +259,26 @@ mod tests {
                 let t = poisson(x, lm);
                 let f = |a: f64, _: f64, _: f64| poisson(x, a).nll;
                 assert!(close(t.d_log_mu, fd(&f, 0), 1e-5), "poisson x={x}");
+            }
+        }
+    }
+
+    #[test]
+    fn both_samplers_have_the_right_moments() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let n = 60_000;
+        // below and above the inversion threshold, NB and Poisson
+        for &(mu, th) in &[(0.3, Some(1.5)), (6.0, Some(0.8)), (20.0, Some(3.0)), (2.0, None), (30.0, None)] {
+            let xs: Vec<f64> = (0..n).map(|_| sample(&mut rng, mu, th, None)).collect();
+            let m = xs.iter().sum::<f64>() / n as f64;
+            let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n as f64;
+            let want_v = mu + th.map_or(0.0, |t| mu * mu / t);
+            assert!(close(m, mu, 0.04), "mean {m} vs {mu} ({th:?})");
+            assert!(close(v, want_v, 0.08), "var {v} vs {want_v} ({th:?})");
+            if let Some(t) = th {
+                let p0 = (t / (t + mu)).powf(t);
+                let zeros = xs.iter().filter(|&&x| x == 0.0).count() as f64 / n as f64;
+                assert!((zeros - p0).abs() < 0.01, "zeros {zeros} vs {p0}");
             }
         }
     }
