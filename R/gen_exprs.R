@@ -17,6 +17,10 @@
 #' numbers add up to `num_samples`), or as `labels` says. A class whose cells
 #' cannot support a mixture (a single cell, or cells mclust cannot fit) is
 #' sampled from the encoder's posterior distributions of its cells instead.
+#' Mixture draws far outside the latent codes of the training cells (beyond
+#' their range widened by half its width on each side), which an almost
+#' empty mixture component with a huge covariance can produce, are drawn
+#' again.
 #' mclust's cost grows quickly with the number of cells (its initialisation is
 #' quadratic, and some models need many EM iterations), so the mixture of a
 #' class is fitted to at most 500 of its cells, chosen at random
@@ -196,7 +200,8 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
 # n latent codes for one group of training cells (`members`): from a Gaussian
 # mixture of their latent means, from the prior, or from the posteriors of cells
 # of `pool`. Returns list(z, cell = the training cell each code came from, or NULL).
-.draw_latent <- function(latent, enc, members, pool, n, what) {
+.draw_latent <- function(latent, enc, members, pool, n, what,
+                         fit_mixture = .mclust_fit, sim_mixture = .mclust_sim) {
     L <- ncol(enc$mean)
     posterior <- function(from) {
         idx <- from[sample.int(length(from), n, replace = TRUE)]
@@ -213,13 +218,28 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     if (length(members) >= 2L) {
         cap <- as.integer(getOption("exprsgen.mixture_cells", 500L))
         sub <- if (length(members) > cap) members[sample.int(length(members), cap)] else members
-        fit <- tryCatch(suppressWarnings(.mclust_fit(enc$mean[sub, , drop = FALSE])),
+        fit <- tryCatch(suppressWarnings(fit_mixture(enc$mean[sub, , drop = FALSE])),
                         error = function(e) NULL)
         if (!is.null(fit) && is.null(fit$modelName)) fit <- NULL
     }
     if (!is.null(fit)) {
-        z <- .mclust_sim(fit, n)
-        return(list(z = unname(z[, -1, drop = FALSE]), cell = NULL))
+        # A mixture can hold a near-empty component with a huge covariance, whose
+        # draws decode to nonsense: codes outside the cells' latent range (widened by
+        # half its width on each side) are drawn again, at worst from a posterior.
+        m <- enc$mean[members, , drop = FALSE]
+        lo <- apply(m, 2, min)
+        hi <- apply(m, 2, max)
+        pad <- 0.5 * (hi - lo)
+        outside <- function(z) rowSums(sweep(z, 2, lo - pad) < 0 | sweep(z, 2, hi + pad) > 0) > 0
+        z <- unname(sim_mixture(fit, n)[, -1, drop = FALSE])
+        bad <- outside(z)
+        for (try in seq_len(10)) {
+            if (!any(bad)) break
+            z[bad, ] <- unname(sim_mixture(fit, sum(bad))[, -1, drop = FALSE])
+            bad <- outside(z)
+        }
+        if (any(bad)) z[bad, ] <- posterior(members)$z[seq_len(sum(bad)), , drop = FALSE]
+        return(list(z = z, cell = NULL))
     }
     cli::cli_inform(c(i = paste0("No Gaussian mixture could be fitted for ", what,
                                  " ({length(members)} cell{?s}): sampling from the cells' posteriors instead.")))

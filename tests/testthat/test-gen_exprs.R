@@ -63,3 +63,22 @@ test_that("the fit survives saveRDS and a new R process", {
     expect_identical(there$x_gen, here$x_gen)
     expect_identical(there$y_gen, here$y_gen)
 })
+
+test_that("absurd mixture draws are redrawn, never decoded", {
+    set.seed(1)
+    enc <- list(mean = matrix(stats::rnorm(200), 100, 2), log_var = matrix(-2, 100, 2))
+    calls <- 0
+    # a mixture whose first draws come from a huge component
+    fake_sim <- function(model, n) {
+        calls <<- calls + 1
+        z <- matrix(stats::rnorm(2 * n), n, 2)
+        if (calls == 1) z[seq_len(n %/% 2), ] <- 1e6
+        cbind(group = 1, z)
+    }
+    fake_fit <- function(data) list(modelName = "VVV")
+    out <- exprsgen:::.draw_latent("gmm", enc, 1:100, 1:100, 50, "test",
+                                   fit_mixture = fake_fit, sim_mixture = fake_sim)
+    expect_gt(calls, 1)
+    expect_true(all(abs(out$z) < 10))
+    expect_identical(dim(out$z), c(50L, 2L))
+})
