@@ -103,11 +103,7 @@ pub fn decode_counts(
     let mut out = SparseCounts { p: vec![0], ..Default::default() };
     for start in (0..n).step_by(CHUNK) {
         let m = CHUNK.min(n - start);
-        let zt = Tensor::<Cpu, 2>::from_data(TensorData::new(z[start * l..(start + m) * l].to_vec(), [m, l]), &device);
-        let cond = labels.map(|lab| {
-            let c = one_hot(lab[start..start + m].iter().copied(), m, k);
-            Tensor::<Cpu, 2>::from_data(TensorData::new(c, [m, k]), &device)
-        });
+        let (zt, cond) = code_tensors(z, labels, start, m, l, k);
         let heads = model.decode_heads(zt, cond);
         let log_rho = to_vec(activation::log_softmax(heads.logits, 1))?;
         let pi = heads.dropout.map(|d| to_vec(activation::sigmoid(d))).transpose()?;
@@ -133,6 +129,18 @@ pub fn decode_counts(
         }
     }
     Ok(out)
+}
+
+/// Rows `start..start + m` of the latent codes `z` (`l` wide) and, for a CVAE, their
+/// one-hot conditions over `k` classes, as tensors.
+fn code_tensors(z: &[f32], labels: Option<&[u32]>, start: usize, m: usize, l: usize, k: usize) -> (Tensor<Cpu, 2>, Option<Tensor<Cpu, 2>>) {
+    let device = Default::default();
+    let zt = Tensor::<Cpu, 2>::from_data(TensorData::new(z[start * l..(start + m) * l].to_vec(), [m, l]), &device);
+    let cond = labels.map(|lab| {
+        let c = one_hot(lab[start..start + m].iter().copied(), m, k);
+        Tensor::<Cpu, 2>::from_data(TensorData::new(c, [m, k]), &device)
+    });
+    (zt, cond)
 }
 
 fn to_vec1(t: Tensor<Cpu, 1>) -> Result<Vec<f32>> {
@@ -164,11 +172,7 @@ pub fn decode(
     let mut out = vec![0.0f64; n * g];
     for start in (0..n).step_by(CHUNK) {
         let m = CHUNK.min(n - start);
-        let zt = Tensor::<Cpu, 2>::from_data(TensorData::new(z[start * l..(start + m) * l].to_vec(), [m, l]), &device);
-        let cond = labels.map(|lab| {
-            let c = one_hot(lab[start..start + m].iter().copied(), m, k);
-            Tensor::<Cpu, 2>::from_data(TensorData::new(c, [m, k]), &device)
-        });
+        let (zt, cond) = code_tensors(z, labels, start, m, l, k);
         let y = to_vec(model.decode(zt, cond))?;
         for i in 0..m {
             for j in 0..g {
