@@ -27,6 +27,7 @@ work <- opt("work", file.path(tempdir(), "exprsgen-scale"))
 dir.create(work, showWarnings = FALSE, recursive = TRUE)
 data_file <- file.path(work, sprintf("counts_%d_%d.rds", cells, genes))
 h5_file <- file.path(work, sprintf("counts_%d_%d.h5", cells, genes))
+label_file <- file.path(work, sprintf("labels_%d_%d.rds", cells, genes))
 
 simulate <- function() {
     set.seed(42)
@@ -62,15 +63,18 @@ if (stage %in% c("all", "simulate")) {
         t <- system.time(sim <- simulate())[["elapsed"]]
         cat(sprintf("simulated %d cells x %d genes in %.1f s; non-zero fraction %.3f\n",
                     cells, genes, t, length(sim$counts@x) / (as.numeric(cells) * genes)))
-        if (on_disk && !file.exists(h5_file)) {
-            t <- system.time(HDF5Array::writeHDF5Array(sim$counts, h5_file, "counts",
-                                                       chunkdim = c(genes, 256L), as.sparse = TRUE,
-                                                       type = "integer"))[["elapsed"]]
-            cat(sprintf("wrote %s (%.0f MB) in %.1f s\n", h5_file, file.size(h5_file) / 2^20, t))
-            sim$counts <- NULL
-        }
         saveRDS(sim, data_file, compress = FALSE)
+        saveRDS(sim$label, label_file)
     }
+    if (!file.exists(label_file)) saveRDS(readRDS(data_file)$label, label_file)
+    if (on_disk && !file.exists(h5_file)) {
+        sim <- readRDS(data_file)
+        t <- system.time(HDF5Array::writeHDF5Array(sim$counts, h5_file, "counts",
+                                                   H5type = "H5T_STD_I32LE", chunkdim = c(genes, 256L),
+                                                   as.sparse = TRUE, verbose = FALSE))[["elapsed"]]
+        cat(sprintf("wrote %s (%.0f MB) in %.1f s\n", h5_file, file.size(h5_file) / 2^20, t))
+    }
+    rm(list = intersect("sim", ls()))
     if (stage == "all") {
         rscript <- file.path(R.home("bin"), "Rscript")
         this <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
@@ -81,7 +85,8 @@ if (stage %in% c("all", "simulate")) {
 
 if (stage == "fit") {
     suppressMessages({library(exprsgen); library(SingleCellExperiment)})
-    sim <- readRDS(data_file)
+    # on disk, only the labels are read into memory
+    sim <- if (on_disk) list(label = readRDS(label_file)) else readRDS(data_file)
     counts <- if (on_disk) HDF5Array::HDF5Array(h5_file, "counts") else sim$counts
     if (on_disk) dimnames(counts) <- list(paste0("gene", seq_len(genes)), paste0("cell", seq_len(cells)))
     sce <- SingleCellExperiment(assays = list(counts = counts),
