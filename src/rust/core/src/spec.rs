@@ -246,11 +246,6 @@ impl ModelSpec {
     pub fn n_parameters(&self) -> usize {
         self.dense_shapes().iter().map(|(_, i, o)| i * o + o).sum()
     }
-
-    /// Number of dense layers of the decoder (output layer included).
-    pub fn n_decoder(&self) -> usize {
-        self.decoder.len()
-    }
 }
 
 /// Training settings as handed in.

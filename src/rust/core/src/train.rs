@@ -239,10 +239,6 @@ impl Trainer {
         Ok(self.model()?.spec().n_classes)
     }
 
-    pub fn epochs_done(&self) -> usize {
-        self.epoch
-    }
-
     /// One pass over `data` in a fresh random order, one optimizer step per minibatch.
     pub fn train_epoch(&mut self, data: &Dataset) -> Result<EpochStats> {
         self.check_data(data)?;
