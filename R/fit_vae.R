@@ -104,8 +104,9 @@
 #'   \item{`history`}{A data.frame with one row per epoch: `loss`,
 #'     `val_loss` (NA without validation cells) and the parts of the loss
 #'     (`reconstruction`, `kl`).}
-#'   \item{`params`}{The training settings, the seed, the epochs run and why
-#'     training stopped.}
+#'   \item{`params`}{The training settings, the seed, the epochs run, why
+#'     training stopped, and `epoch_seconds`: wall and process-CPU seconds of
+#'     each epoch's training pass.}
 #' }
 #' @seealso [gen_exprs()] to generate cells, [plot_vae()], [plot_aug()].
 #' @examples
@@ -204,7 +205,8 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
                    optimizer = optimizer$name, learning_rate = optimizer$learning_rate,
                    regularization = regularization, latent_dim = latent_dim, seed = seed,
                    num.threads = num.threads, stop_reason = run$stop_reason,
-                   best_epoch = run$best_epoch, seconds = run$seconds)
+                   best_epoch = run$best_epoch, seconds = run$seconds,
+                   epoch_seconds = run$epoch_seconds)
     structure(list(model = model, preprocessing = prep, history = run$history, params = params),
               class = "exprsgen_fit")
 }
@@ -295,6 +297,8 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     hist <- matrix(NA_real_, epochs, 6,
                    dimnames = list(NULL, c("loss", "val_loss", "reconstruction", "kl",
                                            "val_reconstruction", "val_kl")))
+    timing <- matrix(NA_real_, epochs, 2, dimnames = list(NULL, c("wall", "cpu")))
+    cpu_now <- function() sum(proc.time()[c("user.self", "sys.self")])
     best <- list(value = Inf, epoch = NA_integer_)
     wait <- 0L
     done <- 0L
@@ -303,10 +307,12 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     start <- proc.time()[["elapsed"]]
     tryCatch({
         for (epoch in seq_len(epochs)) {
+            t0 <- c(proc.time()[["elapsed"]], cpu_now())
             st <- .pass(trainer, prep$x_train, prep$cells_in_rows, y_train, prep$transform,
                         TRUE, train$batch_size)
             hist[epoch, c("loss", "reconstruction", "kl")] <- st
             done <- epoch
+            timing[epoch, ] <- c(proc.time()[["elapsed"]], cpu_now()) - t0
             if (has_val) {
                 sv <- .pass(trainer, prep$x_val, prep$cells_in_rows, y_val, prep$transform,
                             FALSE, train$batch_size)
@@ -350,7 +356,8 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     }
     history <- data.frame(epoch = seq_len(done), hist[seq_len(done), , drop = FALSE])
     list(weights = weights, history = history, stop_reason = stop_reason,
-         best_epoch = best$epoch, seconds = seconds)
+         best_epoch = best$epoch, seconds = seconds,
+         epoch_seconds = data.frame(epoch = seq_len(done), timing[seq_len(done), , drop = FALSE]))
 }
 
 # Progress reporting: a cli progress bar in interactive sessions, a line every
