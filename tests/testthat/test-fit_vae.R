@@ -162,3 +162,12 @@ test_that("default layers are used when both encoder and decoder are omitted", {
     expect_identical(fit$model$spec$encoder_units, 256L)
     expect_identical(fit$model$spec$decoder_units, c(256L, n_genes))
 })
+
+test_that("R's own arithmetic keeps subnormal numbers after training and generation", {
+    fit <- quick_fit(x_train = sim$x, epochs = 2)
+    gen <- gen_exprs(fit, 5)
+    tiny <- .Machine$double.xmin / 4
+    one <- as.numeric(Sys.getenv("EXPRSGEN_ONE", "1"))  # not constant-folded
+    expect_gt(tiny * one, 0)
+    expect_identical(tiny * one, tiny)
+})

@@ -22,6 +22,10 @@ fn to_vec(t: Tensor<Cpu, 2>) -> Result<Vec<f32>> {
 /// Posterior q(z|x) of every cell of `data`: (`z_mean`, `z_log_var`), each row-major
 /// `[cells, latent]`.
 pub fn encode(spec: &ModelSpec, weights: &[DenseWeights], data: &Dataset) -> Result<(Vec<f32>, Vec<f32>)> {
+    crate::train::flush_denormals(|| encode_impl(spec, weights, data))
+}
+
+fn encode_impl(spec: &ModelSpec, weights: &[DenseWeights], data: &Dataset) -> Result<(Vec<f32>, Vec<f32>)> {
     let device = Default::default();
     let model = Vae::<Cpu>::from_weights(spec, weights, &device)?;
     if data.width() != spec.input_dim() {
@@ -75,6 +79,17 @@ pub struct SparseCounts {
 /// `log_library[s]` is the natural log of sample `s`'s library size; `seed` fixes the
 /// draws.
 pub fn decode_counts(
+    spec: &ModelSpec,
+    weights: &[DenseWeights],
+    z: &[f32],
+    labels: Option<&[u32]>,
+    log_library: &[f64],
+    seed: u64,
+) -> Result<SparseCounts> {
+    crate::train::flush_denormals(|| decode_counts_impl(spec, weights, z, labels, log_library, seed))
+}
+
+fn decode_counts_impl(
     spec: &ModelSpec,
     weights: &[DenseWeights],
     z: &[f32],
@@ -151,6 +166,17 @@ fn to_vec1(t: Tensor<Cpu, 1>) -> Result<Vec<f32>> {
 /// (0-based, for a CVAE) and undo the scaling. Returns the values of gene `g` of
 /// sample `i` at `i * genes + g` (`cells_in_rows = false`) or `g * n + i` (`true`).
 pub fn decode(
+    spec: &ModelSpec,
+    weights: &[DenseWeights],
+    z: &[f32],
+    labels: Option<&[u32]>,
+    scaling: &Scaling,
+    cells_in_rows: bool,
+) -> Result<Vec<f64>> {
+    crate::train::flush_denormals(|| decode_impl(spec, weights, z, labels, scaling, cells_in_rows))
+}
+
+fn decode_impl(
     spec: &ModelSpec,
     weights: &[DenseWeights],
     z: &[f32],

@@ -52,6 +52,53 @@ impl Optim {
     }
 }
 
+/// x86 MXCSR bits "flush to zero" and "denormals are zero".
+#[cfg(target_arch = "x86_64")]
+const FTZ_DAZ: u32 = 0x8040;
+
+/// Sets flush-to-zero/denormals-are-zero on this thread and returns the previous
+/// float-mode register (0 where there is none). Training drives Adam's moment estimates
+/// and many gradients towards subnormal floats, which the CPU handles tens of times more
+/// slowly (measured: 100,000-cell epochs 17 s instead of 10.4 s); TensorFlow trains with
+/// these flags too.
+#[allow(deprecated)]
+fn set_flush_denormals() -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
+        // SAFETY: MXCSR only holds this thread's floating-point modes.
+        unsafe {
+            let saved = _mm_getcsr();
+            _mm_setcsr(saved | FTZ_DAZ);
+            saved
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        0
+    }
+}
+
+#[allow(deprecated)]
+fn restore_float_modes(saved: u32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: restores the value read by `set_flush_denormals` on this thread.
+    unsafe {
+        std::arch::x86_64::_mm_setcsr(saved)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = saved;
+}
+
+/// Runs `f` with subnormals flushed on the calling thread (e.g. R's), restoring the
+/// caller's float modes afterwards so that R's own arithmetic is unchanged.
+pub(crate) fn flush_denormals<T>(f: impl FnOnce() -> T) -> T {
+    let saved = set_flush_denormals();
+    let out = f();
+    restore_float_modes(saved);
+    out
+}
+
 /// Mean loss and its parts over the cells of one pass.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EpochStats {
@@ -215,8 +262,12 @@ impl Trainer {
             Some(w) => Vae::from_weights(model, w, &device)?,
             None => model.init::<CpuAutodiff>(&mut rng, &device),
         };
+        // The pool's threads run only this trainer's work: subnormals flushed for good.
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(train.threads)
+            .start_handler(|_| {
+                set_flush_denormals();
+            })
             .build()
             .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
         Ok(Trainer { model: Some(vae), optim: Optim::new(train.optimizer), spec: train, rng, pool, epoch: 0, batch: Batch::default(), snapshot: None })
@@ -336,5 +387,24 @@ impl Trainer {
             return Err(Error::invalid("x", "has no cells"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denormals_are_flushed_inside_and_restored_outside() {
+        let tiny = std::hint::black_box(1e-40f32); // a subnormal f32
+        assert!(tiny > 0.0 && !tiny.is_normal());
+        // inside: a subnormal operand reads as zero (DAZ) on x86_64
+        let inside = flush_denormals(|| std::hint::black_box(tiny) * std::hint::black_box(1.0f32));
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(inside, 0.0);
+        let _ = inside;
+        // outside: IEEE behaviour again
+        let outside = std::hint::black_box(tiny) * std::hint::black_box(1.0f32);
+        assert_eq!(outside, tiny);
     }
 }
