@@ -43,10 +43,7 @@ plot_aug <- function(x, plot_fun = "PCA", ...) {
     if (plot_fun %in% names(needs) && !requireNamespace(needs[[plot_fun]], quietly = TRUE)) {
         .abort("{.arg plot_fun} = {.val {plot_fun}} needs the package {.pkg {needs[[plot_fun]]}}, which is not installed.")
     }
-    if (ncol(x$x_gen) != ncol(x$x_train)) {
-        .abort("{.arg x} has {ncol(x$x_gen)} genes in {.code x_gen} but {ncol(x$x_train)} in {.code x_train}.")
-    }
-    sce <- as_sce(x, real = TRUE)
+    sce <- as_sce(x, real = TRUE)  # also checks that x_gen and x_train have the same genes
     # Reduced dimensions of log-scale values: log-normalised counts for count
     # models, the training scale (already log-normalised, or as given) otherwise.
     assay_name <- if ("logcounts" %in% SummarizedExperiment::assayNames(sce)) "logcounts" else

@@ -11,6 +11,7 @@ use crate::data::{one_hot, Batch, Dataset, Scaling};
 use crate::error::{Error, Result};
 use crate::model::{Cpu, Vae};
 use crate::spec::ModelSpec;
+use crate::train::FlushDenormals;
 use crate::weights::DenseWeights;
 
 const CHUNK: usize = 1024;
@@ -22,10 +23,7 @@ fn to_vec(t: Tensor<Cpu, 2>) -> Result<Vec<f32>> {
 /// Posterior q(z|x) of every cell of `data`: (`z_mean`, `z_log_var`), each row-major
 /// `[cells, latent]`.
 pub fn encode(spec: &ModelSpec, weights: &[DenseWeights], data: &Dataset) -> Result<(Vec<f32>, Vec<f32>)> {
-    crate::train::flush_denormals(|| encode_impl(spec, weights, data))
-}
-
-fn encode_impl(spec: &ModelSpec, weights: &[DenseWeights], data: &Dataset) -> Result<(Vec<f32>, Vec<f32>)> {
+    let _flush = FlushDenormals::new();
     let device = Default::default();
     let model = Vae::<Cpu>::from_weights(spec, weights, &device)?;
     if data.width() != spec.input_dim() {
@@ -86,17 +84,7 @@ pub fn decode_counts(
     log_library: &[f64],
     seed: u64,
 ) -> Result<SparseCounts> {
-    crate::train::flush_denormals(|| decode_counts_impl(spec, weights, z, labels, log_library, seed))
-}
-
-fn decode_counts_impl(
-    spec: &ModelSpec,
-    weights: &[DenseWeights],
-    z: &[f32],
-    labels: Option<&[u32]>,
-    log_library: &[f64],
-    seed: u64,
-) -> Result<SparseCounts> {
+    let _flush = FlushDenormals::new();
     if !spec.likelihood.is_count() {
         return Err(Error::invalid("likelihood", "is not a count likelihood"));
     }
@@ -173,17 +161,7 @@ pub fn decode(
     scaling: &Scaling,
     cells_in_rows: bool,
 ) -> Result<Vec<f64>> {
-    crate::train::flush_denormals(|| decode_impl(spec, weights, z, labels, scaling, cells_in_rows))
-}
-
-fn decode_impl(
-    spec: &ModelSpec,
-    weights: &[DenseWeights],
-    z: &[f32],
-    labels: Option<&[u32]>,
-    scaling: &Scaling,
-    cells_in_rows: bool,
-) -> Result<Vec<f64>> {
+    let _flush = FlushDenormals::new();
     if spec.likelihood.is_count() {
         return Err(Error::invalid("likelihood", "is a count likelihood: use decode_counts"));
     }

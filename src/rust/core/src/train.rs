@@ -90,13 +90,21 @@ fn restore_float_modes(saved: u32) {
     let _ = saved;
 }
 
-/// Runs `f` with subnormals flushed on the calling thread (e.g. R's), restoring the
-/// caller's float modes afterwards so that R's own arithmetic is unchanged.
-pub(crate) fn flush_denormals<T>(f: impl FnOnce() -> T) -> T {
-    let saved = set_flush_denormals();
-    let out = f();
-    restore_float_modes(saved);
-    out
+/// Flushes subnormals on the calling thread (e.g. R's) while it lives and restores the
+/// caller's float modes when dropped, on every exit path, so that R's own arithmetic is
+/// unchanged.
+pub(crate) struct FlushDenormals(u32);
+
+impl FlushDenormals {
+    pub(crate) fn new() -> Self {
+        FlushDenormals(set_flush_denormals())
+    }
+}
+
+impl Drop for FlushDenormals {
+    fn drop(&mut self) {
+        restore_float_modes(self.0);
+    }
 }
 
 /// Mean loss and its parts over the cells of one pass.
@@ -399,7 +407,10 @@ mod tests {
         let tiny = std::hint::black_box(1e-40f32); // a subnormal f32
         assert!(tiny > 0.0 && !tiny.is_normal());
         // inside: a subnormal operand reads as zero (DAZ) on x86_64
-        let inside = flush_denormals(|| std::hint::black_box(tiny) * std::hint::black_box(1.0f32));
+        let inside = {
+            let _flush = FlushDenormals::new();
+            std::hint::black_box(tiny) * std::hint::black_box(1.0f32)
+        };
         #[cfg(target_arch = "x86_64")]
         assert_eq!(inside, 0.0);
         let _ = inside;
