@@ -78,11 +78,18 @@
 #'   generator, so that `set.seed()` makes the fit reproducible. It fixes the
 #'   initial weights, the minibatch order and the sampling noise: the same
 #'   seed and data give the same fit.
-#' @param num.threads Integer scalar: threads of the Rust core's thread pool
-#'   (at most the number of cores). In this version they share element-wise
-#'   work only (matrix products run on one thread), and on small models one
-#'   thread is fastest, hence the default. Results do not depend on it.
+#' @param num.threads Integer scalar: threads of the Rust core (at most the
+#'   number of cores). Large matrix products and element-wise work are split
+#'   between them (small ones stay on one thread); threads sleep rather than
+#'   spin while they wait. Results do not depend on it.
 #' @param verbose Logical scalar: report progress and per-epoch losses.
+#'
+#' @section Training engine:
+#' Each minibatch step (forward pass, loss, backward pass, optimizer update)
+#' runs as one fused, hand-written step in the Rust core, tested against the
+#' same model trained with burn's automatic differentiation and optimizers.
+#' `options(exprsgen.engine = "burn")` trains with burn instead (slower; for
+#' comparison and debugging); both give the same fit up to float rounding.
 #'
 #' @section Large and on-disk data:
 #' A dgCMatrix is used in place: minibatches are gathered from its slots and
@@ -197,7 +204,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     # Training.
     train <- list(optimizer = optimizer$name, learning_rate = optimizer$learning_rate,
                   regularization = regularization, batch_size = batch_size,
-                  seed = seed, threads = num.threads)
+                  seed = seed, threads = num.threads, engine = .engine())
     run <- .train(spec, train, prep, epochs, stopping, verbose)
 
     model <- structure(list(spec = spec, weights = run$weights), class = "exprsgen_model")
@@ -209,6 +216,15 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
                    epoch_seconds = run$epoch_seconds)
     structure(list(model = model, preprocessing = prep, history = run$history, params = params),
               class = "exprsgen_fit")
+}
+
+# The training engine: option exprsgen.engine, "fused" (default) or "burn".
+.engine <- function(call = rlang::caller_env()) {
+    engine <- getOption("exprsgen.engine", "fused")
+    if (!(is.character(engine) && length(engine) == 1L && engine %in% c("fused", "burn"))) {
+        .abort("Option {.code exprsgen.engine} must be {.val fused} or {.val burn}.", call = call)
+    }
+    engine
 }
 
 .check_choice <- function(x, name, call = rlang::caller_env()) {

@@ -77,7 +77,7 @@ pub fn model_params(spec: &Robj) -> CoreResult<ModelParams> {
     })
 }
 
-/// `list(optimizer, learning_rate (NULL = default), regularization, batch_size, seed, threads)`.
+/// `list(optimizer, learning_rate (NULL = default), regularization, batch_size, seed, threads, engine)`.
 pub fn train_params(train: &Robj) -> CoreResult<TrainParams> {
     let lr = field(train, "learning_rate")?;
     let regularization = field(train, "regularization")?
@@ -93,6 +93,10 @@ pub fn train_params(train: &Robj) -> CoreResult<TrainParams> {
         batch_size: usize_of(&field(train, "batch_size")?, "batch_size")?,
         seed: usize_of(&field(train, "seed")?, "seed")? as u64,
         threads: usize_of(&field(train, "threads")?, "num.threads")?,
+        engine: field(train, "engine")?
+            .as_str()
+            .ok_or(Error::InvalidParameter { field: "engine", rule: "must be a string".into() })?
+            .to_string(),
     })
 }
 

@@ -7,6 +7,7 @@
 pub mod counts;
 pub mod data;
 pub mod error;
+pub mod fused;
 pub mod generate;
 pub mod loss;
 pub mod model;
@@ -18,6 +19,6 @@ pub use data::{Batch, CscView, Dataset, DenseView, Layout, Scaling, Source, Tran
 pub use error::{Error, Result};
 pub use generate::{decode, decode_counts, encode, SparseCounts};
 pub use model::Vae;
-pub use spec::{Activation, Likelihood, ModelParams, ModelSpec, OptimizerKind, TrainParams, TrainSpec};
+pub use spec::{Activation, Engine, Likelihood, ModelParams, ModelSpec, OptimizerKind, TrainParams, TrainSpec};
 pub use train::{EpochStats, Trainer};
 pub use weights::DenseWeights;

@@ -258,6 +258,18 @@ pub struct TrainParams {
     pub batch_size: usize,
     pub seed: u64,
     pub threads: usize,
+    /// "fused" (the hand-written step, the default) or "burn" (burn's autodiff and
+    /// optimizers, the reference the fused step is tested against).
+    pub engine: String,
+}
+
+/// Which implementation runs the training step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The fused step (fused.rs).
+    Fused,
+    /// burn's autodiff and optimizers, op by op.
+    Burn,
 }
 
 /// Validated training settings.
@@ -269,6 +281,7 @@ pub struct TrainSpec {
     pub batch_size: usize,
     pub seed: u64,
     pub threads: usize,
+    pub engine: Engine,
 }
 
 impl TrainParams {
@@ -287,7 +300,13 @@ impl TrainParams {
         if self.threads == 0 {
             return Err(Error::invalid("num.threads", "must be a positive integer"));
         }
+        let engine = match self.engine.as_str() {
+            "fused" => Engine::Fused,
+            "burn" => Engine::Burn,
+            other => return Err(Error::invalid("engine", format!("'{other}' is unknown; use \"fused\" or \"burn\""))),
+        };
         Ok(TrainSpec {
+            engine,
             optimizer,
             learning_rate,
             regularization: self.regularization,
@@ -356,6 +375,7 @@ mod tests {
             batch_size: 32,
             seed: 1,
             threads: 1,
+            engine: "fused".into(),
         };
         assert_eq!(ok.clone().check().unwrap().learning_rate, 0.001);
         let sgd = TrainParams { optimizer: "sgd".into(), ..ok.clone() };
@@ -366,6 +386,7 @@ mod tests {
             TrainParams { learning_rate: Some(0.0), ..ok.clone() },
             TrainParams { batch_size: 0, ..ok.clone() },
             TrainParams { threads: 0, ..ok.clone() },
+            TrainParams { engine: "gpu".into(), ..ok.clone() },
         ] {
             assert!(bad.check().is_err());
         }

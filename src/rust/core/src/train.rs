@@ -17,7 +17,8 @@ use crate::data::{Batch, Dataset};
 use crate::error::{Error, Result};
 use crate::loss;
 use crate::model::{Cpu, CpuAutodiff, DecoderOut, Vae};
-use crate::spec::{Likelihood, ModelSpec, OptimizerKind, TrainSpec};
+use crate::fused::FusedVae;
+use crate::spec::{Engine, Likelihood, ModelSpec, OptimizerKind, TrainSpec};
 use crate::weights::DenseWeights;
 
 type Model = Vae<CpuAutodiff>;
@@ -248,16 +249,21 @@ fn count_surrogate<B: Backend>(
     (surrogate, nll * inv_n)
 }
 
+/// The model in training and its optimizer state, in one of the two engines.
+enum State {
+    Fused { net: Box<FusedVae>, snapshot: Option<Vec<DenseWeights>> },
+    Burn { model: Option<Model>, optim: Box<Optim>, snapshot: Option<Model> },
+}
+
 /// Owns a model in training, its optimizer state and its random stream.
 pub struct Trainer {
-    model: Option<Model>,
-    optim: Optim,
+    state: State,
     spec: TrainSpec,
+    model_spec: ModelSpec,
     rng: StdRng,
     pool: rayon::ThreadPool,
     epoch: usize,
     batch: Batch,
-    snapshot: Option<Model>,
 }
 
 impl Trainer {
@@ -266,9 +272,21 @@ impl Trainer {
     pub fn new(model: &ModelSpec, train: TrainSpec, weights: Option<&[DenseWeights]>) -> Result<Self> {
         let device = Default::default();
         let mut rng = StdRng::seed_from_u64(train.seed);
-        let vae = match weights {
-            Some(w) => Vae::from_weights(model, w, &device)?,
-            None => model.init::<CpuAutodiff>(&mut rng, &device),
+        let state = match train.engine {
+            Engine::Fused => {
+                let w = match weights {
+                    Some(w) => w.to_vec(),
+                    None => model.init::<Cpu>(&mut rng, &device).weights()?,
+                };
+                State::Fused { net: Box::new(FusedVae::new(model, &w)?), snapshot: None }
+            }
+            Engine::Burn => {
+                let vae = match weights {
+                    Some(w) => Vae::from_weights(model, w, &device)?,
+                    None => model.init::<CpuAutodiff>(&mut rng, &device),
+                };
+                State::Burn { model: Some(vae), optim: Box::new(Optim::new(train.optimizer)), snapshot: None }
+            }
         };
         // The pool's threads run only this trainer's work: subnormals flushed for good.
         let pool = rayon::ThreadPoolBuilder::new()
@@ -278,11 +296,7 @@ impl Trainer {
             })
             .build()
             .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
-        Ok(Trainer { model: Some(vae), optim: Optim::new(train.optimizer), spec: train, rng, pool, epoch: 0, batch: Batch::default(), snapshot: None })
-    }
-
-    fn model(&self) -> Result<&Model> {
-        self.model.as_ref().ok_or_else(|| Error::Internal("the model was lost in a failed step".into()))
+        Ok(Trainer { state, spec: train, model_spec: model.clone(), rng, pool, epoch: 0, batch: Batch::default() })
     }
 
     /// A random order of `0..n` from the trainer's own stream (e.g. the order in which
@@ -295,7 +309,7 @@ impl Trainer {
 
     /// Number of condition classes of the model in training (0 for a plain VAE).
     pub fn n_classes(&self) -> Result<usize> {
-        Ok(self.model()?.spec().n_classes)
+        Ok(self.model_spec.n_classes)
     }
 
     /// One pass over `data` in a fresh random order, one optimizer step per minibatch.
@@ -307,31 +321,36 @@ impl Trainer {
         let bs = self.spec.batch_size.min(n).max(1);
         let (mut sum, mut rec, mut kl) = (0.0, 0.0, 0.0);
         let device = Default::default();
-        let model = self.model.take().ok_or_else(|| Error::Internal("no model".into()))?;
-        let (batch, rng, optim, spec, epoch) = (&mut self.batch, &mut self.rng, &mut self.optim, &self.spec, self.epoch);
+        let (batch, rng, spec, epoch) = (&mut self.batch, &mut self.rng, &self.spec, self.epoch);
         let acc = (&mut sum, &mut rec, &mut kl);
-        let (model, result) = self.pool.install(move || {
-            let mut model = model;
+        let state = &mut self.state;
+        self.pool.install(move || -> Result<()> {
             for cells in order.chunks(bs) {
-                if let Err(e) = data.gather(cells, batch) {
-                    return (model, Err(e));
-                }
-                let out = batch_loss(&model, batch, spec.regularization, rng, &device);
-                let value = out.value;
+                data.gather(cells, batch)?;
+                let (value, r, k) = match state {
+                    State::Fused { net, .. } => net.step(batch, spec, rng, true),
+                    State::Burn { model, optim, .. } => {
+                        let m = model.take().ok_or_else(|| Error::Internal("the model was lost in a failed step".into()))?;
+                        let out = batch_loss(&m, batch, spec.regularization, rng, &device);
+                        if !out.value.is_finite() {
+                            *model = Some(m);
+                        } else {
+                            let grads = GradientsParams::from_grads(out.total.backward(), &m);
+                            *model = Some(optim.step(spec.learning_rate, m, grads));
+                        }
+                        (out.value, out.reconstruction, out.kl)
+                    }
+                };
                 if !value.is_finite() {
-                    return (model, Err(Error::Diverged { epoch: epoch + 1, value }));
+                    return Err(Error::Diverged { epoch: epoch + 1, value });
                 }
                 let w = cells.len() as f64;
                 *acc.0 += value * w;
-                *acc.1 += out.reconstruction * w;
-                *acc.2 += out.kl * w;
-                let grads = GradientsParams::from_grads(out.total.backward(), &model);
-                model = optim.step(spec.learning_rate, model, grads);
+                *acc.1 += r * w;
+                *acc.2 += k * w;
             }
-            (model, Ok(()))
-        });
-        self.model = Some(model);
-        result?;
+            Ok(())
+        })?;
         self.epoch += 1;
         let n = n as f64;
         Ok(EpochStats { loss: sum / n, reconstruction: rec / n, kl: kl / n })
@@ -341,21 +360,32 @@ impl Trainer {
     /// (sampling noise included, as for the training loss).
     pub fn evaluate(&mut self, data: &Dataset) -> Result<EpochStats> {
         self.check_data(data)?;
-        let model = self.model()?.valid();
         let n = data.n_cells();
         let device = Default::default();
         let (mut sum, mut rec, mut kl) = (0.0, 0.0, 0.0);
         let cells: Vec<usize> = (0..n).collect();
         let bs = self.spec.batch_size.max(1);
-        let (batch, rng, reg) = (&mut self.batch, &mut self.rng, self.spec.regularization);
+        let (batch, rng, spec) = (&mut self.batch, &mut self.rng, &self.spec);
+        let state = &mut self.state;
         self.pool.install(|| -> Result<()> {
+            let burn_model = match state {
+                State::Burn { model, .. } => Some(model.as_ref().ok_or_else(|| Error::Internal("no model".into()))?.valid()),
+                State::Fused { .. } => None,
+            };
             for chunk in cells.chunks(bs) {
                 data.gather(chunk, batch)?;
-                let out = batch_loss::<Cpu>(&model, batch, reg, rng, &device);
+                let (value, r, k) = match (state as &mut State, &burn_model) {
+                    (State::Fused { net, .. }, _) => net.step(batch, spec, rng, false),
+                    (_, Some(m)) => {
+                        let out = batch_loss::<Cpu>(m, batch, spec.regularization, rng, &device);
+                        (out.value, out.reconstruction, out.kl)
+                    }
+                    _ => return Err(Error::Internal("no model".into())),
+                };
                 let w = chunk.len() as f64;
-                sum += out.value * w;
-                rec += out.reconstruction * w;
-                kl += out.kl * w;
+                sum += value * w;
+                rec += r * w;
+                kl += k * w;
             }
             Ok(())
         })?;
@@ -365,23 +395,34 @@ impl Trainer {
 
     /// The current weights.
     pub fn weights(&self) -> Result<Vec<DenseWeights>> {
-        self.model()?.weights()
+        match &self.state {
+            State::Fused { net, .. } => Ok(net.weights()),
+            State::Burn { model, .. } => model.as_ref().ok_or_else(|| Error::Internal("no model".into()))?.weights(),
+        }
     }
 
-    /// Remember the current weights (cheap: tensors are shared, not copied), e.g. as the
-    /// best so far for early stopping.
+    /// Remember the current weights, e.g. as the best so far for early stopping.
     pub fn snapshot(&mut self) -> Result<()> {
-        self.snapshot = Some(self.model()?.clone());
+        match &mut self.state {
+            State::Fused { net, snapshot } => *snapshot = Some(net.weights()),
+            // cheap: burn's tensors are shared, not copied
+            State::Burn { model, snapshot, .. } => {
+                *snapshot = Some(model.as_ref().ok_or_else(|| Error::Internal("no model".into()))?.clone())
+            }
+        }
         Ok(())
     }
 
     /// The weights remembered by the last `snapshot()`, if any.
     pub fn snapshot_weights(&self) -> Result<Option<Vec<DenseWeights>>> {
-        self.snapshot.as_ref().map(|m| m.weights()).transpose()
+        match &self.state {
+            State::Fused { snapshot, .. } => Ok(snapshot.clone()),
+            State::Burn { snapshot, .. } => snapshot.as_ref().map(|m| m.weights()).transpose(),
+        }
     }
 
     fn check_data(&self, data: &Dataset) -> Result<()> {
-        let spec = self.model()?.spec();
+        let spec = &self.model_spec;
         if data.n_genes() != spec.n_genes {
             return Err(Error::LengthMismatch { field: "genes", got: data.n_genes(), expected: spec.n_genes });
         }

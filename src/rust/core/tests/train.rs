@@ -33,7 +33,7 @@ fn spec(g: usize, k: usize) -> ModelSpec {
 }
 
 fn train_spec(seed: u64) -> TrainSpec {
-    TrainParams { optimizer: "adam".into(), learning_rate: Some(0.01), regularization: 1.0, batch_size: 16, seed, threads: 1 }
+    TrainParams { optimizer: "adam".into(), learning_rate: Some(0.01), regularization: 1.0, batch_size: 16, seed, threads: 1, engine: "fused".into() }
         .check()
         .unwrap()
 }

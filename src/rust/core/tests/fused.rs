@@ -1,0 +1,145 @@
+//! The fused training step (fused.rs) against burn's autodiff and optimizers: the same
+//! seed must give the same weights after several steps, for every likelihood,
+//! activation, optimizer and architecture shape; and the fused step must not depend on
+//! the number of threads.
+
+use exprsgen_core::*;
+
+/// Cells in rows, values in [0, 5): three loose groups.
+fn values(n: usize, g: usize, seed: u64) -> (Vec<f64>, Vec<u32>) {
+    let mut s = seed.wrapping_mul(2862933555777941757).wrapping_add(3037000493);
+    let labels: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
+    let mut x = vec![0.0; n * g];
+    for c in 0..n {
+        for j in 0..g {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let u = (s >> 33) as f64 / (1u64 << 31) as f64;
+            let boost = if j % 3 == labels[c] as usize { 3.0 } else { 0.0 };
+            x[c * g + j] = boost + 2.0 * u;
+        }
+    }
+    (x, labels)
+}
+
+/// Counts (cells in rows) of a rough NB-like kind, some zeros, some large values.
+fn counts(n: usize, g: usize, seed: u64) -> Vec<f64> {
+    let (v, _) = values(n, g, seed);
+    v.iter().enumerate().map(|(i, &u)| if i % 7 == 3 { 0.0 } else { (u * u * 3.0).floor() }).collect()
+}
+
+fn model(g: usize, k: usize, enc: &[(usize, &str)], dec: &[(usize, &str)], lik: &str) -> ModelSpec {
+    let mut decoder: Vec<(usize, String)> = dec.iter().map(|&(u, a)| (u, a.to_string())).collect();
+    decoder.last_mut().unwrap().0 = g;
+    ModelParams {
+        n_genes: g,
+        n_classes: k,
+        encoder: enc.iter().map(|&(u, a)| (u, a.to_string())).collect(),
+        latent_dim: 3,
+        decoder,
+        likelihood: lik.into(),
+    }
+    .check()
+    .unwrap()
+}
+
+fn train(optimizer: &str, engine: &str, threads: usize) -> TrainSpec {
+    TrainParams {
+        optimizer: optimizer.into(),
+        learning_rate: None,
+        regularization: 0.7,
+        batch_size: 16,
+        seed: 42,
+        threads,
+        engine: engine.into(),
+    }
+    .check()
+    .unwrap()
+}
+
+/// Trains two epochs with each engine and compares the weights and the losses.
+fn compare(s: &ModelSpec, optimizer: &str, data: &Dataset, tol: f32) {
+    let run = |engine: &str| {
+        let mut t = Trainer::new(s, train(optimizer, engine, 1), None).unwrap();
+        let stats: Vec<EpochStats> = (0..2).map(|_| t.train_epoch(data).unwrap()).collect();
+        (t.weights().unwrap(), stats)
+    };
+    let (wf, sf) = run("fused");
+    let (wb, sb) = run("burn");
+    assert_eq!(wf.len(), wb.len());
+    for (a, b) in wf.iter().zip(&wb) {
+        assert_eq!((&a.name, a.n_in, a.n_out), (&b.name, b.n_in, b.n_out));
+        for (x, y) in a.kernel.iter().chain(&a.bias).zip(b.kernel.iter().chain(&b.bias)) {
+            let d = (x - y).abs() / (1e-3 + y.abs());
+            assert!(d < tol, "{:?} {optimizer}: layer {} differs: fused {x} burn {y}", s.likelihood, a.name);
+        }
+    }
+    // the weights moved away from where they started: the comparison is not trivial
+    let w0 = Trainer::new(s, train(optimizer, "fused", 1), None).unwrap().weights().unwrap();
+    let moved = w0.iter().zip(&wf).flat_map(|(a, b)| a.kernel.iter().zip(&b.kernel)).filter(|(x, y)| x != y).count();
+    assert!(moved > 0, "no weight changed");
+    for (a, b) in sf.iter().zip(&sb) {
+        assert!((a.loss - b.loss).abs() < 1e-3 * (1.0 + b.loss.abs()), "loss {a:?} vs {b:?}");
+        assert!((a.kl - b.kl).abs() < 1e-3 * (1.0 + b.kl.abs()), "kl {a:?} vs {b:?}");
+    }
+}
+
+#[test]
+fn fused_step_matches_burn_for_scaled_likelihoods_and_activations() {
+    let (n, g) = (40, 9);
+    let (x, labels) = values(n, g, 1);
+    let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
+    let scaling = Scaling::fit(view).unwrap();
+    let plain = Dataset::new(view, Transform::MinMax(&scaling), None, 0).unwrap();
+    let cond = Dataset::new(view, Transform::MinMax(&scaling), Some(&labels), 3).unwrap();
+    // the VAExprs model, plain and conditional
+    compare(&model(g, 0, &[(12, "relu")], &[(12, "relu"), (0, "sigmoid")], "bce"), "adam", &plain, 2e-3);
+    compare(&model(g, 3, &[(12, "relu")], &[(12, "relu"), (0, "sigmoid")], "bce"), "adam", &cond, 2e-3);
+    // deeper, other activations, squared error
+    compare(&model(g, 3, &[(10, "tanh"), (8, "elu")], &[(8, "softplus"), (10, "sigmoid"), (0, "linear")], "mse"), "adam", &cond, 2e-3);
+    // no hidden layers at all; a clamped non-sigmoid output under BCE
+    compare(&model(g, 0, &[], &[(0, "sigmoid")], "bce"), "adam", &plain, 2e-3);
+    compare(&model(g, 0, &[(12, "elu")], &[(0, "softplus")], "bce"), "adam", &plain, 2e-3);
+    // every optimizer
+    for opt in ["sgd", "rmsprop", "adagrad"] {
+        compare(&model(g, 3, &[(12, "relu")], &[(12, "tanh"), (0, "sigmoid")], "bce"), opt, &cond, 2e-3);
+    }
+}
+
+#[test]
+fn fused_step_matches_burn_for_count_likelihoods() {
+    let (n, g) = (40, 9);
+    let x = counts(n, g, 2);
+    let (_, labels) = values(n, g, 2);
+    let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
+    let data = Dataset::new(view, Transform::Counts { target_sum: 1e4 }, Some(&labels), 3).unwrap();
+    for lik in ["poisson", "nb", "zinb"] {
+        let s = model(g, 3, &[(12, "relu")], &[(12, "relu"), (0, "linear")], lik);
+        compare(&s, "adam", &data, 5e-3);
+    }
+}
+
+#[test]
+fn fused_results_do_not_depend_on_the_thread_count() {
+    // large enough that products and element-wise loops are split between threads
+    let (n, g) = (300, 2100);
+    let (x, labels) = values(n, g, 3);
+    let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
+    let scaling = Scaling::fit(view).unwrap();
+    let data = Dataset::new(view, Transform::MinMax(&scaling), Some(&labels), 3).unwrap();
+    let s = model(g, 3, &[(128, "relu")], &[(128, "relu"), (0, "sigmoid")], "bce");
+    let cx = counts(n, g, 5);
+    let cview = DenseView::new(&cx, n, g, Layout::CellsInRows).unwrap();
+    let cdata = Dataset::new(cview, Transform::Counts { target_sum: 1e4 }, Some(&labels), 3).unwrap();
+    let cs = model(g, 3, &[(128, "relu")], &[(128, "relu"), (0, "linear")], "zinb");
+    for (s, d) in [(&s, &data), (&cs, &cdata)] {
+        let run = |threads| {
+            let mut t = Trainer::new(s, TrainSpec { batch_size: 128, ..train("adam", "fused", threads) }, None).unwrap();
+            let l = t.train_epoch(d).unwrap();
+            (t.weights().unwrap(), l)
+        };
+        let (w1, l1) = run(1);
+        let (w2, l2) = run(2);
+        assert_eq!(l1, l2);
+        assert!(w1 == w2, "{:?}: weights differ between 1 and 2 threads", s.likelihood);
+    }
+}
