@@ -298,6 +298,17 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
 .train <- function(spec, train, prep, epochs, stopping, verbose) {
     trainer <- .eg_trainer_new(spec, train)
     codes <- function(y) if (is.null(y)) NULL else as.integer(y)
+    # The core gathers whole cells; in a dense matrix with cells in rows each value of a
+    # cell lies in another column (a cache miss per value), so training reads a
+    # genes x cells copy, made once here and freed when training ends.
+    x_train <- prep$x_train
+    x_val <- prep$x_val
+    cells_in_rows <- prep$cells_in_rows
+    if (cells_in_rows && is.matrix(x_train)) {
+        x_train <- t(x_train)
+        if (!is.null(x_val)) x_val <- t(as.matrix(x_val))
+        cells_in_rows <- FALSE
+    }
     y_train <- codes(prep$y_train)
     y_val <- codes(prep$y_val)
     has_val <- !is.null(prep$x_val)
@@ -324,13 +335,13 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     tryCatch({
         for (epoch in seq_len(epochs)) {
             t0 <- c(proc.time()[["elapsed"]], cpu_now())
-            st <- .pass(trainer, prep$x_train, prep$cells_in_rows, y_train, prep$transform,
+            st <- .pass(trainer, x_train, cells_in_rows, y_train, prep$transform,
                         TRUE, train$batch_size)
             hist[epoch, c("loss", "reconstruction", "kl")] <- st
             done <- epoch
             timing[epoch, ] <- c(proc.time()[["elapsed"]], cpu_now()) - t0
             if (has_val) {
-                sv <- .pass(trainer, prep$x_val, prep$cells_in_rows, y_val, prep$transform,
+                sv <- .pass(trainer, x_val, cells_in_rows, y_val, prep$transform,
                             FALSE, train$batch_size)
                 hist[epoch, c("val_loss", "val_reconstruction", "val_kl")] <- sv
             }

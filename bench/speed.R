@@ -13,8 +13,9 @@
 # Then: gen_exprs() time for 1,000 and 100,000 cells (W4-sized NB model).
 args <- commandArgs(trailingOnly = TRUE)
 opt <- function(name, default) {
-    i <- match(paste0("--", name), args)
-    if (is.na(i)) default else args[i + 1]
+    # the last occurrence wins: child processes get the parent's arguments plus their own
+    i <- which(args == paste0("--", name))
+    if (length(i) == 0L) default else args[max(i) + 1L]
 }
 workloads <- strsplit(opt("workloads", "W1,W2,W3,W4"), ",")[[1]]
 likelihoods <- strsplit(opt("likelihoods", "bce,nb"), ",")[[1]]

@@ -306,67 +306,81 @@ impl<'a> Dataset<'a> {
     /// counts on a negative or fractional value or a cell without counts, so such
     /// data never reach the model.
     pub fn gather(&self, cells: &[usize], batch: &mut Batch) -> Result<()> {
+        use rayon::prelude::*;
         let (w, g, n) = (self.width(), self.n_genes(), cells.len());
         batch.n = n;
         batch.input.clear();
         batch.input.resize(n * w, 0.0);
         batch.condition = self.conditions(cells);
-        match self.transform {
-            Transform::MinMax(scaling) => {
-                batch.counts.clear();
-                batch.log_library.clear();
-                let zero: Vec<f32> = if self.source.is_sparse() { (0..g).map(|j| scaling.apply(j, 0.0)).collect() } else { Vec::new() };
-                let mut finite = true;
-                for (r, &c) in cells.iter().enumerate() {
-                    let row = &mut batch.input[r * w..(r + 1) * w];
+        let counts = matches!(self.transform, Transform::Counts { .. });
+        batch.counts.clear();
+        batch.log_library.clear();
+        if counts {
+            batch.counts.resize(n * g, 0.0);
+        }
+        let zero: Vec<f32> = match self.transform {
+            Transform::MinMax(scaling) if self.source.is_sparse() => (0..g).map(|j| scaling.apply(j, 0.0)).collect(),
+            _ => Vec::new(),
+        };
+        // one cell: its input row, and for counts its count row and log library size
+        let fill = |c: usize, row: &mut [f32], count_row: &mut [f32], log_lib: &mut f32| -> Result<()> {
+            match self.transform {
+                Transform::MinMax(scaling) => {
                     if !zero.is_empty() {
                         row[..g].copy_from_slice(&zero);
                     }
+                    let mut finite = true;
                     self.source.for_cell(c, |j, v| {
                         finite &= v.is_finite();
                         row[j] = scaling.apply(j, v);
                     });
+                    if !finite {
+                        return Err(Error::NonFinite { field: "x" });
+                    }
                 }
-                if !finite {
-                    return Err(Error::NonFinite { field: "x" });
-                }
-            }
-            Transform::Counts { target_sum } => {
-                batch.counts.clear();
-                batch.counts.resize(n * g, 0.0);
-                batch.log_library.clear();
-                let mut bad = None;
-                for (r, &c) in cells.iter().enumerate() {
-                    let counts = &mut batch.counts[r * g..(r + 1) * g];
+                Transform::Counts { target_sum } => {
                     let mut total = 0.0f64;
+                    let mut bad = None;
                     self.source.for_cell(c, |j, v| {
                         if !(v.is_finite() && v >= 0.0 && v.fract() == 0.0) {
                             bad = Some(v);
                         }
-                        counts[j] = v as f32;
+                        count_row[j] = v as f32;
                         total += v;
                     });
-                    if bad.is_some() {
-                        break;
+                    if let Some(v) = bad {
+                        return Err(if v.is_finite() {
+                            Error::invalid("x", format!("must hold non-negative whole counts for a count likelihood (found {v})"))
+                        } else {
+                            Error::NonFinite { field: "x" }
+                        });
                     }
                     if total <= 0.0 {
                         return Err(Error::invalid("x", "has a cell without any counts"));
                     }
                     let scale = (target_sum / total) as f32;
-                    let row = &mut batch.input[r * w..(r + 1) * w];
-                    for (o, &x) in row[..g].iter_mut().zip(counts.iter()) {
+                    for (o, &x) in row[..g].iter_mut().zip(count_row.iter()) {
                         *o = (x * scale).ln_1p();
                     }
-                    batch.log_library.push(total.ln() as f32);
-                }
-                if let Some(v) = bad {
-                    return Err(if v.is_finite() {
-                        Error::invalid("x", format!("must hold non-negative whole counts for a count likelihood (found {v})"))
-                    } else {
-                        Error::NonFinite { field: "x" }
-                    });
+                    *log_lib = total.ln() as f32;
                 }
             }
+            Ok(())
+        };
+        batch.log_library.resize(n, 0.0);
+        let mut count_rows: Vec<&mut [f32]> = if counts { batch.counts.chunks_mut(g).collect() } else { Vec::new() };
+        count_rows.resize_with(n, || &mut []);
+        let jobs: Vec<((&mut [f32], &mut [f32]), &mut f32)> =
+            batch.input.chunks_mut(w).zip(count_rows).zip(batch.log_library.iter_mut()).collect();
+        // the first error in cell order, whatever the thread count
+        let results: Vec<Result<()>> = if rayon::current_num_threads() > 1 && n * g >= 1 << 14 {
+            jobs.into_par_iter().zip(cells.par_iter()).map(|(((row, cr), ll), &c)| fill(c, row, cr, ll)).collect()
+        } else {
+            jobs.into_iter().zip(cells).map(|(((row, cr), ll), &c)| fill(c, row, cr, ll)).collect()
+        };
+        results.into_iter().collect::<Result<Vec<()>>>()?;
+        if !counts {
+            batch.log_library.clear();
         }
         if self.n_classes > 0 {
             for r in 0..n {
