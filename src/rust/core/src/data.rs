@@ -128,6 +128,16 @@ impl<'a> Source<'a> {
         }
     }
 
+    /// The values of cell `c` as one slice, when the source stores them contiguously
+    /// (a dense matrix with cells in columns).
+    #[inline]
+    pub fn dense_cell(&self, c: usize) -> Option<&'a [f64]> {
+        match self {
+            Source::Dense(d) if d.layout == Layout::CellsInColumns => Some(&d.values[c * d.n_genes..(c + 1) * d.n_genes]),
+            _ => None,
+        }
+    }
+
     /// Visit the stored values of cell `c` (all genes when dense, the non-zeros when
     /// sparse), in gene order.
     #[inline]
@@ -306,7 +316,11 @@ impl<'a> Dataset<'a> {
     /// counts on a negative or fractional value or a cell without counts, so such
     /// data never reach the model.
     pub fn gather(&self, cells: &[usize], batch: &mut Batch) -> Result<()> {
-        use rayon::prelude::*;
+        self.gather_with(cells, batch, None)
+    }
+
+    /// `gather`, with the cells spread over `team`'s threads.
+    pub fn gather_with(&self, cells: &[usize], batch: &mut Batch, team: Option<&crate::team::Team>) -> Result<()> {
         let (w, g, n) = (self.width(), self.n_genes(), cells.len());
         batch.n = n;
         batch.input.clear();
@@ -330,10 +344,14 @@ impl<'a> Dataset<'a> {
                         row[..g].copy_from_slice(&zero);
                     }
                     let mut finite = true;
-                    self.source.for_cell(c, |j, v| {
-                        finite &= v.is_finite();
-                        row[j] = scaling.apply(j, v);
-                    });
+                    match self.source.dense_cell(c) {
+                        // contiguous values: one loop the compiler vectorises
+                        Some(values) => finite = crate::simd::minmax_row(&mut row[..g], values, &scaling.min, &scaling.inv_range),
+                        None => self.source.for_cell(c, |j, v| {
+                            finite &= v.is_finite();
+                            row[j] = scaling.apply(j, v);
+                        }),
+                    }
                     if !finite {
                         return Err(Error::NonFinite { field: "x" });
                     }
@@ -368,17 +386,37 @@ impl<'a> Dataset<'a> {
             Ok(())
         };
         batch.log_library.resize(n, 0.0);
-        let mut count_rows: Vec<&mut [f32]> = if counts { batch.counts.chunks_mut(g).collect() } else { Vec::new() };
-        count_rows.resize_with(n, || &mut []);
-        let jobs: Vec<((&mut [f32], &mut [f32]), &mut f32)> =
-            batch.input.chunks_mut(w).zip(count_rows).zip(batch.log_library.iter_mut()).collect();
+        let (pi, pc, pl) = (batch.input.as_mut_ptr() as usize, batch.counts.as_mut_ptr() as usize, batch.log_library.as_mut_ptr() as usize);
         // the first error in cell order, whatever the thread count
-        let results: Vec<Result<()>> = if rayon::current_num_threads() > 1 && n * g >= 1 << 14 {
-            jobs.into_par_iter().zip(cells.par_iter()).map(|(((row, cr), ll), &c)| fill(c, row, cr, ll)).collect()
-        } else {
-            jobs.into_iter().zip(cells).map(|(((row, cr), ll), &c)| fill(c, row, cr, ll)).collect()
+        let first_error: std::sync::Mutex<Option<(usize, Error)>> = std::sync::Mutex::new(None);
+        const ROWS: usize = 16;
+        let chunk = |k: usize| {
+            for r in k * ROWS..((k + 1) * ROWS).min(n) {
+                // SAFETY: row r of each buffer belongs to this chunk alone; the buffers
+                // were sized above (counts only when `counts`).
+                let (row, count_row, log_lib) = unsafe {
+                    (
+                        std::slice::from_raw_parts_mut((pi as *mut f32).add(r * w), w),
+                        if counts { std::slice::from_raw_parts_mut((pc as *mut f32).add(r * g), g) } else { &mut [][..] },
+                        &mut *(pl as *mut f32).add(r),
+                    )
+                };
+                if let Err(e) = fill(cells[r], row, count_row, log_lib) {
+                    let mut slot = first_error.lock().unwrap_or_else(|e| e.into_inner());
+                    if slot.as_ref().is_none_or(|(row, _)| r < *row) {
+                        *slot = Some((r, e));
+                    }
+                    return;
+                }
+            }
         };
-        results.into_iter().collect::<Result<Vec<()>>>()?;
+        match team {
+            Some(team) if n * g >= 1 << 14 => team.run(n.div_ceil(ROWS), &chunk),
+            _ => (0..n.div_ceil(ROWS)).for_each(chunk),
+        }
+        if let Some((_, e)) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(e);
+        }
         if !counts {
             batch.log_library.clear();
         }

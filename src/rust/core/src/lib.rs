@@ -11,6 +11,8 @@ pub mod fused;
 pub mod generate;
 pub mod loss;
 pub mod model;
+mod simd;
+pub mod team;
 pub mod spec;
 pub mod train;
 pub mod weights;

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::loss;
 use crate::model::{Cpu, CpuAutodiff, DecoderOut, Vae};
 use crate::fused::FusedVae;
+use crate::team::Team;
 use crate::spec::{Engine, Likelihood, ModelSpec, OptimizerKind, TrainSpec};
 use crate::weights::DenseWeights;
 
@@ -251,8 +252,20 @@ fn count_surrogate<B: Backend>(
 
 /// The model in training and its optimizer state, in one of the two engines.
 enum State {
-    Fused { net: Box<FusedVae>, snapshot: Option<Vec<DenseWeights>> },
+    Fused { net: Box<FusedVae>, snapshot: Option<Vec<DenseWeights>>, team: Team },
     Burn { model: Option<Model>, optim: Box<Optim>, snapshot: Option<Model> },
+}
+
+/// Runs `f` in burn's pool when there is one, else on this thread with subnormals
+/// flushed (the fused engine's team flushes them on its own threads).
+fn run_in<R: Send>(pool: &Option<rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -> R {
+    match pool {
+        Some(pool) => pool.install(f),
+        None => {
+            let _flush = FlushDenormals::new();
+            f()
+        }
+    }
 }
 
 /// Owns a model in training, its optimizer state and its random stream.
@@ -261,7 +274,8 @@ pub struct Trainer {
     spec: TrainSpec,
     model_spec: ModelSpec,
     rng: StdRng,
-    pool: rayon::ThreadPool,
+    /// burn's thread pool (the fused engine has its own team of threads).
+    pool: Option<rayon::ThreadPool>,
     epoch: usize,
     batch: Batch,
 }
@@ -278,7 +292,11 @@ impl Trainer {
                     Some(w) => w.to_vec(),
                     None => model.init::<Cpu>(&mut rng, &device).weights()?,
                 };
-                State::Fused { net: Box::new(FusedVae::new(model, &w)?), snapshot: None }
+                let team = Team::new(train.threads, || {
+                    set_flush_denormals();
+                })
+                .map_err(|e| Error::Internal(format!("threads: {e}")))?;
+                State::Fused { net: Box::new(FusedVae::new(model, &w)?), snapshot: None, team }
             }
             Engine::Burn => {
                 let vae = match weights {
@@ -289,13 +307,18 @@ impl Trainer {
             }
         };
         // The pool's threads run only this trainer's work: subnormals flushed for good.
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(train.threads)
-            .start_handler(|_| {
-                set_flush_denormals();
-            })
-            .build()
-            .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
+        let pool = match train.engine {
+            Engine::Fused => None,
+            Engine::Burn => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(train.threads)
+                    .start_handler(|_| {
+                        set_flush_denormals();
+                    })
+                    .build()
+                    .map_err(|e| Error::Internal(format!("thread pool: {e}")))?,
+            ),
+        };
         Ok(Trainer { state, spec: train, model_spec: model.clone(), rng, pool, epoch: 0, batch: Batch::default() })
     }
 
@@ -324,12 +347,15 @@ impl Trainer {
         let (batch, rng, spec, epoch) = (&mut self.batch, &mut self.rng, &self.spec, self.epoch);
         let acc = (&mut sum, &mut rec, &mut kl);
         let state = &mut self.state;
-        self.pool.install(move || -> Result<()> {
+        let body = move || -> Result<()> {
             for cells in order.chunks(bs) {
-                data.gather(cells, batch)?;
                 let (value, r, k) = match state {
-                    State::Fused { net, .. } => net.step(batch, spec, rng, true),
+                    State::Fused { net, team, .. } => {
+                        data.gather_with(cells, batch, Some(team))?;
+                        net.step(batch, spec, rng, true, team)
+                    }
                     State::Burn { model, optim, .. } => {
+                        data.gather(cells, batch)?;
                         let m = model.take().ok_or_else(|| Error::Internal("the model was lost in a failed step".into()))?;
                         let out = batch_loss(&m, batch, spec.regularization, rng, &device);
                         if !out.value.is_finite() {
@@ -350,7 +376,8 @@ impl Trainer {
                 *acc.2 += k * w;
             }
             Ok(())
-        })?;
+        };
+        run_in(&self.pool, body)?;
         self.epoch += 1;
         let n = n as f64;
         Ok(EpochStats { loss: sum / n, reconstruction: rec / n, kl: kl / n })
@@ -367,16 +394,19 @@ impl Trainer {
         let bs = self.spec.batch_size.max(1);
         let (batch, rng, spec) = (&mut self.batch, &mut self.rng, &self.spec);
         let state = &mut self.state;
-        self.pool.install(|| -> Result<()> {
+        let body = || -> Result<()> {
             let burn_model = match state {
                 State::Burn { model, .. } => Some(model.as_ref().ok_or_else(|| Error::Internal("no model".into()))?.valid()),
                 State::Fused { .. } => None,
             };
             for chunk in cells.chunks(bs) {
-                data.gather(chunk, batch)?;
                 let (value, r, k) = match (state as &mut State, &burn_model) {
-                    (State::Fused { net, .. }, _) => net.step(batch, spec, rng, false),
+                    (State::Fused { net, team, .. }, _) => {
+                        data.gather_with(chunk, batch, Some(team))?;
+                        net.step(batch, spec, rng, false, team)
+                    }
                     (_, Some(m)) => {
+                        data.gather(chunk, batch)?;
                         let out = batch_loss::<Cpu>(m, batch, spec.regularization, rng, &device);
                         (out.value, out.reconstruction, out.kl)
                     }
@@ -388,7 +418,8 @@ impl Trainer {
                 kl += k * w;
             }
             Ok(())
-        })?;
+        };
+        run_in(&self.pool, body)?;
         let n = n as f64;
         Ok(EpochStats { loss: sum / n, reconstruction: rec / n, kl: kl / n })
     }
@@ -404,7 +435,7 @@ impl Trainer {
     /// Remember the current weights, e.g. as the best so far for early stopping.
     pub fn snapshot(&mut self) -> Result<()> {
         match &mut self.state {
-            State::Fused { net, snapshot } => *snapshot = Some(net.weights()),
+            State::Fused { net, snapshot, .. } => *snapshot = Some(net.weights()),
             // cheap: burn's tensors are shared, not copied
             State::Burn { model, snapshot, .. } => {
                 *snapshot = Some(model.as_ref().ok_or_else(|| Error::Internal("no model".into()))?.clone())

@@ -1,0 +1,256 @@
+//! A small team of threads for the fused training step.
+//!
+//! A parallel region is a number of chunks; the calling thread and the workers claim
+//! chunks from a shared counter until none is left, so a worker that wakes late, or
+//! that the OS does not schedule because the machine is busy, simply leaves its share
+//! to the others (nobody waits for a thread that has not started). Between regions a
+//! worker spins for at most `SPIN` (the gaps inside a training step are shorter, and
+//! waking a sleeping thread costs tens of microseconds on virtual machines), then
+//! sleeps on a condition variable until the next region: an idle team uses no CPU.
+//! Which thread computes a chunk never changes what the chunk computes, so results do
+//! not depend on the number of threads.
+
+use std::cell::UnsafeCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long an idle worker spins before it sleeps.
+const SPIN: Duration = Duration::from_micros(100);
+
+type Job = dyn Fn(usize) + Sync;
+
+struct Shared {
+    /// Generation of the current region; bumped by the caller to start one.
+    generation: AtomicUsize,
+    /// Last generation whose chunks are all done (workers seeing it skip the region).
+    finished: AtomicUsize,
+    /// The region's work, valid while `generation != finished` (lifetime erased).
+    job: UnsafeCell<*const Job>,
+    n_chunks: AtomicUsize,
+    next: AtomicUsize,
+    done: AtomicUsize,
+    /// Workers inside the current region.
+    active: AtomicUsize,
+    /// Workers asleep (or about to be) on `wake`.
+    sleeping: AtomicUsize,
+    panicked: AtomicBool,
+    stop: AtomicBool,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+// SAFETY: `job` is written by the caller only while no worker can read it (before the
+// generation is published and after every worker has left the region), and read by
+// workers only between those points.
+unsafe impl Sync for Shared {}
+unsafe impl Send for Shared {}
+
+impl Shared {
+    /// Claims and runs chunks of the current region until none is left.
+    fn run_chunks(&self, job: &(dyn Fn(usize) + Sync + '_)) {
+        let n = self.n_chunks.load(SeqCst);
+        loop {
+            let c = self.next.fetch_add(1, SeqCst);
+            if c >= n {
+                break;
+            }
+            if catch_unwind(AssertUnwindSafe(|| job(c))).is_err() {
+                self.panicked.store(true, SeqCst);
+            }
+            self.done.fetch_add(1, SeqCst);
+        }
+    }
+
+    fn worker(&self, on_start: fn()) {
+        on_start();
+        let mut seen = self.generation.load(SeqCst);
+        loop {
+            let start = Instant::now();
+            let mut spins = 0u32;
+            let generation = loop {
+                let g = self.generation.load(SeqCst);
+                if g != seen || self.stop.load(SeqCst) {
+                    break g;
+                }
+                spins = spins.wrapping_add(1);
+                if spins % 64 == 0 && start.elapsed() > SPIN {
+                    let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+                    self.sleeping.fetch_add(1, SeqCst);
+                    while self.generation.load(SeqCst) == seen && !self.stop.load(SeqCst) {
+                        guard = self.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
+                    }
+                    self.sleeping.fetch_sub(1, SeqCst);
+                    drop(guard);
+                    spins = 0;
+                } else {
+                    std::hint::spin_loop();
+                }
+            };
+            if self.stop.load(SeqCst) {
+                return;
+            }
+            seen = generation;
+            self.active.fetch_add(1, SeqCst);
+            if self.finished.load(SeqCst) != generation {
+                // SAFETY: the region is not finished and we are counted in `active`, so
+                // the caller keeps the job alive until we leave.
+                let job = unsafe { &**self.job.get() };
+                self.run_chunks(job);
+            }
+            self.active.fetch_sub(1, SeqCst);
+        }
+    }
+}
+
+/// The calling thread plus `threads - 1` workers.
+pub struct Team {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Team {
+    /// A team of `threads` (the caller counts as one); `on_start` runs first on each
+    /// worker (e.g. to set its floating-point modes).
+    pub fn new(threads: usize, on_start: fn()) -> std::io::Result<Team> {
+        let noop: *const Job = &|_: usize| {};
+        let shared = Arc::new(Shared {
+            generation: AtomicUsize::new(0),
+            finished: AtomicUsize::new(0),
+            job: UnsafeCell::new(noop),
+            n_chunks: AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
+            sleeping: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
+        });
+        let mut workers = Vec::new();
+        for i in 1..threads.max(1) {
+            let s = Arc::clone(&shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("exprsgen-{i}"))
+                .spawn(move || s.worker(on_start));
+            match handle {
+                Ok(h) => workers.push(h),
+                Err(e) => {
+                    let team = Team { shared, workers };
+                    drop(team);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Team { shared, workers })
+    }
+
+    /// Number of threads, the caller included.
+    pub fn threads(&self) -> usize {
+        self.workers.len() + 1
+    }
+
+    /// Runs `f(0), ..., f(n_chunks - 1)`, spread over the team; returns when all are
+    /// done. A panic in any chunk is raised here after every thread has left `f`.
+    pub fn run(&self, n_chunks: usize, f: &(dyn Fn(usize) + Sync)) {
+        if self.workers.is_empty() || n_chunks <= 1 {
+            (0..n_chunks).for_each(f);
+            return;
+        }
+        let s = &*self.shared;
+        // SAFETY: no worker reads `job` now (the previous region is finished and every
+        // worker has left it); the lifetime is erased, and `run` does not return before
+        // every worker has left this region.
+        unsafe {
+            *s.job.get() = std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const Job>(f as *const _);
+        }
+        s.n_chunks.store(n_chunks, SeqCst);
+        s.next.store(0, SeqCst);
+        s.done.store(0, SeqCst);
+        let generation = s.generation.load(SeqCst).wrapping_add(1);
+        s.generation.store(generation, SeqCst);
+        if s.sleeping.load(SeqCst) > 0 {
+            let _guard = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            s.wake.notify_all();
+        }
+        s.run_chunks(f);
+        wait_until(|| s.done.load(SeqCst) >= n_chunks);
+        s.finished.store(generation, SeqCst);
+        wait_until(|| s.active.load(SeqCst) == 0);
+        if s.panicked.swap(false, SeqCst) {
+            panic!("a thread of the training step panicked");
+        }
+    }
+}
+
+/// Spins briefly, then yields, until `cond` holds (used only to wait for chunks other
+/// threads are running right now).
+fn wait_until(cond: impl Fn() -> bool) {
+    let mut spins = 0u32;
+    while !cond() {
+        spins += 1;
+        if spins < 1 << 12 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for Team {
+    fn drop(&mut self) {
+        let s = &*self.shared;
+        s.stop.store(true, SeqCst);
+        s.generation.fetch_add(1, SeqCst);
+        {
+            let _guard = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            s.wake.notify_all();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn every_chunk_runs_once_and_panics_surface() {
+        for threads in [1, 2, 3] {
+            let team = Team::new(threads, || {}).unwrap();
+            assert_eq!(team.threads(), threads);
+            for round in 0..200 {
+                let n = 1 + round % 17;
+                let hits: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
+                team.run(n, &|c| {
+                    hits[c].fetch_add(1, SeqCst);
+                });
+                assert!(hits.iter().all(|h| h.load(SeqCst) == 1), "threads {threads} round {round}");
+                if round % 50 == 0 {
+                    // let the workers fall asleep, then wake them again
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                team.run(4, &|c| {
+                    if c == 3 {
+                        panic!("boom")
+                    }
+                })
+            }));
+            assert!(r.is_err());
+            // still usable afterwards
+            let count = AtomicU64::new(0);
+            team.run(5, &|_| {
+                count.fetch_add(1, SeqCst);
+            });
+            assert_eq!(count.load(SeqCst), 5);
+        }
+    }
+}
