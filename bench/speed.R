@@ -5,7 +5,8 @@
 #   Rscript bench/speed.R --workloads W1,W3 --likelihoods bce --threads 1 --repeats 3
 #
 # Per workload, model and thread count it prints seconds per epoch (wall and process
-# CPU; the first epoch apart, then the median of >= 3 further epochs), cells per second,
+# CPU; the first epoch apart, then the median of further epochs: 20 for W1/W2, 5 for W3,
+# 3 for W4, or --repeats), cells per second,
 # achieved GFLOP/s (the step's matrix products: 6 x cells x multiply-adds per cell),
 # the ratio to the 1-core GEMM bound of peers.md, the peers' figures from peers.md,
 # the peak resident memory of the process, and the load of the machine while it ran
@@ -20,7 +21,13 @@ opt <- function(name, default) {
 workloads <- strsplit(opt("workloads", "W1,W2,W3,W4"), ",")[[1]]
 likelihoods <- strsplit(opt("likelihoods", "bce,nb"), ",")[[1]]
 threads <- as.integer(strsplit(opt("threads", "1,2"), ",")[[1]])
-repeats <- as.integer(opt("repeats", "3"))
+# epochs timed after the first (median taken): more for the small workloads, whose
+# epochs take milliseconds (the peers time 100 epochs of W1/W2)
+repeats_opt <- opt("repeats", NA)
+repeats_for <- function(name) {
+    if (!is.na(repeats_opt)) return(as.integer(repeats_opt))
+    c(W1 = 20L, W2 = 20L, W3 = 5L, W4 = 3L)[[name]]
+}
 stage <- opt("stage", "all")
 
 # name = cells, genes, hidden, latent, batch, classes (CVAE when cvae)
@@ -85,7 +92,7 @@ run_workload <- function(name) {
         sce <- SingleCellExperiment(assays = stats::setNames(list(x), if (lik == "bce") "logcounts" else "counts"),
                                     colData = S4Vectors::DataFrame(label = d$label))
         for (th in threads) {
-            epochs <- 1 + repeats
+            epochs <- 1 + repeats_for(name)
             s0 <- others_cores(); t0 <- proc.time()[["elapsed"]]
             fit <- suppressMessages(fit_vae(sce, assay.type = if (lik == "bce") "logcounts" else "counts",
                            labels = if (w$cvae) "label" else NULL, likelihood = lik,
@@ -146,7 +153,8 @@ if (stage == "all") {
         if (st != 0 || !file.exists(f)) stop("workload ", name, " failed")
         res[[name]] <- readRDS(f)
     }
-    cat("\nSeconds per epoch (first epoch apart; then medians of", repeats,
+    cat("\nSeconds per epoch (first epoch apart; then medians of",
+        if (is.na(repeats_opt)) "20 (W1, W2), 5 (W3) or 3 (W4)" else repeats_opt,
         "epochs). x_bound_cpu = CPU-s / 1-core GEMM bound (peers.md);\n",
         "tf_keras, torch, scvi: their 1-thread CPU-s per epoch from peers.md (scvi: NB/ZINB SCVI).\n\n")
     print(do.call(rbind, res), row.names = FALSE)

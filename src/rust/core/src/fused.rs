@@ -628,7 +628,10 @@ impl FusedVae {
     }
 
     /// Backward pass from the heads' gradients to every parameter's gradient.
-    fn backward(&mut self, batch: &Batch, team: &Team) {
+    /// Backward pass: every gradient, and each kernel's optimizer update as soon as its
+    /// gradient is known (block by block, while the block is in cache) and after the
+    /// gradient flowing through it has been computed.
+    fn backward(&mut self, batch: &Batch, team: &Team, opt: Opt) {
         let spec = &self.spec;
         let (n, g, l) = (batch.n, spec.n_genes, spec.latent_dim);
         let k = spec.n_classes;
@@ -643,18 +646,12 @@ impl FusedVae {
         // output layer (and ZINB dropout head)
         let out_i = m + 1 + p;
         let out_in = blocks[out_i].n_in;
-        {
-            let last: &[f32] = if p == 1 { &w.dec_in } else { &w.dec[p - 2].h };
-            let out = &mut blocks[out_i];
-            matmul(team, out_in, n, g, last, true, &w.d_logits, false, 0.0, &mut out.kernel.grad);
-            col_sums(team, &w.d_logits, n, g, &mut out.bias.grad);
-            if zinb {
-                let drop = &mut blocks[m + 2 + p];
-                matmul(team, out_in, n, g, last, true, &w.d_pi, false, 0.0, &mut drop.kernel.grad);
-                col_sums(team, &w.d_pi, n, g, &mut drop.bias.grad);
-            }
+        col_sums(team, &w.d_logits, n, g, &mut blocks[out_i].bias.grad);
+        if zinb {
+            col_sums(team, &w.d_pi, n, g, &mut blocks[m + 2 + p].bias.grad);
         }
-        // gradient with respect to the output layer's input
+        // gradient with respect to the output layer's input (old kernels), then the
+        // kernels' gradients and updates
         let mut gy = std::mem::take(&mut w.g1);
         let mut gx = std::mem::take(&mut w.g2);
         resize(&mut gy, n * out_in);
@@ -662,16 +659,23 @@ impl FusedVae {
         if zinb {
             matmul(team, n, g, out_in, &w.d_pi, false, &blocks[m + 2 + p].kernel.value, true, 1.0, &mut gy);
         }
+        {
+            let last: &[f32] = if p == 1 { &w.dec_in } else { &w.dec[p - 2].h };
+            kernel_step(team, opt, out_in, n, g, last, &w.d_logits, &mut blocks[out_i].kernel);
+            if zinb {
+                kernel_step(team, opt, out_in, n, g, last, &w.d_pi, &mut blocks[m + 2 + p].kernel);
+            }
+        }
         // hidden decoder layers, last to first; gy holds d(output of layer j)
         for j in (0..p - 1).rev() {
             let blk = &mut blocks[m + 2 + j];
             let act = &w.dec[j];
             activate_backward(spec.decoder[j].1, &act.a, &act.h, &mut gy);
             let x: &[f32] = if j == 0 { &w.dec_in } else { &w.dec[j - 1].h };
-            matmul(team, blk.n_in, n, blk.n_out, x, true, &gy, false, 0.0, &mut blk.kernel.grad);
             col_sums(team, &gy, n, blk.n_out, &mut blk.bias.grad);
             resize(&mut gx, n * blk.n_in);
             matmul(team, n, blk.n_out, blk.n_in, &gy, false, &blk.kernel.value, true, 0.0, &mut gx);
+            kernel_step(team, opt, blk.n_in, n, blk.n_out, x, &gy, &mut blk.kernel);
             std::mem::swap(&mut gx, &mut gy);
         }
         // gy: d[z | c]; through the reparameterisation into d_mean / d_log_var (which
@@ -688,15 +692,15 @@ impl FusedVae {
         // latent heads
         let d = spec.input_dim();
         let (hm, hm_w): (&[f32], usize) = if m == 0 { (&batch.input, d) } else { (&w.enc[m - 1].h, spec.encoder[m - 1].0) };
-        for (bi, dv) in [(m, &w.d_mean), (m + 1, &w.d_log_var)] {
-            let blk = &mut blocks[bi];
-            matmul(team, hm_w, n, l, hm, true, dv, false, 0.0, &mut blk.kernel.grad);
-            col_sums(team, dv, n, l, &mut blk.bias.grad);
-        }
         if m > 0 {
             resize(&mut gy, n * hm_w);
             matmul(team, n, l, hm_w, &w.d_mean, false, &blocks[m].kernel.value, true, 0.0, &mut gy);
             matmul(team, n, l, hm_w, &w.d_log_var, false, &blocks[m + 1].kernel.value, true, 1.0, &mut gy);
+        }
+        for (bi, dv) in [(m, &w.d_mean), (m + 1, &w.d_log_var)] {
+            let blk = &mut blocks[bi];
+            col_sums(team, dv, n, l, &mut blk.bias.grad);
+            kernel_step(team, opt, hm_w, n, l, hm, dv, &mut blk.kernel);
         }
         // encoder layers, last to first
         for i in (0..m).rev() {
@@ -704,11 +708,13 @@ impl FusedVae {
             let act = &w.enc[i];
             activate_backward(spec.encoder[i].1, &act.a, &act.h, &mut gy);
             let (x, x_w): (&[f32], usize) = if i == 0 { (&batch.input, d) } else { (&w.enc[i - 1].h, blk.n_in) };
-            matmul(team, x_w, n, blk.n_out, x, true, &gy, false, 0.0, &mut blk.kernel.grad);
             col_sums(team, &gy, n, blk.n_out, &mut blk.bias.grad);
             if i > 0 {
                 resize(&mut gx, n * blk.n_in);
                 matmul(team, n, blk.n_out, blk.n_in, &gy, false, &blk.kernel.value, true, 0.0, &mut gx);
+            }
+            kernel_step(team, opt, x_w, n, blk.n_out, x, &gy, &mut blk.kernel);
+            if i > 0 {
                 std::mem::swap(&mut gx, &mut gy);
             }
         }
@@ -717,15 +723,12 @@ impl FusedVae {
     }
 
     /// One optimizer update of every parameter from its gradient (burn's formulas).
-    fn update(&mut self, train: &TrainSpec, team: &Team) {
-        let lr = train.learning_rate as f32;
-        let kind = train.optimizer;
+    /// The optimizer update of the biases (and dispersion); kernels are updated in
+    /// `backward`.
+    fn update_biases(&mut self, opt: Opt, team: &Team) {
         for blk in &mut self.blocks {
-            for slot in [&mut blk.kernel, &mut blk.bias] {
-                if slot.value.is_empty() {
-                    continue;
-                }
-                update_slot(slot, kind, lr, team);
+            if !blk.bias.value.is_empty() {
+                update_slot(&mut blk.bias, opt, team);
             }
         }
     }
@@ -738,20 +741,29 @@ impl FusedVae {
         let kl = self.kl(batch.n, train.regularization);
         let value = recon + train.regularization * kl;
         if learn && value.is_finite() {
-            self.backward(batch, team);
-            self.update(train, team);
+            let opt = Opt { kind: train.optimizer, lr: train.learning_rate as f32 };
+            self.backward(batch, team, opt);
+            self.update_biases(opt, team);
         }
         (value, recon, kl)
     }
 }
 
-/// Adam (epsilon inside the bias correction as burn writes it), SGD, RMSprop (alpha
-/// 0.9, no momentum) and AdaGrad, each as one pass over the parameter.
-fn update_slot(slot: &mut Slot, kind: OptimizerKind, lr: f32, team: &Team) {
-    const B1: f32 = 0.9;
-    const B2: f32 = 0.999;
-    const EPS: f32 = 1e-7;
-    const ALPHA: f32 = 0.9;
+/// The optimizer and its learning rate.
+#[derive(Clone, Copy, Debug)]
+struct Opt {
+    kind: OptimizerKind,
+    lr: f32,
+}
+
+const B1: f32 = 0.9;
+const B2: f32 = 0.999;
+const EPS: f32 = 1e-7;
+const ALPHA: f32 = 0.9;
+
+/// Starts one update of `slot`: counts it and returns Adam's bias-correction constants
+/// `[factor, epsilon]` (burn's formula: epsilon inside the correction).
+fn begin_update(slot: &mut Slot, kind: OptimizerKind) -> [f32; 2] {
     let n = slot.value.len();
     if kind != OptimizerKind::Sgd && slot.m2.len() != n {
         slot.m2 = vec![0.0; n];
@@ -761,32 +773,49 @@ fn update_slot(slot: &mut Slot, kind: OptimizerKind, lr: f32, team: &Team) {
     }
     slot.time += 1;
     let t = slot.time;
-    let threads = team.threads();
-    let chunk = if threads > 1 && n >= SPLIT_MIN_VALUES { n.div_ceil(2 * threads) } else { n.max(1) };
-    let (bc2, factor) = if kind == OptimizerKind::Adam {
-        let bc2 = (1.0 - B2.powi(t)).sqrt();
-        (bc2, bc2 / (1.0 - B1.powi(t)))
-    } else {
-        (1.0, 1.0)
-    };
-    let (pv, pg) = (SendPtr(slot.value.as_mut_ptr()), slot.grad.as_ptr() as usize);
-    let (p1, p2) = (SendPtr(slot.m1.as_mut_ptr()), SendPtr(slot.m2.as_mut_ptr()));
-    // The moments start at zero, so the first update needs no case of its own
-    // (0 * beta + x == x exactly, as burn's first step computes it).
-    team.run(n.div_ceil(chunk), &|c| {
-        let (s, e) = (c * chunk, ((c + 1) * chunk).min(n));
-        let len = e - s;
-        // SAFETY: chunk c owns elements s..e of each buffer (all of length n, or m1
-        // empty when unused and then not touched).
-        let (p, g) = unsafe { (std::slice::from_raw_parts_mut(pv.get().add(s), len), std::slice::from_raw_parts((pg as *const f32).add(s), len)) };
-        match kind {
+    let bc2 = (1.0 - B2.powi(t)).sqrt();
+    [bc2 / (1.0 - B1.powi(t)), EPS * bc2]
+}
+
+/// Raw views of a slot's buffers, for updating disjoint ranges from several threads.
+#[derive(Clone, Copy)]
+struct SlotPtrs {
+    value: SendPtr,
+    grad: SendPtr,
+    m1: SendPtr,
+    m2: SendPtr,
+}
+
+impl SlotPtrs {
+    fn new(slot: &mut Slot) -> Self {
+        SlotPtrs {
+            value: SendPtr(slot.value.as_mut_ptr()),
+            grad: SendPtr(slot.grad.as_mut_ptr()),
+            m1: SendPtr(slot.m1.as_mut_ptr()),
+            m2: SendPtr(slot.m2.as_mut_ptr()),
+        }
+    }
+
+    /// Adam (epsilon inside the bias correction as burn writes it), SGD, RMSprop (alpha
+    /// 0.9, no momentum) or AdaGrad on elements `s..s + len`, from the gradient there.
+    /// The moments start at zero, so the first update needs no case of its own
+    /// (0 * beta + x == x exactly, as burn's first step computes it).
+    ///
+    /// SAFETY: `s..s + len` lies inside the slot's buffers (of its optimizer) and no
+    /// other thread touches it meanwhile.
+    unsafe fn apply(self, opt: Opt, c: [f32; 2], s: usize, len: usize) {
+        let p = std::slice::from_raw_parts_mut(self.value.get().add(s), len);
+        let g = std::slice::from_raw_parts(self.grad.get().add(s), len);
+        let lr = opt.lr;
+        match opt.kind {
             OptimizerKind::Adam => {
-                let (m1, m2) = unsafe { (std::slice::from_raw_parts_mut(p1.get().add(s), len), std::slice::from_raw_parts_mut(p2.get().add(s), len)) };
-                crate::simd::adam(p, g, m1, m2, [B1, B2, factor, EPS * bc2, lr]);
+                let m1 = std::slice::from_raw_parts_mut(self.m1.get().add(s), len);
+                let m2 = std::slice::from_raw_parts_mut(self.m2.get().add(s), len);
+                crate::simd::adam(p, g, m1, m2, [B1, B2, c[0], c[1], lr]);
             }
             OptimizerKind::Sgd => p.iter_mut().zip(g).for_each(|(p, &g)| *p -= g * lr),
             OptimizerKind::RmsProp => {
-                let s2 = unsafe { std::slice::from_raw_parts_mut(p2.get().add(s), len) };
+                let s2 = std::slice::from_raw_parts_mut(self.m2.get().add(s), len);
                 for ((p, &g), s) in p.iter_mut().zip(g).zip(s2.iter_mut()) {
                     let v = *s * ALPHA + g * g * (1.0 - ALPHA);
                     *s = v;
@@ -794,11 +823,78 @@ fn update_slot(slot: &mut Slot, kind: OptimizerKind, lr: f32, team: &Team) {
                 }
             }
             OptimizerKind::AdaGrad => {
-                let s2 = unsafe { std::slice::from_raw_parts_mut(p2.get().add(s), len) };
+                let s2 = std::slice::from_raw_parts_mut(self.m2.get().add(s), len);
                 for ((p, &g), s) in p.iter_mut().zip(g).zip(s2.iter_mut()) {
                     let v = *s + g * g;
                     *s = v;
                     *p -= (g / (v.sqrt() + EPS)) * lr;
+                }
+            }
+        }
+    }
+}
+
+/// One optimizer update of a whole slot from its gradient.
+fn update_slot(slot: &mut Slot, opt: Opt, team: &Team) {
+    let c = begin_update(slot, opt.kind);
+    let n = slot.value.len();
+    let threads = team.threads();
+    let chunk = if threads > 1 && n >= SPLIT_MIN_VALUES { n.div_ceil(2 * threads) } else { n.max(1) };
+    let ptrs = SlotPtrs::new(slot);
+    team.run(n.div_ceil(chunk), &|k| {
+        let (s, e) = (k * chunk, ((k + 1) * chunk).min(n));
+        // SAFETY: chunk k owns elements s..e.
+        unsafe { ptrs.apply(opt, c, s, e - s) }
+    });
+}
+
+/// The gradient of a kernel `W [n_in x n_out]` of a layer `y = x W + b`, i.e.
+/// `x^T dy` with `x [n x n_in]` and `dy [n x n_out]`, and the kernel's optimizer
+/// update, block by block: each block of the gradient (about 64k values) is updated
+/// right after it is computed, while it is still in cache, instead of being written to
+/// memory whole and read back. The values are those of `matmul` followed by
+/// `update_slot`.
+#[allow(clippy::too_many_arguments)]
+fn kernel_step(team: &Team, opt: Opt, n_in: usize, n: usize, n_out: usize, x: &[f32], dy: &[f32], slot: &mut Slot) {
+    assert!(x.len() >= n * n_in && dy.len() >= n * n_out && slot.grad.len() == n_in * n_out, "kernel_step: sizes");
+    let c = begin_update(slot, opt.kind);
+    let ptrs = SlotPtrs::new(slot);
+    const BLOCK: usize = 1 << 20;
+    let by_rows = n_in >= n_out;
+    let (step, len) = if by_rows {
+        ((BLOCK / n_out.max(1)).max(1), n_in)
+    } else {
+        (((BLOCK / n_in.max(1)).max(16) / 16) * 16, n_out)
+    };
+    let (xp, dp) = (x.as_ptr() as usize, dy.as_ptr() as usize);
+    team.run(len.div_ceil(step), &|b| {
+        let (s, e) = (b * step, ((b + 1) * step).min(len));
+        let (r0, r1, c0, c1) = if by_rows { (s, e, 0, n_out) } else { (0, n_in, s, e) };
+        // SAFETY: this block writes rows r0..r1, columns c0..c1 of the gradient and
+        // updates the same elements of the kernel and its moments; no other block
+        // touches them. x^T is x read with swapped strides.
+        unsafe {
+            matrixmultiply::sgemm(
+                r1 - r0,
+                n,
+                c1 - c0,
+                1.0,
+                (xp as *const f32).add(r0),
+                1,
+                n_in as isize,
+                (dp as *const f32).add(c0),
+                n_out as isize,
+                1,
+                0.0,
+                ptrs.grad.get().add(r0 * n_out + c0),
+                n_out as isize,
+                1,
+            );
+            if by_rows {
+                ptrs.apply(opt, c, r0 * n_out, (r1 - r0) * n_out);
+            } else {
+                for r in r0..r1 {
+                    ptrs.apply(opt, c, r * n_out + c0, c1 - c0);
                 }
             }
         }
