@@ -71,8 +71,11 @@ as_sce <- function(x, real = FALSE) {
 # as(gen, "SingleCellExperiment"), registered when the namespace loads.
 .register_coercions <- function(where) {
     methods::setOldClass("exprsgen_gen", where = where)
-    methods::setAs("exprsgen_gen", "SingleCellExperiment", function(from) as_sce(from),
-                   where = where)
+    # SingleCellExperiment may not be loaded yet (loading it would add seconds to
+    # library(exprsgen)); methods then notes that the class is undefined, harmlessly:
+    # the coercion is found by name once it is.
+    suppressMessages(methods::setAs("exprsgen_gen", "SingleCellExperiment", function(from) as_sce(from),
+                                    where = where))
 }
 
 `%||%` <- function(a, b) if (is.null(a)) b else a
