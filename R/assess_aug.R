@@ -1,0 +1,528 @@
+#' How realistic are generated cells?
+#'
+#' Compares generated cells with real ones on the metrics the single-cell
+#' literature uses to judge simulators and generative models (a classifier
+#' telling real from generated cells as in scGAN; distributions of gene and
+#' cell properties as in SimBench and splatter's `compareSCEs()`; gene-gene
+#' correlation; label and marker agreement; neighbourhood mixing and a
+#' novelty check), and returns them as one tidy table.
+#'
+#' @section Representation:
+#' Both sets are put on one log scale before comparison (`transform`):
+#' `"counts"` divides each cell by its library size, multiplies by the
+#' median library size of the real cells and takes `log2(x + 1)`; `"log"`
+#' takes `log2(x + 1)` of the values as they are (e.g. RPKM or TPM);
+#' `"none"` uses the values as they are (already log-expression). `"auto"`
+#' chooses `"counts"` when the real values are all non-negative whole
+#' numbers, `"log"` when they are not and exceed 50 somewhere, else
+#' `"none"`. Genes are matched by name when both sets have row names. At
+#' most `max_cells` cells of each set are used (drawn at random). The
+#' principal components are computed on the `n_genes` genes most variable in
+#' the real cells, from real and generated cells together.
+#'
+#' @section Metrics:
+#' Each row of the result has the metric's `value`, a `reference` where one
+#' exists (the same statistic between two random halves of the real cells,
+#' i.e. the value a perfect generator would reach with these numbers of
+#' cells), the `best` possible value and a short `interpretation`.
+#' \describe{
+#'   \item{`classifier_auc`}{Area under the ROC curve of a random forest
+#'     (ranger, 5-fold cross-validation on the top principal components, equal
+#'     numbers of real and generated cells, identical cells kept in one fold)
+#'     trying to tell real from generated cells. 0.5: indistinguishable; 1:
+#'     always told apart. Range 0-1.}
+#'   \item{`mmd`}{Maximum mean discrepancy (Gaussian kernel, median-distance
+#'     bandwidth) between real and generated cells in PCA space; `reference`
+#'     is the MMD between two halves of the real cells. 0 is best; a value
+#'     near the reference is as close as sampling noise allows.}
+#'   \item{`gene_mean_cor`, `gene_var_cor`, `gene_zero_cor`}{Pearson
+#'     correlation over genes of real vs generated gene means, variances
+#'     and fractions of zeros (on the log scale). 1 is best.}
+#'   \item{`library_size_ks`, `detected_genes_ks`}{Kolmogorov-Smirnov
+#'     distance between real and generated library sizes and numbers of
+#'     detected genes per cell (count data only). 0 is best, 1 worst.}
+#'   \item{`gene_gene_cor`}{Correlation between the upper triangles of the
+#'     gene-gene correlation matrices of the most variable genes (up to 200)
+#'     in real and in generated cells: whether co-expression is kept. 1 is
+#'     best; compare with `reference`.}
+#'   \item{`label_accuracy`}{(with labels) Accuracy of a random forest
+#'     trained on the real cells' principal components at predicting the
+#'     generated cells' labels; `reference` is its out-of-bag accuracy on the
+#'     real cells. Close to the reference is best.}
+#'   \item{`marker_overlap`}{(with labels) Mean over classes of the Jaccard
+#'     overlap between the top 20 marker genes (highest mean log-fold change
+#'     against the other classes) found in real and in generated cells;
+#'     `reference`: the same between two halves of the real cells. 1 is best.}
+#'   \item{`knn_mixing`}{Share of real cells among each generated cell's
+#'     `k` nearest neighbours (real and generated pooled in equal numbers,
+#'     PCA space), divided by the share expected under perfect mixing. 1:
+#'     perfectly mixed; 0: generated cells only have generated neighbours.}
+#'   \item{`novelty`}{Median distance from a generated cell to its nearest
+#'     real cell, divided by the median distance from a real cell to its
+#'     nearest other real cell. Near 1: new cells at real-like distances;
+#'     near 0: copies of real cells (memorisation); well above 1: cells far
+#'     from any real cell.}
+#'   \item{`copies`}{Share of generated cells closer to a real cell than a
+#'     twentieth of the real cells' median nearest-neighbour distance
+#'     (near-copies of real cells). 0 is best for augmentation.}
+#' }
+#'
+#' @param real The real cells: a SingleCellExperiment (or
+#'   SummarizedExperiment), or a matrix (dense, sparse or DelayedArray) with
+#'   genes in rows and cells in columns. Or the result of [gen_exprs()], which
+#'   holds both its training cells and the generated cells: then `gen` may be
+#'   left out.
+#' @param gen The generated cells, in any of the forms of `real`, or the
+#'   result of [gen_exprs()] (its generated cells are used).
+#' @param labels_real,labels_gen Optional cell labels: vectors with one value
+#'   per cell, or for a SingleCellExperiment the name of a `colData` column.
+#'   Taken from a [gen_exprs()] result of a conditional model when not given.
+#' @param assay.type For a SingleCellExperiment: the assay to use (default
+#'   `"counts"` when present, else the first assay).
+#' @param transform How to put values on a common log scale: `"auto"`,
+#'   `"counts"`, `"log"` or `"none"` (see Representation).
+#' @param n_genes Integer scalar: number of most variable genes for the
+#'   principal components and the classifiers.
+#' @param n_pcs Integer scalar: number of principal components.
+#' @param max_cells Integer scalar: at most this many cells of each set are
+#'   used.
+#' @param k Integer scalar: neighbours for `knn_mixing`.
+#' @param seed Integer scalar or `NULL`: seed for the subsampling, the
+#'   cross-validation folds and the forests; `NULL` draws from R's random
+#'   number generator (so `set.seed()` fixes the result either way). R's
+#'   random state is left as it was when a seed is given.
+#' @param num.threads Integer scalar: threads for ranger.
+#'
+#' @return A data.frame of class `exprsgen_assessment` with columns `metric`,
+#'   `value`, `reference`, `best` and `interpretation`, printed as a summary.
+#'   The per-gene and per-cell values and the ROC curve behind it are kept
+#'   for [plot_assess()] in `attr(x, "details")`.
+#' @seealso [plot_assess()] to see the comparison, [gen_exprs()],
+#'   [plot_aug()].
+#' @examples
+#' set.seed(1)
+#' counts <- matrix(rpois(50 * 80, 3), 50, 80)
+#' fit <- fit_vae(x_train = t(counts), likelihood = "nb", epochs = 5,
+#'                batch_size = 16, verbose = FALSE)
+#' gen <- gen_exprs(fit, num_samples = 80)
+#' a <- assess_aug(gen)
+#' a
+#' @export
+assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
+                       assay.type = NULL, transform = c("auto", "counts", "log", "none"),
+                       n_genes = 2000, n_pcs = 20, max_cells = 5000, k = 10, seed = NULL,
+                       num.threads = 1L) {
+    call <- rlang::current_env()
+    transform <- .check_choice(transform, "transform", call)
+    n_genes <- .check_count(n_genes, "n_genes", min = 2L, call = call)
+    n_pcs <- .check_count(n_pcs, "n_pcs", min = 1L, call = call)
+    max_cells <- .check_count(max_cells, "max_cells", min = 10L, call = call)
+    k <- .check_count(k, "k", min = 1L, call = call)
+    num.threads <- .check_count(num.threads, "num.threads", min = 1L, call = call)
+    if (!is.null(seed)) {
+        seed <- .check_count(seed, "seed", min = 0L, call = call)
+        old <- if (exists(".Random.seed", globalenv(), inherits = FALSE)) get(".Random.seed", globalenv())
+        on.exit(if (is.null(old)) rm(".Random.seed", envir = globalenv())
+                else assign(".Random.seed", old, envir = globalenv()), add = TRUE)
+        set.seed(seed)
+    }
+
+    # Inputs: genes x cells matrices and labels.
+    if (inherits(real, "exprsgen_gen")) {
+        if (is.null(gen)) gen <- real
+        if (is.null(labels_real)) labels_real <- real$y_train
+        real <- Matrix::t(real$x_train)
+    }
+    if (is.null(gen)) {
+        .abort("Give the generated cells as {.arg gen} (or a {.fn gen_exprs} result as {.arg real}).")
+    }
+    if (inherits(gen, "exprsgen_gen")) {
+        if (is.null(labels_gen)) labels_gen <- gen$y_gen
+        gen <- Matrix::t(gen$x_gen)
+    }
+    r <- .assess_input(real, labels_real, assay.type, "real", call)
+    g <- .assess_input(gen, labels_gen, assay.type, "gen", call)
+    if (!is.null(rownames(r$x)) && !is.null(rownames(g$x))) {
+        common <- intersect(rownames(r$x), rownames(g$x))
+        if (length(common) < 2L) {
+            .abort("{.arg real} and {.arg gen} share {length(common)} gene name{?s}; at least 2 are needed.")
+        }
+        r$x <- r$x[common, , drop = FALSE]
+        g$x <- g$x[common, , drop = FALSE]
+    } else if (nrow(r$x) != nrow(g$x)) {
+        .abort("{.arg real} has {nrow(r$x)} genes (rows) but {.arg gen} has {nrow(g$x)}.")
+    }
+    if (ncol(r$x) < 4L || ncol(g$x) < 2L) {
+        .abort("Need at least 4 real and 2 generated cells, not {ncol(r$x)} and {ncol(g$x)}.")
+    }
+    r <- .subsample_cells(r, max_cells)
+    g <- .subsample_cells(g, max_cells)
+    r$x <- .as_numeric_matrix(r$x)
+    g$x <- .as_numeric_matrix(g$x)
+    if (transform == "auto") transform <- .guess_transform(r$x)
+    if (transform == "counts") {
+        for (s in list(list(r$x, "real"), list(g$x, "gen"))) {
+            v <- if (methods::is(s[[1]], "dgCMatrix")) s[[1]]@x else as.vector(s[[1]])
+            if (any(v < 0 | v != round(v))) {
+                .abort("{.arg {s[[2]]}} must hold non-negative whole counts for {.code transform = \"counts\"}.")
+            }
+        }
+    }
+    lib_r <- Matrix::colSums(r$x)
+    lib_g <- Matrix::colSums(g$x)
+    target <- stats::median(lib_r)
+    lr <- .log_scale(r$x, transform, lib_r, target)
+    lg <- .log_scale(g$x, transform, lib_g, target)
+
+    # Per-gene properties on all genes.
+    genes <- data.frame(gene = rownames(lr) %||% paste0("gene", seq_len(nrow(lr))),
+                        mean_real = Matrix::rowMeans(lr), mean_gen = Matrix::rowMeans(lg),
+                        var_real = .row_vars(lr), var_gen = .row_vars(lg),
+                        zero_real = .row_zeros(lr), zero_gen = .row_zeros(lg))
+    cells <- data.frame(origin = factor(rep(c("real", "generated"), c(ncol(lr), ncol(lg))),
+                                        levels = c("real", "generated")),
+                        library_size = c(lib_r, lib_g),
+                        detected = c(Matrix::colSums(r$x != 0), Matrix::colSums(g$x != 0)))
+
+    # Most variable genes (in the real cells), dense, cells in rows.
+    hv <- order(genes$var_real, decreasing = TRUE)[seq_len(min(n_genes, nrow(lr)))]
+    hv <- hv[genes$var_real[hv] > 0]
+    if (length(hv) < 2L) .abort("{.arg real} has fewer than 2 genes that vary between cells.")
+    dr <- t(as.matrix(lr[hv, , drop = FALSE]))
+    dg <- t(as.matrix(lg[hv, , drop = FALSE]))
+    pcs <- .joint_pca(dr, dg, n_pcs)
+    pr <- pcs[seq_len(nrow(dr)), , drop = FALSE]
+    pg <- pcs[nrow(dr) + seq_len(nrow(dg)), , drop = FALSE]
+
+    m <- min(nrow(pr), nrow(pg))
+    bal_r <- sample.int(nrow(pr), m)
+    bal_g <- sample.int(nrow(pg), m)
+    auc <- .classifier_auc(pr[bal_r, , drop = FALSE], pg[bal_g, , drop = FALSE], num.threads)
+    half <- .halves(nrow(pr))
+    mm <- min(length(half$a), nrow(pg), 1000L)
+    a_idx <- half$a[seq_len(min(length(half$a), mm))]
+    b_idx <- half$b[seq_len(min(length(half$b), mm))]
+    sigma <- .median_distance(rbind(pr[a_idx, , drop = FALSE], pg[seq_len(mm), , drop = FALSE]))
+    mmd <- .mmd(pr[a_idx, , drop = FALSE], pg[sample.int(nrow(pg), mm), , drop = FALSE], sigma)
+    mmd_ref <- .mmd(pr[a_idx, , drop = FALSE], pr[b_idx, , drop = FALSE], sigma)
+
+    top <- seq_len(min(200L, ncol(dr)))
+    gg <- .cor_agreement(dr[, top, drop = FALSE], dg[, top, drop = FALSE])
+    gg_ref <- .cor_agreement(dr[half$a, top, drop = FALSE], dr[half$b, top, drop = FALSE])
+
+    mix <- .knn_mixing(pr[bal_r, , drop = FALSE], pg[bal_g, , drop = FALSE], k)
+    nov <- .novelty(pr, pg)
+
+    rows <- list(
+        .metric("classifier_auc", auc$auc, NA, 0.5, .interpret_auc(auc$auc)),
+        .metric("mmd", mmd, mmd_ref, 0, if (mmd <= 2 * mmd_ref + 1e-12) "within sampling noise of real vs real"
+                else if (mmd <= 5 * mmd_ref) "somewhat different from real" else "distributions differ"),
+        .metric("gene_mean_cor", .safe_cor(genes$mean_real, genes$mean_gen), NA, 1, NULL),
+        .metric("gene_var_cor", .safe_cor(genes$var_real, genes$var_gen), NA, 1, NULL),
+        .metric("gene_zero_cor", .safe_cor(genes$zero_real, genes$zero_gen), NA, 1, NULL))
+    if (transform == "counts") {
+        rows <- c(rows, list(
+            .metric("library_size_ks", .ks(lib_r, lib_g), NA, 0, NULL),
+            .metric("detected_genes_ks", .ks(cells$detected[cells$origin == "real"],
+                                             cells$detected[cells$origin == "generated"]), NA, 0, NULL)))
+    }
+    rows <- c(rows, list(.metric("gene_gene_cor", gg, gg_ref, 1,
+                                 if (is.na(gg)) "undefined" else if (gg >= 0.8 * gg_ref) "co-expression kept"
+                                 else if (gg >= 0.4 * gg_ref) "co-expression partly kept" else "co-expression lost")))
+    if (!is.null(r$labels) && !is.null(g$labels)) {
+        lab <- .label_metrics(pr, r$labels, pg, g$labels, dr, dg, half, num.threads)
+        rows <- c(rows, list(
+            .metric("label_accuracy", lab$accuracy, lab$oob, 1,
+                    if (lab$accuracy >= 0.8 * lab$oob) "labels recognisable"
+                    else if (lab$accuracy >= 0.5 * lab$oob) "labels partly recognisable" else "labels not recognisable"),
+            .metric("marker_overlap", lab$markers, lab$markers_ref, 1, NULL)))
+    }
+    rows <- c(rows, list(
+        .metric("knn_mixing", mix, NA, 1, if (mix >= 0.7) "well mixed" else if (mix >= 0.3) "partly mixed"
+                else "separate from real cells"),
+        .metric("novelty", nov$ratio, NA, 1, if (nov$ratio < 0.2) "copies of real cells"
+                else if (nov$ratio <= 2) "new cells at real-like distances" else "far from any real cell"),
+        .metric("copies", nov$copies, NA, 0, if (nov$copies >= 0.5) "mostly copies of real cells"
+                else if (nov$copies >= 0.05) "some copies of real cells" else "no copies")))
+    out <- do.call(rbind, rows)
+    rownames(out) <- NULL
+    details <- list(genes = genes, cells = cells, roc = auc$roc,
+                    pca = data.frame(PC1 = pcs[, 1], PC2 = if (ncol(pcs) > 1) pcs[, 2] else 0,
+                                     origin = cells$origin),
+                    transform = transform, n_real = ncol(lr), n_gen = ncol(lg), n_genes = length(hv))
+    structure(out, class = c("exprsgen_assessment", "data.frame"), details = details)
+}
+
+#' @method print exprsgen_assessment
+#' @export
+print.exprsgen_assessment <- function(x, digits = 3, ...) {
+    d <- attr(x, "details")
+    cat(sprintf("Real vs generated cells: %d real, %d generated, %d variable genes, transform \"%s\"\n",
+                d$n_real, d$n_gen, d$n_genes, d$transform))
+    df <- as.data.frame(unclass(x)[c("metric", "value", "reference", "best", "interpretation")],
+                        stringsAsFactors = FALSE)
+    df$value <- formatC(df$value, digits = digits, format = "fg")
+    df$reference <- ifelse(is.na(x$reference), "", formatC(x$reference, digits = digits, format = "fg"))
+    print(df, row.names = FALSE, right = FALSE)
+    invisible(x)
+}
+
+.metric <- function(metric, value, reference, best, interpretation) {
+    if (is.null(interpretation)) {
+        interpretation <- if (is.na(value)) "undefined" else if (best == 1) {
+            # relative to what real cells reach against each other, when known
+            r <- if (!is.na(reference) && reference > 0) value / reference else value
+            if (r >= 0.9) "good" else if (r >= 0.7) "fair" else "poor"
+        } else {
+            if (value <= 0.1) "similar" else if (value <= 0.3) "somewhat different" else "different"
+        }
+    }
+    data.frame(metric = metric, value = as.numeric(value), reference = as.numeric(reference),
+               best = best, interpretation = interpretation, stringsAsFactors = FALSE)
+}
+
+.interpret_auc <- function(auc) {
+    d <- abs(auc - 0.5)
+    if (d < 0.1) "hard to tell apart" else if (d < 0.3) "partly distinguishable" else "easily told apart"
+}
+
+# One set of cells: genes x cells matrix and labels.
+.assess_input <- function(x, labels, assay.type, name, call) {
+    if (methods::is(x, "SummarizedExperiment")) {
+        an <- SummarizedExperiment::assayNames(x)
+        if (length(an) == 0L) .abort("{.arg {name}} has no assays.", call = call)
+        assay.type <- assay.type %||% (if ("counts" %in% an) "counts" else an[1])
+        if (!assay.type %in% an) {
+            .abort("{.arg {name}} has no assay {.val {assay.type}} (it has {.val {an}}).", call = call)
+        }
+        if (is.character(labels) && length(labels) == 1L && ncol(x) != 1L) {
+            cd <- SummarizedExperiment::colData(x)
+            if (!labels %in% colnames(cd)) {
+                .abort("{.arg labels_{name}} {.val {labels}} is not a column of {.code colData({name})}.", call = call)
+            }
+            labels <- cd[[labels]]
+        }
+        x <- SummarizedExperiment::assay(x, assay.type, withDimnames = TRUE)
+    }
+    if (!(is.matrix(x) || methods::is(x, "Matrix") || .is_delayed(x))) {
+        .abort("{.arg {name}} must be a SingleCellExperiment, a matrix (genes x cells) or a {.fn gen_exprs} result.",
+               call = call)
+    }
+    if (is.matrix(x) && !is.numeric(x)) .abort("{.arg {name}} must be numeric.", call = call)
+    if (!is.null(labels)) {
+        if (length(labels) != ncol(x)) {
+            .abort("{.arg labels_{name}} has {length(labels)} value{?s} but {.arg {name}} has {ncol(x)} cells.",
+                   call = call)
+        }
+        labels <- factor(labels)
+    }
+    list(x = x, labels = labels)
+}
+
+.subsample_cells <- function(s, max_cells) {
+    if (ncol(s$x) > max_cells) {
+        keep <- sort(sample.int(ncol(s$x), max_cells))
+        s$x <- s$x[, keep, drop = FALSE]
+        if (!is.null(s$labels)) s$labels <- droplevels(s$labels[keep])
+    }
+    s
+}
+
+# A base matrix, or a dgCMatrix when sparse (DelayedArray realised after subsampling).
+.as_numeric_matrix <- function(x) {
+    if (.is_delayed(x)) x <- methods::as(x, "dgCMatrix")
+    if (methods::is(x, "sparseMatrix")) return(methods::as(methods::as(x, "CsparseMatrix"), "generalMatrix"))
+    x <- as.matrix(x)
+    storage.mode(x) <- "double"
+    if (anyNA(x) || any(!is.finite(x))) .abort("The cells hold missing or non-finite values.", call = NULL)
+    x
+}
+
+.guess_transform <- function(x) {
+    v <- if (methods::is(x, "dgCMatrix")) x@x else as.vector(x)
+    if (length(v) && all(v >= 0) && all(v == round(v))) "counts"
+    else if (length(v) && max(v) > 50) "log" else "none"
+}
+
+# log2 scale (zeros stay zeros, so sparse matrices stay sparse).
+.log_scale <- function(x, transform, lib, target) {
+    f <- switch(transform,
+                counts = function(v, s) log2(v * s + 1),
+                log = function(v, s) log2(v + 1),
+                none = function(v, s) v)
+    scale <- ifelse(lib > 0, target / lib, 0)
+    if (methods::is(x, "dgCMatrix")) {
+        s <- rep(scale, diff(x@p))
+        x@x <- f(x@x, s)
+        x
+    } else {
+        f(x, rep(scale, each = nrow(x)))
+    }
+}
+
+.row_vars <- function(x) {
+    n <- ncol(x)
+    mu <- Matrix::rowMeans(x)
+    sq <- if (methods::is(x, "dgCMatrix")) { y <- x; y@x <- y@x^2; Matrix::rowMeans(y) } else rowMeans(x^2)
+    pmax(0, (sq - mu^2) * n / max(1, n - 1))
+}
+
+.row_zeros <- function(x) 1 - Matrix::rowSums(x != 0) / ncol(x)
+
+# Principal components of real and generated cells together (rows), centred, fitted
+# to the distinct cells only: cells repeated among the generated ones (copies of real
+# cells) would otherwise weigh more in the fit, and cells outside the fit have scores
+# shrunk towards the centre, which a classifier can pick up.
+.joint_pca <- function(dr, dg, n_pcs) {
+    all <- rbind(dr, dg)
+    probe <- all %*% matrix(stats::runif(ncol(all) * 2L), ncol(all), 2L)
+    distinct <- !duplicated(signif(probe, 10))
+    fit <- all[distinct, , drop = FALSE]
+    centre <- colMeans(fit)
+    n_pcs <- min(n_pcs, ncol(fit) - 1L, nrow(fit) - 1L)
+    fit <- sweep(fit, 2, centre)
+    rotation <- if (n_pcs >= min(dim(fit)) / 2) {
+        svd(fit, nu = 0, nv = n_pcs)$v
+    } else {
+        irlba::irlba(fit, nv = n_pcs)$v
+    }
+    sweep(all, 2, centre) %*% rotation
+}
+
+# Cross-validated AUC of a random forest telling real (0) from generated (1) cells.
+.classifier_auc <- function(pr, pg, threads, folds = 5L) {
+    x <- rbind(pr, pg)
+    colnames(x) <- paste0("PC", seq_len(ncol(x)))
+    y <- factor(rep(c("real", "generated"), c(nrow(pr), nrow(pg))), levels = c("real", "generated"))
+    # Identical cells (e.g. copies of real cells among the generated ones) share a fold:
+    # a held-out cell whose exact twin is in the training folds would be judged by the
+    # twin's label, which biases the AUC (below 0.5 for a bootstrap of the real cells).
+    key <- do.call(paste, c(as.data.frame(signif(x, 6)), sep = "\r"))
+    group <- match(key, unique(key))
+    fold <- sample(rep_len(seq_len(folds), max(group)))[group]
+    # Repeated cells of one class train the forest once: many copies of a few cells
+    # would otherwise make their places look "generated" to held-out cells nearby.
+    first <- !duplicated(paste(key, y))
+    score <- numeric(length(y))
+    for (f in seq_len(folds)) {
+        test <- fold == f
+        train <- !test & first
+        rf <- ranger::ranger(x = x[train, , drop = FALSE], y = y[train], num.trees = 100,
+                             probability = TRUE, num.threads = threads,
+                             min.node.size = .rf_node_size(sum(train)),
+                             seed = sample.int(.Machine$integer.max, 1L), verbose = FALSE)
+        score[test] <- stats::predict(rf, x[test, , drop = FALSE], num.threads = threads)$predictions[, "generated"]
+    }
+    truth <- y == "generated"
+    list(auc = .auc(score, truth), roc = .roc(score, truth))
+}
+
+# Leaves of at least this many cells: a forest that can isolate single cells learns
+# duplicated cells by heart (a bootstrap of the real cells would look distinguishable).
+.rf_node_size <- function(n) max(10L, as.integer(n %/% 20L))
+
+# Mann-Whitney AUC with ties counted half.
+.auc <- function(score, truth) {
+    r <- rank(score)
+    n1 <- sum(truth)
+    n0 <- sum(!truth)
+    (sum(r[truth]) - n1 * (n1 + 1) / 2) / (n1 * n0)
+}
+
+.roc <- function(score, truth) {
+    th <- sort(unique(c(-Inf, score, Inf)), decreasing = TRUE)
+    tpr <- vapply(th, function(t) mean(score[truth] >= t), numeric(1))
+    fpr <- vapply(th, function(t) mean(score[!truth] >= t), numeric(1))
+    data.frame(fpr = fpr, tpr = tpr)
+}
+
+.halves <- function(n) {
+    idx <- sample.int(n)
+    h <- n %/% 2L
+    list(a = idx[seq_len(h)], b = idx[h + seq_len(n - h)])
+}
+
+.sq_dist <- function(a, b) {
+    pmax(0, outer(rowSums(a^2), rowSums(b^2), "+") - 2 * tcrossprod(a, b))
+}
+
+.median_distance <- function(x) {
+    x <- x[seq_len(min(nrow(x), 1000L)), , drop = FALSE]
+    d <- sqrt(.sq_dist(x, x))
+    v <- stats::median(d[upper.tri(d)])
+    if (!is.finite(v) || v <= 0) 1 else v
+}
+
+# Maximum mean discrepancy (biased estimate, square root) with a Gaussian kernel.
+.mmd <- function(a, b, sigma) {
+    k <- function(x, y) exp(-.sq_dist(x, y) / (2 * sigma^2))
+    sqrt(max(0, mean(k(a, a)) + mean(k(b, b)) - 2 * mean(k(a, b))))
+}
+
+# Correlation of the upper triangles of two gene-gene correlation matrices.
+.cor_agreement <- function(a, b) {
+    ca <- suppressWarnings(stats::cor(a))
+    cb <- suppressWarnings(stats::cor(b))
+    ca[is.na(ca)] <- 0
+    cb[is.na(cb)] <- 0
+    ut <- upper.tri(ca)
+    .safe_cor(ca[ut], cb[ut])
+}
+
+.safe_cor <- function(a, b) {
+    ok <- is.finite(a) & is.finite(b)
+    if (sum(ok) < 3L || stats::sd(a[ok]) == 0 || stats::sd(b[ok]) == 0) return(NA_real_)
+    stats::cor(a[ok], b[ok])
+}
+
+.ks <- function(a, b) unname(suppressWarnings(stats::ks.test(a, b)$statistic))
+
+.knn_mixing <- function(pr, pg, k) {
+    x <- rbind(pr, pg)
+    k <- min(k, nrow(x) - 1L)
+    nn <- BiocNeighbors::findKNN(x, k = k, get.distance = FALSE, warn.ties = FALSE)$index
+    gen_rows <- nrow(pr) + seq_len(nrow(pg))
+    real_share <- rowMeans(nn[gen_rows, , drop = FALSE] <= nrow(pr))
+    expected <- nrow(pr) / (nrow(x) - 1)
+    mean(real_share) / expected
+}
+
+.novelty <- function(pr, pg) {
+    d_real <- BiocNeighbors::findKNN(pr, k = 1L, warn.ties = FALSE)$distance[, 1]
+    d_gen <- BiocNeighbors::queryKNN(pr, pg, k = 1L, warn.ties = FALSE)$distance[, 1]
+    ref <- stats::median(d_real)
+    if (!is.finite(ref) || ref <= 0) ref <- max(stats::median(d_gen), .Machine$double.eps)
+    list(ratio = stats::median(d_gen) / ref, copies = mean(d_gen < ref / 20))
+}
+
+.label_metrics <- function(pr, yr, pg, yg, dr, dg, half, threads) {
+    colnames(pr) <- colnames(pg) <- paste0("PC", seq_len(ncol(pr)))
+    rf <- ranger::ranger(x = pr, y = yr, num.trees = 200, num.threads = threads,
+                         seed = sample.int(.Machine$integer.max, 1L), verbose = FALSE)
+    pred <- stats::predict(rf, pg, num.threads = threads)$predictions
+    accuracy <- mean(as.character(pred) == as.character(yg))
+    markers <- .marker_overlap(dr, yr, dg, yg)
+    markers_ref <- .marker_overlap(dr[half$a, , drop = FALSE], yr[half$a],
+                                   dr[half$b, , drop = FALSE], yr[half$b])
+    list(accuracy = accuracy, oob = 1 - rf$prediction.error, markers = markers, markers_ref = markers_ref)
+}
+
+# Mean Jaccard overlap of each class's top markers (mean difference to the other
+# classes) in two sets of cells; classes with at least 2 cells in both sets.
+.marker_overlap <- function(a, ya, b, yb, top = 20L) {
+    ya <- as.character(ya)
+    yb <- as.character(yb)
+    classes <- intersect(names(which(table(ya) >= 2)), names(which(table(yb) >= 2)))
+    classes <- classes[vapply(classes, function(cl) any(ya != cl) && any(yb != cl), logical(1))]
+    if (length(classes) == 0L) return(NA_real_)
+    top <- min(top, ncol(a))
+    mk <- function(x, y, cl) {
+        d <- colMeans(x[y == cl, , drop = FALSE]) - colMeans(x[y != cl, , drop = FALSE])
+        order(d, decreasing = TRUE)[seq_len(top)]
+    }
+    mean(vapply(classes, function(cl) {
+        s1 <- mk(a, ya, cl)
+        s2 <- mk(b, yb, cl)
+        length(intersect(s1, s2)) / length(union(s1, s2))
+    }, numeric(1)))
+}
