@@ -38,6 +38,9 @@
 #'   \item{`gene_mean_cor`, `gene_var_cor`, `gene_zero_cor`}{Pearson
 #'     correlation over genes of real vs generated gene means, variances
 #'     and fractions of zeros (on the log scale). 1 is best.}
+#'   \item{`zeros_gap`}{Share of zeros among all generated values minus that
+#'     among the real values. 0 is best; smooth (non-count) models have
+#'     negative values, as they rarely produce exact zeros.}
 #'   \item{`library_size_ks`, `detected_genes_ks`}{Kolmogorov-Smirnov
 #'     distance between real and generated library sizes and numbers of
 #'     detected genes per cell (count data only). 0 is best, 1 worst.}
@@ -213,13 +216,18 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
     mix <- .knn_mixing(pr[bal_r, , drop = FALSE], pg[bal_g, , drop = FALSE], k)
     nov <- .novelty(pr, pg)
 
+    zeros_gap <- mean(genes$zero_gen) - mean(genes$zero_real)
     rows <- list(
         .metric("classifier_auc", auc$auc, NA, 0.5, .interpret_auc(auc$auc)),
         .metric("mmd", mmd, mmd_ref, 0, if (mmd <= 2 * mmd_ref + 1e-12) "within sampling noise of real vs real"
                 else if (mmd <= 5 * mmd_ref) "somewhat different from real" else "distributions differ"),
         .metric("gene_mean_cor", .safe_cor(genes$mean_real, genes$mean_gen), NA, 1, NULL),
         .metric("gene_var_cor", .safe_cor(genes$var_real, genes$var_gen), NA, 1, NULL),
-        .metric("gene_zero_cor", .safe_cor(genes$zero_real, genes$zero_gen), NA, 1, NULL))
+        .metric("gene_zero_cor", .safe_cor(genes$zero_real, genes$zero_gen), NA, 1,
+                if (stats::sd(genes$zero_gen) == 0 || stats::sd(genes$zero_real) == 0) "undefined: no variation"),
+        .metric("zeros_gap", zeros_gap, NA, 0,
+                if (abs(zeros_gap) <= 0.05) "similar share of zeros"
+                else if (zeros_gap < 0) "fewer zeros than real cells" else "more zeros than real cells"))
     if (transform == "counts") {
         rows <- c(rows, list(
             .metric("library_size_ks", .ks(lib_r, lib_g), NA, 0, NULL),

@@ -73,14 +73,14 @@ plot_assess <- function(x) {
     if (!inherits(x, "exprsgen_assessment")) .abort("{.arg x} must be the result of {.fn assess_aug}.")
     d <- attr(x, "details")
     val <- stats::setNames(x$value, x$metric)
-    theme <- ggplot2::theme_bw(base_size = 9)
+    theme <- ggplot2::theme_bw(base_size = 9) + ggplot2::theme(plot.margin = ggplot2::margin(5.5, 14, 5.5, 5.5))
     colours <- c(real = "#1b6ca8", generated = "#d1495b")
-    scatter <- function(a, b, title, metric) {
+    scatter <- function(a, b, title, metric, note = NULL) {
         g <- data.frame(real = d$genes[[a]], generated = d$genes[[b]])
         ggplot2::ggplot(g, ggplot2::aes(x = .data$real, y = .data$generated)) +
             ggplot2::geom_abline(slope = 1, intercept = 0, colour = "grey60") +
             ggplot2::geom_point(size = 0.5, alpha = 0.4) +
-            ggplot2::labs(title = title, subtitle = sprintf("r = %.3f", val[[metric]]),
+            ggplot2::labs(title = title, subtitle = paste0(sprintf("r = %.3f", val[[metric]]), note),
                           x = "real", y = "generated") +
             theme
     }
@@ -111,6 +111,8 @@ plot_assess <- function(x) {
     patchwork::wrap_plots(
         scatter("mean_real", "mean_gen", "Gene means", "gene_mean_cor"),
         scatter("var_real", "var_gen", "Gene variances", "gene_var_cor"),
-        scatter("zero_real", "zero_gen", "Fractions of zeros", "gene_zero_cor"),
+        scatter("zero_real", "zero_gen", "Fractions of zeros", "gene_zero_cor",
+                sprintf("; zeros: %.0f%% real, %.0f%% generated", 100 * mean(d$genes$zero_real),
+                        100 * mean(d$genes$zero_gen))),
         lib, roc, pca, ncol = 3)
 }

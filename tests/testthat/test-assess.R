@@ -19,6 +19,7 @@ test_that("a bootstrap of the real cells is indistinguishable but flagged as cop
     expect_gt(metric(a, "gene_mean_cor"), 0.98)
     expect_gt(metric(a, "gene_gene_cor"), 0.9)
     expect_lt(metric(a, "library_size_ks"), 0.15)
+    expect_lt(abs(metric(a, "zeros_gap")), 0.02)
     # copies of training cells must be visible as such
     expect_lt(metric(a, "novelty"), 0.05)
     expect_gt(metric(a, "copies"), 0.9)
@@ -87,6 +88,11 @@ test_that("assess_aug takes SingleCellExperiments and gen_exprs results; seeds r
     lg <- assess_aug(log1p(real), log1p(real[, 1:100]), seed = 1)
     expect_equal(attr(lg, "details")$transform, "none")
     expect_false("library_size_ks" %in% lg$metric)
+    # smooth values without exact zeros: the gap in zeros says so
+    smooth <- assess_aug(log1p(real), log1p(real) + 0.01, seed = 1)
+    expect_equal(metric(smooth, "zeros_gap"), -mean(real == 0))
+    expect_true(is.na(metric(smooth, "gene_zero_cor")))
+    expect_match(smooth$interpretation[smooth$metric == "zeros_gap"], "fewer zeros")
 })
 
 test_that("assess_aug errors name the argument", {
