@@ -19,6 +19,6 @@ touch "$work/src/src/rust/core/src/fused.rs"
 R CMD INSTALL --no-docs --no-multiarch -l "$work/lib" "$work/src" > "$work/incr.log" 2>&1 \
   || { tail -n 40 "$work/incr.log"; exit 1; }
 t2=$(date +%s.%N)
-printf 'clean R CMD INSTALL (fresh cargo target):   %6.1f s wall (target <= 300 s)\n' "$(echo "$t1 - $t0" | bc)"
-printf 'rebuild after touching one Rust file:       %6.1f s wall\n' "$(echo "$t2 - $t1" | bc)"
+printf 'clean R CMD INSTALL (fresh cargo target):   %6.1f s wall (target <= 300 s)\n' "$(awk "BEGIN{print $t1 - $t0}")"
+printf 'rebuild after touching one Rust file:       %6.1f s wall\n' "$(awk "BEGIN{print $t2 - $t1}")"
 printf 'cargo target directory: %s MB; %s cores; load %s\n' "$(du -sm "$work/target" | cut -f1)" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
