@@ -3,6 +3,7 @@
 #
 #   Rscript bench/speed.R                          # everything (about 15 minutes)
 #   Rscript bench/speed.R --workloads W1,W3 --likelihoods bce --threads 1 --repeats 3
+#   Rscript bench/speed.R --peers ../shared/peers/results   # peers' figures measured now
 #
 # Per workload, model and thread count it prints seconds per epoch (wall and process
 # CPU; the first epoch apart, then the median of further epochs: 20 for W1/W2, 5 for W3,
@@ -40,6 +41,26 @@ W <- list(
               bound = 0.91, tf = 1.42, torch = 2.03, scvi = 8.70),
     W4 = list(cells = 100000, genes = 2000, H = 128, L = 10, batch = 128, classes = 5, cvae = FALSE,
               bound = 4.55, tf = 7.35, torch = 10.8, scvi = 44.1))
+
+# --peers DIR: the peers' figures from their results/*.json files (shared/peers scripts run
+# in this session) instead of the ones recorded in peers.md: 1-thread CPU-s per epoch
+# (median of later epochs, else the first epoch when only one was timed).
+peers_dir <- opt("peers", NA)
+if (!is.na(peers_dir)) {
+    files <- c(tf = "keras_tfkeras-graph_t1.json", torch = "torch_t1.json", scvi = "scvi_t1.json")
+    for (col in names(files)) {
+        f <- file.path(peers_dir, files[[col]])
+        key <- c(tf = "tf", torch = "torch", scvi = "scvi")[[col]]
+        for (name in names(W)) W[[name]][[key]] <- NA
+        if (!file.exists(f)) next
+        summ <- jsonlite::fromJSON(f)$summary
+        for (i in seq_len(nrow(summ))) {
+            v <- summ$median_later_epoch_cpu_s[i]
+            if (is.null(v) || is.na(v)) v <- summ$first_epoch_cpu_s[i]
+            if (summ$workload[i] %in% names(W)) W[[summ$workload[i]]][[key]] <- round(v, 3)
+        }
+    }
+}
 
 # Data of the peers' kinds: W1 the VAExprs simulation; W2-W4 NB counts (per-gene
 # lognormal means, a 4x up-regulated block per class, lognormal size factors, theta 2).
@@ -156,7 +177,9 @@ if (stage == "all") {
     cat("\nSeconds per epoch (first epoch apart; then medians of",
         if (is.na(repeats_opt)) "20 (W1, W2), 5 (W3) or 3 (W4)" else repeats_opt,
         "epochs). x_bound_cpu = CPU-s / 1-core GEMM bound (peers.md);\n",
-        "tf_keras, torch, scvi: their 1-thread CPU-s per epoch from peers.md (scvi: NB/ZINB SCVI).\n\n")
+        "tf_keras, torch, scvi: their 1-thread CPU-s per epoch",
+        if (is.na(peers_dir)) "from peers.md" else paste("measured in", peers_dir),
+        "(scvi: NB/ZINB SCVI).\n\n")
     print(do.call(rbind, res), row.names = FALSE)
     f <- tempfile(fileext = ".rds")
     if (system2(rscript, c(this, "--stage", "gen", "--out", f)) == 0) {
