@@ -45,6 +45,19 @@ test_that("the same seed gives the same fit; another seed does not", {
     expect_identical(d$model$weights, e$model$weights)
 })
 
+test_that("the fused training step and burn's engine give the same fit", {
+    fused <- quick_fit(x_train = sim$x, seed = 4, epochs = 3)
+    burn <- withr::with_options(list(exprsgen.engine = "burn"),
+                                quick_fit(x_train = sim$x, seed = 4, epochs = 3))
+    expect_equal(burn$history$loss, fused$history$loss, tolerance = 1e-4)
+    for (layer in names(fused$model$weights)) {
+        expect_equal(burn$model$weights[[layer]], fused$model$weights[[layer]], tolerance = 1e-3,
+                     label = layer)
+    }
+    expect_error(withr::with_options(list(exprsgen.engine = "gpu"), quick_fit(x_train = sim$x)),
+                 "exprsgen.engine", class = "exprsgen_error_argument")
+})
+
 test_that("matrix and SingleCellExperiment inputs give the same fit", {
     sce <- SingleCellExperiment::SingleCellExperiment(
         assays = list(logcounts = t(sim$x)),
