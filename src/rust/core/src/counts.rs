@@ -138,12 +138,25 @@ pub struct GeneTerms {
     pub log_theta: f64,
     lgamma_theta: f64,
     digamma_theta: f64,
+    /// `ln Γ(k + θ) - ln Γ(θ)` and `ψ(k + θ) - ψ(θ)` for counts `k < SMALL_COUNT`, as
+    /// the exact sums `Σ_{i<k} ln(θ + i)` and `Σ_{i<k} 1 / (θ + i)`.
+    small_lg: [f64; SMALL_COUNT],
+    small_dg: [f64; SMALL_COUNT],
 }
+
+/// Counts below this use the per-gene tables of [`GeneTerms`].
+const SMALL_COUNT: usize = 16;
 
 impl GeneTerms {
     pub fn new(log_theta: f64) -> Self {
         let theta = log_theta.exp();
-        GeneTerms { theta, log_theta, lgamma_theta: lgamma(theta), digamma_theta: digamma(theta) }
+        let (mut small_lg, mut small_dg) = ([0.0; SMALL_COUNT], [0.0; SMALL_COUNT]);
+        for k in 1..SMALL_COUNT {
+            let t = theta + (k - 1) as f64;
+            small_lg[k] = small_lg[k - 1] + t.ln();
+            small_dg[k] = small_dg[k - 1] + 1.0 / t;
+        }
+        GeneTerms { theta, log_theta, lgamma_theta: lgamma(theta), digamma_theta: digamma(theta), small_lg, small_dg }
     }
 }
 
@@ -178,9 +191,15 @@ impl FastCounts {
 
     #[inline]
     pub fn nb(&self, x: f64, mu: f64, log_mu: f64, gene: &GeneTerms) -> Terms {
+        let r = mu / gene.theta;
+        self.nb_given(x, mu, log_mu, gene, r, r.ln_1p())
+    }
+
+    /// [`FastCounts::nb`] with `r = mu / theta` and `l1 = ln(1 + r)` computed by the
+    /// caller (e.g. for a whole cell at once).
+    #[inline]
+    pub fn nb_given(&self, x: f64, mu: f64, log_mu: f64, gene: &GeneTerms, r: f64, l1: f64) -> Terms {
         let theta = gene.theta;
-        let r = mu / theta;
-        let l1 = r.ln_1p(); // ln((theta + mu) / theta)
         let log_p_theta = -l1;
         let frac_mu = r / (1.0 + r); // mu / (theta + mu)
         if x == 0.0 {
@@ -192,15 +211,8 @@ impl FastCounts {
             };
         }
         let log_p_mu = log_mu - gene.log_theta - l1;
-        let (lg, dg) = if x < 4.0 {
-            let (mut l, mut d) = (0.0, 0.0);
-            let mut k = 0.0;
-            while k < x {
-                l += (theta + k).ln();
-                d += 1.0 / (theta + k);
-                k += 1.0;
-            }
-            (l, d)
+        let (lg, dg) = if x < SMALL_COUNT as f64 {
+            (gene.small_lg[x as usize], gene.small_dg[x as usize])
         } else {
             (lgamma(x + theta) - gene.lgamma_theta, digamma(x + theta) - gene.digamma_theta)
         };
@@ -214,13 +226,20 @@ impl FastCounts {
 
     #[inline]
     pub fn zinb(&self, x: f64, mu: f64, log_mu: f64, gene: &GeneTerms, pi_logit: f64) -> Terms {
+        let r = mu / gene.theta;
+        self.zinb_given(x, mu, log_mu, gene, pi_logit, r, r.ln_1p())
+    }
+
+    /// [`FastCounts::zinb`] with `r = mu / theta` and `l1 = ln(1 + r)` given.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn zinb_given(&self, x: f64, mu: f64, log_mu: f64, gene: &GeneTerms, pi_logit: f64, r: f64, l1: f64) -> Terms {
         if x > 0.0 {
-            let t = self.nb(x, mu, log_mu, gene);
+            let t = self.nb_given(x, mu, log_mu, gene, r, l1);
             return Terms { nll: t.nll + softplus(pi_logit), d_pi_logit: sigmoid(pi_logit), ..t };
         }
         let theta = gene.theta;
-        let r = mu / theta;
-        let log_p_theta = -r.ln_1p();
+        let log_p_theta = -l1;
         let log_nb0 = theta * log_p_theta;
         let a = -softplus(-pi_logit); // ln pi
         let b = -softplus(pi_logit) + log_nb0; // ln(1 - pi) + ln NB(0)

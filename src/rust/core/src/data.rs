@@ -359,13 +359,22 @@ impl<'a> Dataset<'a> {
                 Transform::Counts { target_sum } => {
                     let mut total = 0.0f64;
                     let mut bad = None;
-                    self.source.for_cell(c, |j, v| {
-                        if !(v.is_finite() && v >= 0.0 && v.fract() == 0.0) {
-                            bad = Some(v);
-                        }
-                        count_row[j] = v as f32;
-                        total += v;
+                    let dense_ok = self.source.dense_cell(c).map(|values| {
+                        let (t, ok) = crate::simd::count_row(values, count_row);
+                        total = t;
+                        ok
                     });
+                    if dense_ok != Some(true) {
+                        // sparse, or dense with a bad value: visit the values one by one
+                        total = 0.0;
+                        self.source.for_cell(c, |j, v| {
+                            if !(v.is_finite() && v >= 0.0 && v.fract() == 0.0) {
+                                bad = Some(v);
+                            }
+                            count_row[j] = v as f32;
+                            total += v;
+                        });
+                    }
                     if let Some(v) = bad {
                         return Err(if v.is_finite() {
                             Error::invalid("x", format!("must hold non-negative whole counts for a count likelihood (found {v})"))
@@ -377,9 +386,7 @@ impl<'a> Dataset<'a> {
                         return Err(Error::invalid("x", "has a cell without any counts"));
                     }
                     let scale = (target_sum / total) as f32;
-                    for (o, &x) in row[..g].iter_mut().zip(count_row.iter()) {
-                        *o = (x * scale).ln_1p();
-                    }
+                    crate::simd::log1p_scaled(count_row, scale, &mut row[..g]);
                     *log_lib = total.ln() as f32;
                 }
             }

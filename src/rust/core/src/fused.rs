@@ -548,8 +548,10 @@ impl FusedVae {
                 let fast = counts::FastCounts::default();
                 let has_theta = lik.has_dispersion();
                 let (p_pi, p_theta) = (SendPtr(w.d_pi.as_mut_ptr()), SendPtr(w.d_theta.as_mut_ptr()));
+                let inv_theta: Vec<f64> = genes.iter().map(|t| 1.0 / t.theta).collect();
                 for_rows(team, n, &mut w.d_logits, g, &mut w.row_loss, 1, |r0, dls, loss| {
                     let mut e = vec![0.0f64; g];
+                    let (mut ratio, mut l1) = (vec![0.0f64; g], vec![0.0f64; g]);
                     for (i, (dl, lrow)) in dls.chunks_mut(g).zip(loss.iter_mut()).enumerate() {
                         let r = r0 + i;
                         // SAFETY: row r of d_pi / d_theta (sized n x g above when used)
@@ -558,15 +560,18 @@ impl FusedVae {
                         let dt: &mut [f32] = if has_theta { unsafe { std::slice::from_raw_parts_mut(p_theta.get().add(r * g), g) } } else { &mut [] };
                         let lg = &logits[r * g..(r + 1) * g];
                         // softmax and log-softmax in f64 over the row
-                        let mx = lg.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-                        let mut sum_e = 0.0f64;
-                        for (e, &v) in e.iter_mut().zip(lg) {
-                            *e = (v as f64 - mx).exp();
-                            sum_e += *e;
-                        }
+                        let mx = lg.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                        crate::simd::exp_shifted_row(lg, mx, &mut e);
+                        let mx = mx as f64;
+                        let sum_e: f64 = e.iter().sum();
                         let lse = mx + sum_e.ln();
                         let shift = log_lib[r] as f64 - lse;
                         let scale = (log_lib[r] as f64).exp() / sum_e;
+                        if has_theta {
+                            // mu / theta and ln(1 + mu / theta) for the whole cell at once
+                            ratio.iter_mut().zip(e.iter().zip(&inv_theta)).for_each(|(q, (&e, &it))| *q = e * scale * it);
+                            crate::simd::log1p_f64_row(&ratio, &mut l1);
+                        }
                         let mut s = 0.0f64;
                         let mut sum_g = 0.0f64;
                         for j in 0..g {
@@ -575,8 +580,8 @@ impl FusedVae {
                             let mu = e[j] * scale;
                             let t = match lik {
                                 Likelihood::Poisson => fast.poisson(x, mu, log_mu),
-                                Likelihood::Nb => fast.nb(x, mu, log_mu, &genes[j]),
-                                _ => fast.zinb(x, mu, log_mu, &genes[j], pi[r * g + j] as f64),
+                                Likelihood::Nb => fast.nb_given(x, mu, log_mu, &genes[j], ratio[j], l1[j]),
+                                _ => fast.zinb_given(x, mu, log_mu, &genes[j], pi[r * g + j] as f64, ratio[j], l1[j]),
                             };
                             s += t.nll;
                             // float the per-element derivatives as burn's f32 surrogate does
