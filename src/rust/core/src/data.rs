@@ -323,14 +323,17 @@ impl<'a> Dataset<'a> {
     pub fn gather_with(&self, cells: &[usize], batch: &mut Batch, team: Option<&crate::team::Team>) -> Result<()> {
         let (w, g, n) = (self.width(), self.n_genes(), cells.len());
         batch.n = n;
-        batch.input.clear();
+        // Every value of `input` (and of `counts`) is written below, row by row on the
+        // threads, so the buffers are not zeroed here.
         batch.input.resize(n * w, 0.0);
         batch.condition = self.conditions(cells);
         let counts = matches!(self.transform, Transform::Counts { .. });
-        batch.counts.clear();
+        let sparse = self.source.is_sparse();
         batch.log_library.clear();
         if counts {
             batch.counts.resize(n * g, 0.0);
+        } else {
+            batch.counts.clear();
         }
         let zero: Vec<f32> = match self.transform {
             Transform::MinMax(scaling) if self.source.is_sparse() => (0..g).map(|j| scaling.apply(j, 0.0)).collect(),
@@ -357,6 +360,9 @@ impl<'a> Dataset<'a> {
                     }
                 }
                 Transform::Counts { target_sum } => {
+                    if sparse {
+                        count_row.fill(0.0);
+                    }
                     let mut total = 0.0f64;
                     let mut bad = None;
                     let dense_ok = self.source.dense_cell(c).map(|values| {
