@@ -160,8 +160,8 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
     }
     r <- .subsample_cells(r, max_cells)
     g <- .subsample_cells(g, max_cells)
-    r$x <- .as_numeric_matrix(r$x)
-    g$x <- .as_numeric_matrix(g$x)
+    r$x <- .as_numeric_matrix(r$x, "real", call)
+    g$x <- .as_numeric_matrix(g$x, "gen", call)
     if (transform == "auto") transform <- .guess_transform(r$x)
     if (transform == "counts") {
         for (s in list(list(r$x, "real"), list(g$x, "gen"))) {
@@ -337,12 +337,17 @@ print.exprsgen_assessment <- function(x, digits = 3, ...) {
 }
 
 # A base matrix, or a dgCMatrix when sparse (DelayedArray realised after subsampling).
-.as_numeric_matrix <- function(x) {
+.as_numeric_matrix <- function(x, name, call) {
     if (.is_delayed(x)) x <- methods::as(x, "dgCMatrix")
-    if (methods::is(x, "sparseMatrix")) return(methods::as(methods::as(x, "CsparseMatrix"), "generalMatrix"))
-    x <- as.matrix(x)
-    storage.mode(x) <- "double"
-    if (anyNA(x) || any(!is.finite(x))) .abort("The cells hold missing or non-finite values.", call = NULL)
+    v <- if (methods::is(x, "sparseMatrix")) {
+        x <- methods::as(methods::as(x, "CsparseMatrix"), "generalMatrix")
+        x@x
+    } else {
+        x <- as.matrix(x)
+        storage.mode(x) <- "double"
+        x
+    }
+    if (any(!is.finite(v))) .abort("{.arg {name}} holds missing or non-finite values.", call = call)
     x
 }
 

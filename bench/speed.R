@@ -50,7 +50,7 @@ if (!is.na(peers_dir)) {
     files <- c(tf = "keras_tfkeras-graph_t1.json", torch = "torch_t1.json", scvi = "scvi_t1.json")
     for (col in names(files)) {
         f <- file.path(peers_dir, files[[col]])
-        key <- c(tf = "tf", torch = "torch", scvi = "scvi")[[col]]
+        key <- col
         for (name in names(W)) W[[name]][[key]] <- NA
         if (!file.exists(f)) next
         summ <- jsonlite::fromJSON(f)$summary

@@ -106,6 +106,11 @@ test_that("assess_aug errors name the argument", {
     expect_error(assess_aug(real, real, transform = "sqrt"), "transform", class = "exprsgen_error_argument")
     expect_error(assess_aug(real, real + 0.5, transform = "counts"), "whole counts",
                  class = "exprsgen_error_argument")
+    bad <- real
+    bad[1, 1] <- NA
+    expect_error(assess_aug(real, bad), "`gen` holds missing", class = "exprsgen_error_argument")
+    expect_error(assess_aug(Matrix::Matrix(bad, sparse = TRUE), real), "`real` holds missing",
+                 class = "exprsgen_error_argument")
 })
 
 test_that("plot_history and plot_assess draw what they are given", {

@@ -20,7 +20,7 @@ use rand::rngs::StdRng;
 
 use crate::counts;
 use crate::data::Batch;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::team::Team;
 use crate::spec::{Activation, Likelihood, ModelSpec, OptimizerKind, TrainSpec};
 use crate::train::standard_normal;
@@ -32,20 +32,26 @@ const SPLIT_MIN_MADDS: usize = 1 << 19;
 /// Element-wise loops over fewer values than this run on one thread.
 const SPLIT_MIN_VALUES: usize = 1 << 14;
 
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+struct SendPtr<T = f32>(*mut T);
 
-impl SendPtr {
+impl<T> Clone for SendPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
     /// The pointer (a method, so that closures capture the whole `Send` wrapper).
     #[inline(always)]
-    fn get(self) -> *mut f32 {
+    fn get(self) -> *mut T {
         self.0
     }
 }
-// SAFETY: used only to hand disjoint blocks of one output matrix to threads that all
-// finish before the matrix is read again (inside one `for_each`).
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
+// SAFETY: used only to hand disjoint parts of one buffer to the team's threads, which
+// all finish before `Team::run` returns and the buffer is used again.
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
 
 /// Inner dimensions at least this long, and 8 times the longer outer one, are cut into
 /// chunks of `K_CHUNK` whose products are summed in a fixed order (see `matmul`).
@@ -176,7 +182,7 @@ where
         return;
     }
     let rows = n.div_ceil(2 * threads);
-    let (pa, pb) = (SendPtr(a.as_mut_ptr()), SendPtrF64(b.as_mut_ptr()));
+    let (pa, pb) = (SendPtr(a.as_mut_ptr()), SendPtr(b.as_mut_ptr()));
     team.run(n.div_ceil(rows), &|c| {
         let (r0, r1) = (c * rows, ((c + 1) * rows).min(n));
         // SAFETY: chunk c owns rows r0..r1 of both buffers, inside their lengths.
@@ -189,19 +195,6 @@ where
         f(r0, ca, cb)
     });
 }
-
-#[derive(Clone, Copy)]
-struct SendPtrF64(*mut f64);
-
-impl SendPtrF64 {
-    #[inline(always)]
-    fn get(self) -> *mut f64 {
-        self.0
-    }
-}
-// SAFETY: as `SendPtr`.
-unsafe impl Send for SendPtrF64 {}
-unsafe impl Sync for SendPtrF64 {}
 
 /// One parameter tensor with its gradient and optimizer state.
 #[derive(Clone, Debug, Default)]
@@ -396,24 +389,19 @@ pub struct FusedVae {
 impl FusedVae {
     /// A model from plain weights (in `ModelSpec::dense_shapes` order), shapes checked.
     pub fn new(spec: &ModelSpec, weights: &[DenseWeights]) -> Result<Self> {
-        let shapes = spec.dense_shapes();
-        if weights.len() != shapes.len() {
-            return Err(Error::Weights(format!("{} layers given, the architecture has {}", weights.len(), shapes.len())));
-        }
-        let mut blocks = Vec::with_capacity(shapes.len());
-        for ((name, n_in, n_out), w) in shapes.into_iter().zip(weights) {
-            if w.kernel.len() != n_in * n_out || w.bias.len() != n_out {
-                return Err(Error::Weights(format!(
-                    "layer '{name}' needs a {n_in} x {n_out} kernel and {n_out} biases, got {} and {} values",
-                    w.kernel.len(),
-                    w.bias.len()
-                )));
-            }
-            if w.kernel.iter().chain(&w.bias).any(|v| !v.is_finite()) {
-                return Err(Error::Weights(format!("layer '{name}' has non-finite values")));
-            }
-            blocks.push(Block { name, n_in, n_out, kernel: Slot::new(w.kernel.clone()), bias: Slot::new(w.bias.clone()) });
-        }
+        crate::weights::check_weights(spec, weights)?;
+        let blocks = spec
+            .dense_shapes()
+            .into_iter()
+            .zip(weights)
+            .map(|((name, n_in, n_out), w)| Block {
+                name,
+                n_in,
+                n_out,
+                kernel: Slot::new(w.kernel.clone()),
+                bias: Slot::new(w.bias.clone()),
+            })
+            .collect();
         Ok(FusedVae { spec: spec.clone(), blocks, work: Work::default() })
     }
 

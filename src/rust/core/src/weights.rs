@@ -23,6 +23,30 @@ fn values<B: Backend, const D: usize>(p: &Param<burn::tensor::Tensor<B, D>>) -> 
     p.val().into_data().convert::<f32>().to_vec::<f32>().map_err(|e| Error::Internal(format!("{e:?}")))
 }
 
+/// Checks plain weights against `spec`: one block per `ModelSpec::dense_shapes` entry,
+/// in order, with names and sizes as the architecture says, and finite values.
+pub(crate) fn check_weights(spec: &ModelSpec, weights: &[DenseWeights]) -> Result<()> {
+    let shapes = spec.dense_shapes();
+    if weights.len() != shapes.len() {
+        return Err(Error::Weights(format!("{} layers given, the architecture has {}", weights.len(), shapes.len())));
+    }
+    for ((name, n_in, n_out), w) in shapes.into_iter().zip(weights) {
+        if w.kernel.len() != n_in * n_out || w.bias.len() != n_out || w.n_in != n_in || w.n_out != n_out {
+            return Err(Error::Weights(format!(
+                "layer '{name}' needs a {n_in} x {n_out} kernel and {n_out} biases, got a {} x {} kernel of {} values and {} biases",
+                w.n_in,
+                w.n_out,
+                w.kernel.len(),
+                w.bias.len()
+            )));
+        }
+        if w.kernel.iter().chain(&w.bias).any(|v| !v.is_finite()) {
+            return Err(Error::Weights(format!("layer '{name}' has non-finite values")));
+        }
+    }
+    Ok(())
+}
+
 impl<B: Backend> Vae<B> {
     /// Every dense layer, in the order of `ModelSpec::dense_shapes`.
     pub fn weights(&self) -> Result<Vec<DenseWeights>> {
@@ -54,23 +78,11 @@ impl<B: Backend> Vae<B> {
 
     /// Rebuild a model from plain weights, checking every shape against `spec`.
     pub fn from_weights(spec: &ModelSpec, weights: &[DenseWeights], device: &B::Device) -> Result<Self> {
-        let shapes = spec.dense_shapes();
-        if weights.len() != shapes.len() {
-            return Err(Error::Weights(format!("{} layers given, the architecture has {}", weights.len(), shapes.len())));
-        }
-        let mut layers = Vec::with_capacity(shapes.len());
+        check_weights(spec, weights)?;
+        let mut layers = Vec::with_capacity(weights.len());
         let mut dispersion = None;
-        for ((name, n_in, n_out), w) in shapes.into_iter().zip(weights) {
-            if w.kernel.len() != n_in * n_out || w.bias.len() != n_out {
-                return Err(Error::Weights(format!(
-                    "layer '{name}' needs a {n_in} x {n_out} kernel and {n_out} biases, got {} and {} values",
-                    w.kernel.len(),
-                    w.bias.len()
-                )));
-            }
-            if w.kernel.iter().chain(&w.bias).any(|v| !v.is_finite()) {
-                return Err(Error::Weights(format!("layer '{name}' has non-finite values")));
-            }
+        for w in weights {
+            let (n_in, n_out) = (w.n_in, w.n_out);
             if n_in == 0 {
                 dispersion = Some(Param::from_tensor(burn::tensor::Tensor::from_data(
                     burn::tensor::TensorData::new(w.bias.clone(), [n_out]),
