@@ -113,9 +113,16 @@ impl Shared {
             }
             seen = generation;
             self.active.fetch_add(1, SeqCst);
-            if self.finished.load(SeqCst) != generation {
-                // SAFETY: the region is not finished and we are counted in `active`, so
-                // the caller keeps the job alive until we leave.
+            // Enter only if the region we saw is still the current one and not finished,
+            // checked after counting ourselves in `active`. A worker descheduled between
+            // seeing a generation and counting itself may find later regions finished,
+            // or the caller setting up the next one; checking `finished` alone let it
+            // run chunks of a region being set up, whose reset of `done` then lost its
+            // count and the caller waited forever.
+            if self.generation.load(SeqCst) == generation && self.finished.load(SeqCst) != generation {
+                // SAFETY: the region is current and not finished, and we are counted in
+                // `active` (before the caller's wait for it), so the caller keeps the job
+                // alive and does not start another region until we leave.
                 let job = unsafe { &**self.job.get() };
                 self.run_chunks(me, job);
             }
@@ -241,6 +248,33 @@ impl Drop for Team {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU64;
+
+    /// Many tiny regions back to back, more threads than cores among them: a worker
+    /// is often descheduled between seeing a region and joining it. Every chunk must
+    /// run exactly once and no region may hang (this hung before workers re-checked
+    /// the generation after counting themselves in).
+    #[test]
+    fn tiny_regions_back_to_back_never_hang() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for threads in [2, 3, 5] {
+                let team = Team::new(threads, || {}).unwrap();
+                let hits: Vec<AtomicU64> = (0..3).map(|_| AtomicU64::new(0)).collect();
+                let rounds = 200_000u64;
+                for round in 0..rounds {
+                    let n = 2 + (round % 2) as usize;
+                    team.run(n, &|c| {
+                        hits[c].fetch_add(1, SeqCst);
+                    });
+                }
+                let total: u64 = hits.iter().map(|h| h.load(SeqCst)).sum();
+                assert_eq!(total, rounds * 2 + rounds / 2, "threads {threads}");
+                assert_eq!(hits[0].load(SeqCst), rounds, "threads {threads}");
+            }
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(Duration::from_secs(120)).expect("a region hung (or a chunk panicked)");
+    }
 
     #[test]
     fn every_chunk_runs_once_and_panics_surface() {
