@@ -282,18 +282,11 @@ fn activate_into(act: Activation, a: &[f32], h: &mut [f32]) {
 /// `dy ⊙ act'(a)` in place (`h = act(a)`).
 fn activate_backward(act: Activation, a: &[f32], h: &[f32], dy: &mut [f32]) {
     match act {
-        Activation::Relu => dy.iter_mut().zip(a).for_each(|(d, &a)| {
-            if a <= 0.0 {
-                *d = 0.0
-            }
-        }),
+        // a select, not a branch: the signs are random and the loop vectorises
+        Activation::Relu => dy.iter_mut().zip(a).for_each(|(d, &a)| *d = if a > 0.0 { *d } else { 0.0 }),
         Activation::Sigmoid => dy.iter_mut().zip(h).for_each(|(d, &y)| *d *= y * (1.0 - y)),
         Activation::Tanh => dy.iter_mut().zip(h).for_each(|(d, &y)| *d *= 1.0 - y * y),
-        Activation::Elu => dy.iter_mut().zip(a.iter().zip(h)).for_each(|(d, (&a, &y))| {
-            if a <= 0.0 {
-                *d *= y + 1.0
-            }
-        }),
+        Activation::Elu => dy.iter_mut().zip(a.iter().zip(h)).for_each(|(d, (&a, &y))| *d *= if a > 0.0 { 1.0 } else { y + 1.0 }),
         Activation::Softplus => dy.iter_mut().zip(a).for_each(|(d, &a)| *d *= sigmoid(a)),
         Activation::Linear => {}
     }

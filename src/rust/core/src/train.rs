@@ -120,19 +120,10 @@ pub struct EpochStats {
     pub kl: f64,
 }
 
-/// Standard normal draws (Box–Muller) from `rng`.
+/// Standard normal draws (ziggurat, `rand_distr`) from `rng`.
 pub fn standard_normal(rng: &mut StdRng, n: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(n + 1);
-    while out.len() < n {
-        let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
-        let u2: f64 = rng.random::<f64>();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let t = 2.0 * std::f64::consts::PI * u2;
-        out.push((r * t.cos()) as f32);
-        out.push((r * t.sin()) as f32);
-    }
-    out.truncate(n);
-    out
+    use rand_distr::{Distribution, StandardNormal};
+    StandardNormal.sample_iter(rng).take(n).collect()
 }
 
 struct BatchLoss<B: Backend> {
@@ -473,6 +464,22 @@ impl Trainer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn standard_normal_draws_are_standard_normal_and_seeded() {
+        let n = 200_000;
+        let x = standard_normal(&mut StdRng::seed_from_u64(7), n);
+        assert_eq!(x.len(), n);
+        assert_eq!(x, standard_normal(&mut StdRng::seed_from_u64(7), n));
+        assert_ne!(x, standard_normal(&mut StdRng::seed_from_u64(8), n));
+        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+        let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.02, "mean {mean}, var {var}");
+        // tails: P(|Z| > 2) = 0.0455, P(Z > 3) = 0.00135
+        let p2 = x.iter().filter(|v| v.abs() > 2.0).count() as f64 / n as f64;
+        let p3 = x.iter().filter(|&&v| v > 3.0).count() as f64 / n as f64;
+        assert!((p2 - 0.0455).abs() < 0.003 && (p3 - 0.00135).abs() < 0.0004, "tails {p2} {p3}");
+    }
 
     #[test]
     fn denormals_are_flushed_inside_and_restored_outside() {
