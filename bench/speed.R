@@ -4,6 +4,7 @@
 #   Rscript bench/speed.R                          # everything (about 15 minutes)
 #   Rscript bench/speed.R --workloads W1,W3 --likelihoods bce --threads 1 --repeats 3
 #   Rscript bench/speed.R --peers ../shared/peers/results   # peers' figures measured now
+#   Rscript bench/speed.R --workloads W3,W4 --gen no        # training only, no gen_exprs() timing
 #
 # Per workload, model and thread count it prints seconds per epoch (wall and process
 # CPU; the first epoch apart, then the median of further epochs: 20 for W1/W2, 5 for W3,
@@ -182,7 +183,7 @@ if (stage == "all") {
         "(scvi: NB/ZINB SCVI).\n\n")
     print(do.call(rbind, res), row.names = FALSE)
     f <- tempfile(fileext = ".rds")
-    if (system2(rscript, c(this, "--stage", "gen", "--out", f)) == 0) {
+    if (opt("gen", "yes") != "no" && system2(rscript, c(this, "--stage", "gen", "--out", f)) == 0) {
         cat("\n")
         print(readRDS(f), row.names = FALSE)
     }
