@@ -87,7 +87,12 @@ impl<'a> CscView<'a> {
         if p.windows(2).any(|w| w[1] < w[0]) {
             return Err(bad("column pointers decrease"));
         }
-        if i.iter().any(|&g| g < 0 || g as usize >= n_genes) {
+        // Runs on every epoch over every stored value, so without a branch per value
+        // (vectorised; `any` took ~1 ns a value, a serial 0.1 s per epoch at 100k cells).
+        // A negative index reads as a huge unsigned one.
+        let limit = n_genes.min(u32::MAX as usize) as u32;
+        let out_of_range = i.chunks(1 << 16).any(|c| c.iter().fold(false, |bad, &g| bad | (g as u32 >= limit)));
+        if out_of_range {
             return Err(bad("row index out of range"));
         }
         Ok(CscView { p, i, x, n_genes })
@@ -557,6 +562,17 @@ mod tests {
         assert!(d.gather(&[0], &mut Batch::default()).is_err());
         // malformed slots are refused up front
         assert!(CscView::new(&[0, 2], &[0, 5], &[1.0, 1.0], 2).is_err());
+        assert!(CscView::new(&[0, 2], &[0, -1], &[1.0, 1.0], 2).is_err());
+        assert!(CscView::new(&[0, 2], &[0, 2], &[1.0, 1.0], 2).is_err());
+        // a bad index far into a long slot (past the first block of the check)
+        let n = 200_001;
+        let mut idx: Vec<i32> = (0..n).map(|k| (k % 7) as i32).collect();
+        let ones = vec![1.0; n];
+        assert!(CscView::new(&[0, n as i32], &idx, &ones, 7).is_ok());
+        idx[n - 2] = 7;
+        assert!(CscView::new(&[0, n as i32], &idx, &ones, 7).is_err());
+        idx[n - 2] = i32::MIN;
+        assert!(CscView::new(&[0, n as i32], &idx, &ones, 7).is_err());
         assert!(CscView::new(&[1, 2], &[0], &[1.0], 2).is_err());
         assert!(CscView::new(&[0, 2, 1], &[0, 1], &[1.0, 1.0], 2).is_err());
     }

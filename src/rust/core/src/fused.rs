@@ -31,6 +31,8 @@ use crate::weights::DenseWeights;
 const SPLIT_MIN_MADDS: usize = 1 << 19;
 /// Element-wise loops over fewer values than this run on one thread.
 const SPLIT_MIN_VALUES: usize = 1 << 14;
+/// Column sums of fewer values than this stay on one thread.
+const COL_SUMS_SPLIT_MIN: usize = 1 << 18;
 
 struct SendPtr<T = f32>(*mut T);
 
@@ -181,7 +183,9 @@ where
         f(0, &mut a[..n * wa], &mut b[..n * wb]);
         return;
     }
-    let rows = n.div_ceil(2 * threads);
+    // whole blocks of SUM_ROWS rows, so that block sums (see `BlockSums`) are made by
+    // one chunk
+    let rows = n.div_ceil(2 * threads).div_ceil(SUM_ROWS) * SUM_ROWS;
     let (pa, pb) = (SendPtr(a.as_mut_ptr()), SendPtr(b.as_mut_ptr()));
     team.run(n.div_ceil(rows), &|c| {
         let (r0, r1) = (c * rows, ((c + 1) * rows).min(n));
@@ -256,6 +260,14 @@ struct Work {
     /// ping-pong buffers for gradients flowing back through hidden layers
     g1: Vec<f32>,
     g2: Vec<f32>,
+    /// count models: per-gene terms of the dispersion, and `1 / theta`
+    genes: Vec<counts::GeneTerms>,
+    inv_theta: Vec<f64>,
+    /// column sums of `d_logits`, `d_pi` and `d_theta`: the output heads' bias (and
+    /// dispersion) gradients
+    sum_logits: BlockSums,
+    sum_pi: BlockSums,
+    sum_theta: BlockSums,
 }
 
 /// Sizes a work buffer to `len` values. Every buffer sized this way is overwritten in
@@ -334,41 +346,99 @@ fn act_one(act: Activation, a: f32) -> f32 {
     h[0]
 }
 
-/// Each gene's [`counts::GeneTerms`] (special functions of its dispersion), computed
-/// by the team: a few hundred nanoseconds per gene, for every step.
-fn gene_terms(team: &Team, log_theta: &[f32]) -> Vec<counts::GeneTerms> {
+/// Each gene's [`counts::GeneTerms`] (special functions of its dispersion) and
+/// `1 / theta`, computed by the team into buffers kept between steps (a few hundred
+/// nanoseconds per gene, for every step; a fresh half-megabyte table each step cost
+/// page faults and, with threads, TLB shootdowns).
+fn gene_terms(team: &Team, log_theta: &[f32], genes: &mut Vec<counts::GeneTerms>, inv_theta: &mut Vec<f64>) {
     let g = log_theta.len();
-    let mut out = vec![counts::GeneTerms::new(0.0); g];
+    if genes.len() != g {
+        genes.resize(g, counts::GeneTerms::new(0.0));
+    }
+    inv_theta.resize(g, 0.0);
     const CHUNK: usize = 256;
-    let po = out.as_mut_ptr() as usize;
+    let (pg, pi) = (SendPtr(genes.as_mut_ptr()), SendPtr(inv_theta.as_mut_ptr()));
     team.run(g.div_ceil(CHUNK), &|c| {
         for j in c * CHUNK..((c + 1) * CHUNK).min(g) {
-            // SAFETY: chunk c alone writes elements c * CHUNK.. of `out`, inside its length.
-            unsafe { *(po as *mut counts::GeneTerms).add(j) = counts::GeneTerms::new(log_theta[j] as f64) };
+            let t = counts::GeneTerms::new(log_theta[j] as f64);
+            // SAFETY: chunk c alone writes elements c * CHUNK.. of both buffers, inside
+            // their lengths.
+            unsafe {
+                *pi.get().add(j) = 1.0 / t.theta;
+                *pg.get().add(j) = t;
+            }
         }
     });
-    out
 }
 
-/// Column sums of a row-major `[n, w]` matrix, rows added in order.
+/// Sums of columns `c0..c0 + out.len()` of a row-major `[n, w]` matrix into `out`,
+/// rows added in order.
+fn col_sums_range(x: &[f32], n: usize, w: usize, c0: usize, out: &mut [f32]) {
+    out.iter_mut().for_each(|v| *v = 0.0);
+    for r in 0..n {
+        out.iter_mut().zip(&x[r * w + c0..]).for_each(|(o, &v)| *o += v);
+    }
+}
+
+/// Column sums of a row-major `[n, w]` matrix, rows added in order. Split over the
+/// team only when large: a region costs more than summing a few thousand values,
+/// and the rows were mostly written by the other thread.
 fn col_sums(team: &Team, x: &[f32], n: usize, w: usize, out: &mut [f32]) {
-    let sum = |c0: usize, out: &mut [f32]| {
-        out.iter_mut().for_each(|v| *v = 0.0);
-        for r in 0..n {
-            out.iter_mut().zip(&x[r * w + c0..]).for_each(|(o, &v)| *o += v);
-        }
-    };
     let threads = team.threads();
-    if threads <= 1 || n * w < SPLIT_MIN_VALUES {
-        return sum(0, &mut out[..w]);
+    if threads <= 1 || n * w < COL_SUMS_SPLIT_MIN {
+        return col_sums_range(x, n, w, 0, &mut out[..w]);
     }
     let step = w.div_ceil(2 * threads).max(16);
     let po = SendPtr(out.as_mut_ptr());
     team.run(w.div_ceil(step), &|c| {
         let (c0, c1) = (c * step, ((c + 1) * step).min(w));
         // SAFETY: chunk c owns columns c0..c1 of `out`.
-        sum(c0, unsafe { std::slice::from_raw_parts_mut(po.get().add(c0), c1 - c0) })
+        col_sums_range(x, n, w, c0, unsafe { std::slice::from_raw_parts_mut(po.get().add(c0), c1 - c0) })
     });
+}
+
+/// Rows per block of [`BlockSums`].
+const SUM_ROWS: usize = 16;
+
+/// Column sums of a `[n x g]` gradient (a bias gradient) taken while its rows are
+/// made: each block of `SUM_ROWS` rows is summed in row order into its own row of
+/// `part`, and the block sums are added in block order. The order is fixed, so the
+/// result does not depend on the number of threads, and no pass over the whole
+/// gradient (mostly in the other core's cache) is needed afterwards.
+#[derive(Clone, Debug, Default)]
+struct BlockSums {
+    part: Vec<f32>,
+}
+
+impl BlockSums {
+    fn prepare(&mut self, n: usize, g: usize) -> SendPtr<f32> {
+        resize(&mut self.part, n.div_ceil(SUM_ROWS) * g);
+        SendPtr(self.part.as_mut_ptr())
+    }
+
+    /// Adds `row`, row `r` of the gradient, to its block's sums.
+    ///
+    /// # Safety
+    /// `part` comes from `prepare(n, g)` with `r < n`, `row.len() == g`; rows of one
+    /// block are added by one thread, in order.
+    unsafe fn add(part: SendPtr<f32>, r: usize, row: &[f32]) {
+        let g = row.len();
+        let sums = std::slice::from_raw_parts_mut(part.get().add((r / SUM_ROWS) * g), g);
+        if r % SUM_ROWS == 0 {
+            sums.copy_from_slice(row);
+        } else {
+            sums.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+        }
+    }
+
+    /// The column sums of all `n` rows into `out` (`g` values).
+    fn total(&self, n: usize, out: &mut [f32]) {
+        let g = out.len();
+        out.copy_from_slice(&self.part[..g]);
+        for b in 1..n.div_ceil(SUM_ROWS) {
+            out.iter_mut().zip(&self.part[b * g..(b + 1) * g]).for_each(|(o, &v)| *o += v);
+        }
+    }
 }
 
 /// The dense VAE/CVAE with its optimizer state, trained by the fused step.
@@ -497,12 +567,15 @@ impl FusedVae {
             Likelihood::Bce | Likelihood::Mse => {
                 let input = &batch.input;
                 let lik = spec.likelihood;
+                let p_sum = w.sum_logits.prepare(n, g);
                 for_rows(team, n, &mut w.d_logits, g, &mut w.row_loss, 1, |r0, dl, loss| {
                     for (i, (drow, lrow)) in dl.chunks_mut(g).zip(loss.iter_mut()).enumerate() {
                         let r = r0 + i;
                         let (lg, t) = (&logits[r * g..(r + 1) * g], &input[r * width..r * width + g]);
                         if lik == Likelihood::Bce && out_act == Activation::Sigmoid {
                             *lrow = crate::simd::bce_sigmoid_row(lg, t, drow, inv_n);
+                            // SAFETY: this chunk owns row r's block, rows in order
+                            unsafe { BlockSums::add(p_sum, r, drow) };
                             continue;
                         }
                         let mut s = 0.0f64;
@@ -531,6 +604,8 @@ impl FusedVae {
                             s += v as f64;
                             drow[j] = d * inv_n;
                         }
+                        // SAFETY: this chunk owns row r's block, rows in order
+                        unsafe { BlockSums::add(p_sum, r, drow) };
                         *lrow = s;
                     }
                 });
@@ -545,11 +620,12 @@ impl FusedVae {
                     resize(&mut w.d_theta, n * g);
                 }
                 let (counts, log_lib, pi) = (&batch.counts, &batch.log_library, &w.pi);
-                let genes = gene_terms(team, log_theta);
+                gene_terms(team, log_theta, &mut w.genes, &mut w.inv_theta);
+                let (genes, inv_theta) = (&w.genes, &w.inv_theta);
                 let fast = counts::FastCounts::default();
                 let has_theta = lik.has_dispersion();
                 let (p_pi, p_theta) = (SendPtr(w.d_pi.as_mut_ptr()), SendPtr(w.d_theta.as_mut_ptr()));
-                let inv_theta: Vec<f64> = genes.iter().map(|t| 1.0 / t.theta).collect();
+                let (s_logits, s_pi, s_theta) = (w.sum_logits.prepare(n, g), w.sum_pi.prepare(n, g), w.sum_theta.prepare(n, g));
                 for_rows(team, n, &mut w.d_logits, g, &mut w.row_loss, 1, |r0, dls, loss| {
                     let mut e = vec![0.0f64; g];
                     let (mut ratio, mut l1) = (vec![0.0f64; g], vec![0.0f64; g]);
@@ -570,7 +646,7 @@ impl FusedVae {
                         let scale = (log_lib[r] as f64).exp() / sum_e;
                         if has_theta {
                             // mu / theta and ln(1 + mu / theta) for the whole cell at once
-                            ratio.iter_mut().zip(e.iter().zip(&inv_theta)).for_each(|(q, (&e, &it))| *q = e * scale * it);
+                            ratio.iter_mut().zip(e.iter().zip(inv_theta.iter())).for_each(|(q, (&e, &it))| *q = e * scale * it);
                             crate::simd::log1p_f64_row(&ratio, &mut l1);
                         }
                         let mut s = 0.0f64;
@@ -600,6 +676,16 @@ impl FusedVae {
                         let inv_sum = 1.0 / sum_e;
                         for j in 0..g {
                             dl[j] = (dl[j] as f64 - e[j] * inv_sum * sum_g) as f32;
+                        }
+                        // SAFETY: this chunk owns row r's block, rows in order
+                        unsafe {
+                            BlockSums::add(s_logits, r, dl);
+                            if zinb {
+                                BlockSums::add(s_pi, r, dp);
+                            }
+                            if has_theta {
+                                BlockSums::add(s_theta, r, dt);
+                            }
                         }
                         *lrow = s;
                     }
@@ -647,14 +733,14 @@ impl FusedVae {
         let nb = self.blocks.len();
         let (blocks, w) = (&mut self.blocks, &mut self.work);
         if spec.likelihood.has_dispersion() {
-            col_sums(team, &w.d_theta, n, g, &mut blocks[nb - 1].bias.grad);
+            w.sum_theta.total(n, &mut blocks[nb - 1].bias.grad);
         }
         // output layer (and ZINB dropout head)
         let out_i = m + 1 + p;
         let out_in = blocks[out_i].n_in;
-        col_sums(team, &w.d_logits, n, g, &mut blocks[out_i].bias.grad);
+        w.sum_logits.total(n, &mut blocks[out_i].bias.grad);
         if zinb {
-            col_sums(team, &w.d_pi, n, g, &mut blocks[m + 2 + p].bias.grad);
+            w.sum_pi.total(n, &mut blocks[m + 2 + p].bias.grad);
         }
         // gradient with respect to the output layer's input (old kernels), then the
         // kernels' gradients and updates

@@ -10,7 +10,7 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::tensor::{activation, backend::Backend, ElementConversion, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 
 use crate::counts;
 use crate::data::{Batch, Dataset};
