@@ -751,63 +751,48 @@ impl FusedVae {
         if zinb {
             matmul(team, n, g, out_in, &w.d_pi, false, &blocks[m + 2 + p].kernel.value, true, 1.0, &mut gy);
         }
-        // The output kernel's step (a large region) and the backward pass through the
-        // hidden decoder layers, the reparameterisation and the latent heads (small
-        // serial products) do not depend on each other: when the latter is small, the
-        // caller runs it while the workers start on the former.
-        let d = spec.input_dim();
-        let (hm_w, hm_is_input) = if m == 0 { (d, true) } else { (spec.encoder[m - 1].0, false) };
-        let middle_madds: usize = (0..p - 1).map(|j| 3 * n * blocks[m + 2 + j].n_in * blocks[m + 2 + j].n_out).sum::<usize>() + 4 * n * hm_w * l;
-        let overlap = team.threads() > 1 && middle_madds < 4 * SPLIT_MIN_MADDS;
-        let (head, tail) = blocks.split_at_mut(out_i);
-        let Work { dec, dec_in, eps, sd, enc, d_mean, d_log_var, d_logits, d_pi, .. } = w;
-        let last: &[f32] = if p == 1 { dec_in } else { &dec[p - 2].h };
-        let mut middle = |team: &Team| {
-            // hidden decoder layers, last to first; gy holds d(output of layer j)
-            for j in (0..p - 1).rev() {
-                let blk = &mut head[m + 2 + j];
-                let act = &dec[j];
-                activate_backward(spec.decoder[j].1, &act.a, &act.h, &mut gy);
-                let x: &[f32] = if j == 0 { dec_in } else { &dec[j - 1].h };
-                col_sums(team, &gy, n, blk.n_out, &mut blk.bias.grad);
-                resize(&mut gx, n * blk.n_in);
-                matmul(team, n, blk.n_out, blk.n_in, &gy, false, &blk.kernel.value, true, 0.0, &mut gx);
-                kernel_step(team, opt, blk.n_in, n, blk.n_out, x, &gy, &mut blk.kernel);
-                std::mem::swap(&mut gx, &mut gy);
+        {
+            let last: &[f32] = if p == 1 { &w.dec_in } else { &w.dec[p - 2].h };
+            kernel_step(team, opt, out_in, n, g, last, &w.d_logits, &mut blocks[out_i].kernel);
+            if zinb {
+                kernel_step(team, opt, out_in, n, g, last, &w.d_pi, &mut blocks[m + 2 + p].kernel);
             }
-            // gy: d[z | c]; through the reparameterisation into d_mean / d_log_var
-            // (which already hold the KL part)
-            let dw = l + k;
-            for r in 0..n {
-                for j in 0..l {
-                    let i = r * l + j;
-                    let dz = gy[r * dw + j];
-                    d_mean[i] += dz;
-                    d_log_var[i] += dz * eps[i] * 0.5 * sd[i];
-                }
-            }
-            // latent heads
-            let hm: &[f32] = if hm_is_input { &batch.input } else { &enc[m - 1].h };
-            if m > 0 {
-                resize(&mut gy, n * hm_w);
-                matmul(team, n, l, hm_w, d_mean, false, &head[m].kernel.value, true, 0.0, &mut gy);
-                matmul(team, n, l, hm_w, d_log_var, false, &head[m + 1].kernel.value, true, 1.0, &mut gy);
-            }
-            for (bi, dv) in [(m, &*d_mean), (m + 1, &*d_log_var)] {
-                let blk = &mut head[bi];
-                col_sums(team, dv, n, l, &mut blk.bias.grad);
-                kernel_step(team, opt, hm_w, n, l, hm, dv, &mut blk.kernel);
-            }
-        };
-        let (out, rest) = tail.split_first_mut().expect("the output layer");
-        if overlap {
-            kernel_step_alongside(team, opt, out_in, n, g, last, d_logits, &mut out.kernel, || middle(Team::solo()));
-        } else {
-            kernel_step(team, opt, out_in, n, g, last, d_logits, &mut out.kernel);
-            middle(team);
         }
-        if zinb {
-            kernel_step(team, opt, out_in, n, g, last, d_pi, &mut rest[0].kernel);
+        // hidden decoder layers, last to first; gy holds d(output of layer j)
+        for j in (0..p - 1).rev() {
+            let blk = &mut blocks[m + 2 + j];
+            let act = &w.dec[j];
+            activate_backward(spec.decoder[j].1, &act.a, &act.h, &mut gy);
+            let x: &[f32] = if j == 0 { &w.dec_in } else { &w.dec[j - 1].h };
+            col_sums(team, &gy, n, blk.n_out, &mut blk.bias.grad);
+            resize(&mut gx, n * blk.n_in);
+            matmul(team, n, blk.n_out, blk.n_in, &gy, false, &blk.kernel.value, true, 0.0, &mut gx);
+            kernel_step(team, opt, blk.n_in, n, blk.n_out, x, &gy, &mut blk.kernel);
+            std::mem::swap(&mut gx, &mut gy);
+        }
+        // gy: d[z | c]; through the reparameterisation into d_mean / d_log_var (which
+        // already hold the KL part)
+        let dw = l + k;
+        for r in 0..n {
+            for j in 0..l {
+                let i = r * l + j;
+                let dz = gy[r * dw + j];
+                w.d_mean[i] += dz;
+                w.d_log_var[i] += dz * w.eps[i] * 0.5 * w.sd[i];
+            }
+        }
+        // latent heads
+        let d = spec.input_dim();
+        let (hm, hm_w): (&[f32], usize) = if m == 0 { (&batch.input, d) } else { (&w.enc[m - 1].h, spec.encoder[m - 1].0) };
+        if m > 0 {
+            resize(&mut gy, n * hm_w);
+            matmul(team, n, l, hm_w, &w.d_mean, false, &blocks[m].kernel.value, true, 0.0, &mut gy);
+            matmul(team, n, l, hm_w, &w.d_log_var, false, &blocks[m + 1].kernel.value, true, 1.0, &mut gy);
+        }
+        for (bi, dv) in [(m, &w.d_mean), (m + 1, &w.d_log_var)] {
+            let blk = &mut blocks[bi];
+            col_sums(team, dv, n, l, &mut blk.bias.grad);
+            kernel_step(team, opt, hm_w, n, l, hm, dv, &mut blk.kernel);
         }
         // encoder layers, last to first
         for i in (0..m).rev() {
@@ -967,13 +952,6 @@ fn apply_update(ptrs: SlotPtrs, n: usize, opt: Opt, c: [f32; 2], team: &Team) {
 /// `update_slot`.
 #[allow(clippy::too_many_arguments)]
 fn kernel_step(team: &Team, opt: Opt, n_in: usize, n: usize, n_out: usize, x: &[f32], dy: &[f32], slot: &mut Slot) {
-    kernel_step_alongside(team, opt, n_in, n, n_out, x, dy, slot, || {})
-}
-
-/// `kernel_step`, with `caller` run by the calling thread alongside (see
-/// `Team::run_alongside`).
-#[allow(clippy::too_many_arguments)]
-fn kernel_step_alongside(team: &Team, opt: Opt, n_in: usize, n: usize, n_out: usize, x: &[f32], dy: &[f32], slot: &mut Slot, caller: impl FnOnce()) {
     assert!(x.len() >= n * n_in && dy.len() >= n * n_out && slot.grad.len() == n_in * n_out, "kernel_step: sizes");
     let c = begin_update(slot, opt.kind);
     let ptrs = SlotPtrs::new(slot);
@@ -991,7 +969,7 @@ fn kernel_step_alongside(team: &Team, opt: Opt, n_in: usize, n: usize, n_out: us
     // Blocks of columns update their parameters afterwards, in contiguous chunks: an
     // update by row segments of the blocks ran at two thirds of the speed.
     let update_after = !by_rows && parts > 1;
-    team.run_alongside(parts, &|b| {
+    team.run(parts, &|b| {
         let (s, e) = (b * step, ((b + 1) * step).min(len));
         let (r0, r1, c0, c1) = if by_rows { (s, e, 0, n_out) } else { (0, n_in, s, e) };
         // SAFETY: this block writes rows r0..r1, columns c0..c1 of the gradient and
@@ -1020,7 +998,7 @@ fn kernel_step_alongside(team: &Team, opt: Opt, n_in: usize, n: usize, n_out: us
                 ptrs.apply(opt, c, 0, n_in * n_out);
             }
         }
-    }, caller);
+    });
     if update_after {
         apply_update(ptrs, n_in * n_out, opt, c, team);
     }

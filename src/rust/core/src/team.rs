@@ -61,24 +61,6 @@ fn home_start(t: usize, n: usize, threads: usize) -> usize {
 }
 
 impl Shared {
-    fn new(threads: usize) -> Arc<Shared> {
-        let noop: *const Job = &|_: usize| {};
-        Arc::new(Shared {
-            generation: AtomicUsize::new(0),
-            finished: AtomicUsize::new(0),
-            job: UnsafeCell::new(noop),
-            n_chunks: AtomicUsize::new(0),
-            next: (0..threads.max(1)).map(|_| Slot(AtomicUsize::new(0))).collect(),
-            done: AtomicUsize::new(0),
-            active: AtomicUsize::new(0),
-            sleeping: AtomicUsize::new(0),
-            panicked: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
-            lock: Mutex::new(()),
-            wake: Condvar::new(),
-        })
-    }
-
     /// Claims and runs chunks of the current region until none is left: first those of
     /// thread `me`'s home range, then what is left in the others'. A chunk thus tends
     /// to run on the same thread in every step, and finds its data in that core's cache.
@@ -159,7 +141,21 @@ impl Team {
     /// A team of `threads` (the caller counts as one); `on_start` runs first on each
     /// worker (e.g. to set its floating-point modes).
     pub fn new(threads: usize, on_start: fn()) -> std::io::Result<Team> {
-        let shared = Shared::new(threads);
+        let noop: *const Job = &|_: usize| {};
+        let shared = Arc::new(Shared {
+            generation: AtomicUsize::new(0),
+            finished: AtomicUsize::new(0),
+            job: UnsafeCell::new(noop),
+            n_chunks: AtomicUsize::new(0),
+            next: (0..threads.max(1)).map(|_| Slot(AtomicUsize::new(0))).collect(),
+            done: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
+            sleeping: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
+        });
         let mut workers = Vec::new();
         for i in 1..threads.max(1) {
             let s = Arc::clone(&shared);
@@ -178,13 +174,6 @@ impl Team {
         Ok(Team { shared, workers })
     }
 
-    /// A team of one, the calling thread: its regions run inline. For products run
-    /// by the caller while the team works on something else (see `run_alongside`).
-    pub fn solo() -> &'static Team {
-        static SOLO: std::sync::OnceLock<Team> = std::sync::OnceLock::new();
-        SOLO.get_or_init(|| Team { shared: Shared::new(1), workers: Vec::new() })
-    }
-
     /// Number of threads, the caller included.
     pub fn threads(&self) -> usize {
         self.workers.len() + 1
@@ -193,18 +182,7 @@ impl Team {
     /// Runs `f(0), ..., f(n_chunks - 1)`, spread over the team; returns when all are
     /// done. A panic in any chunk is raised here after every thread has left `f`.
     pub fn run(&self, n_chunks: usize, f: &(dyn Fn(usize) + Sync)) {
-        self.run_alongside(n_chunks, f, || {})
-    }
-
-    /// `run`, with the caller first running `caller` while the workers start on `f`'s
-    /// chunks; it then joins them on the chunks left. For independent serial work
-    /// (which must not use this team: `Team::solo()` runs products inline) that would
-    /// otherwise leave the workers idle. With no workers, `caller` runs first, then
-    /// `f`'s chunks. A panic in `caller` or in a chunk is raised after every thread has
-    /// left `f`.
-    pub fn run_alongside(&self, n_chunks: usize, f: &(dyn Fn(usize) + Sync), caller: impl FnOnce()) {
-        if self.workers.is_empty() || n_chunks == 0 {
-            caller();
+        if self.workers.is_empty() || n_chunks <= 1 {
             (0..n_chunks).for_each(f);
             return;
         }
@@ -227,15 +205,10 @@ impl Team {
             let _guard = s.lock.lock().unwrap_or_else(|e| e.into_inner());
             s.wake.notify_all();
         }
-        let caller_panic = catch_unwind(AssertUnwindSafe(caller)).err();
         s.run_chunks(0, f);
         wait_until(|| s.done.load(SeqCst) >= n_chunks);
         s.finished.store(generation, SeqCst);
         wait_until(|| s.active.load(SeqCst) == 0);
-        if let Some(payload) = caller_panic {
-            s.panicked.store(false, SeqCst);
-            std::panic::resume_unwind(payload);
-        }
         if s.panicked.swap(false, SeqCst) {
             panic!("a thread of the training step panicked");
         }
@@ -301,39 +274,6 @@ mod tests {
             let _ = tx.send(());
         });
         rx.recv_timeout(Duration::from_secs(120)).expect("a region hung (or a chunk panicked)");
-    }
-
-    #[test]
-    fn alongside_runs_the_caller_work_and_every_chunk() {
-        for threads in [1, 2, 3] {
-            let team = Team::new(threads, || {}).unwrap();
-            for round in 0..100 {
-                let n = round % 9;
-                let hits: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
-                let mut side = 0u64;
-                team.run_alongside(n, &|c| {
-                    hits[c].fetch_add(1, SeqCst);
-                }, || {
-                    // the solo team runs inline on the caller, inside the region
-                    Team::solo().run(3, &|_| {});
-                    side += 1;
-                });
-                assert_eq!(side, 1);
-                assert!(hits.iter().all(|h| h.load(SeqCst) == 1), "threads {threads} round {round}");
-            }
-            // a panic in the caller's work surfaces after the chunks are done
-            let count = AtomicU64::new(0);
-            let r = catch_unwind(AssertUnwindSafe(|| {
-                team.run_alongside(6, &|_| {
-                    count.fetch_add(1, SeqCst);
-                }, || panic!("caller boom"))
-            }));
-            assert!(r.is_err());
-            assert_eq!(count.load(SeqCst), if threads == 1 { 0 } else { 6 });
-            team.run(4, &|_| {
-                count.fetch_add(1, SeqCst);
-            });
-        }
     }
 
     #[test]
