@@ -929,14 +929,10 @@ impl SlotPtrs {
 /// One optimizer update of a whole slot from its gradient.
 fn update_slot(slot: &mut Slot, opt: Opt, team: &Team) {
     let c = begin_update(slot, opt.kind);
-    apply_update(SlotPtrs::new(slot), slot.value.len(), opt, c, team);
-}
-
-/// The optimizer update (constants `c` from `begin_update`) of all `n` values of a
-/// slot from its gradient, in contiguous chunks spread over the team.
-fn apply_update(ptrs: SlotPtrs, n: usize, opt: Opt, c: [f32; 2], team: &Team) {
+    let n = slot.value.len();
     let threads = team.threads();
     let chunk = if threads > 1 && n >= SPLIT_MIN_VALUES { n.div_ceil(2 * threads) } else { n.max(1) };
+    let ptrs = SlotPtrs::new(slot);
     team.run(n.div_ceil(chunk), &|k| {
         let (s, e) = (k * chunk, ((k + 1) * chunk).min(n));
         // SAFETY: chunk k owns elements s..e.
@@ -965,11 +961,7 @@ fn kernel_step(team: &Team, opt: Opt, n_in: usize, n: usize, n_out: usize, x: &[
     let step = per_block.min(share).max(1);
     let step = if by_rows { step } else { (step.div_ceil(16) * 16).min(len.max(1)) };
     let (xp, dp) = (x.as_ptr() as usize, dy.as_ptr() as usize);
-    let parts = len.div_ceil(step);
-    // Blocks of columns update their parameters afterwards, in contiguous chunks: an
-    // update by row segments of the blocks ran at two thirds of the speed.
-    let update_after = !by_rows && parts > 1;
-    team.run(parts, &|b| {
+    team.run(len.div_ceil(step), &|b| {
         let (s, e) = (b * step, ((b + 1) * step).min(len));
         let (r0, r1, c0, c1) = if by_rows { (s, e, 0, n_out) } else { (0, n_in, s, e) };
         // SAFETY: this block writes rows r0..r1, columns c0..c1 of the gradient and
@@ -994,12 +986,11 @@ fn kernel_step(team: &Team, opt: Opt, n_in: usize, n: usize, n_out: usize, x: &[
             );
             if by_rows {
                 ptrs.apply(opt, c, r0 * n_out, (r1 - r0) * n_out);
-            } else if !update_after {
-                ptrs.apply(opt, c, 0, n_in * n_out);
+            } else {
+                for r in r0..r1 {
+                    ptrs.apply(opt, c, r * n_out + c0, c1 - c0);
+                }
             }
         }
     });
-    if update_after {
-        apply_update(ptrs, n_in * n_out, opt, c, team);
-    }
 }
