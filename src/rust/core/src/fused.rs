@@ -625,7 +625,10 @@ impl FusedVae {
                 let fast = counts::FastCounts::default();
                 let has_theta = lik.has_dispersion();
                 let (p_pi, p_theta) = (SendPtr(w.d_pi.as_mut_ptr()), SendPtr(w.d_theta.as_mut_ptr()));
-                let (s_logits, s_pi, s_theta) = (w.sum_logits.prepare(n, g), w.sum_pi.prepare(n, g), w.sum_theta.prepare(n, g));
+                // block sums of the heads this model has (the others stay unallocated)
+                let s_logits = w.sum_logits.prepare(n, g);
+                let s_pi = if zinb { w.sum_pi.prepare(n, g) } else { SendPtr(std::ptr::null_mut()) };
+                let s_theta = if has_theta { w.sum_theta.prepare(n, g) } else { SendPtr(std::ptr::null_mut()) };
                 for_rows(team, n, &mut w.d_logits, g, &mut w.row_loss, 1, |r0, dls, loss| {
                     let mut e = vec![0.0f64; g];
                     let (mut ratio, mut l1) = (vec![0.0f64; g], vec![0.0f64; g]);
