@@ -9,6 +9,7 @@ pub mod data;
 pub mod error;
 pub mod fused;
 pub mod generate;
+mod kernels;
 pub mod loss;
 pub mod model;
 mod simd;

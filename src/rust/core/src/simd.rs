@@ -118,6 +118,12 @@ dispatch! {
     pub(crate) fn adam / adam_avx2(p: &mut [f32], g: &[f32], m1: &mut [f32], m2: &mut [f32], c: [f32; 5]) -> () = adam_body
 }
 
+/// `adam` inlined into its caller, for callers compiled for a vector instruction set.
+#[inline(always)]
+pub(crate) fn adam_inline(p: &mut [f32], g: &[f32], m1: &mut [f32], m2: &mut [f32], c: [f32; 5]) {
+    adam_body(p, g, m1, m2, c)
+}
+
 /// Min-max scaling of one cell's values into `out`, clamped to [0, 1]; false when a
 /// value is not finite.
 #[inline(always)]

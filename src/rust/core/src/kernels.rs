@@ -1,0 +1,475 @@
+//! The training step's matrix products, in which one side is a batch of cells, computed
+//! without packing the large operand.
+//!
+//! `matrixmultiply` first copies ("packs") both operands of every product into its own
+//! layout. With a batch of 32 cells, each value of a layer's kernel is used only 32 times
+//! after it has been packed. At the shapes of the VAExprs vignette's yan data (19,595
+//! genes), packing took a fifth of the step. Here the large operand is read in place:
+//! a tile of `MR x NR` results stays in registers while, for each step of the inner
+//! dimension, `NR` values of one row of the large operand are loaded as vectors (16
+//! values in AVX-512, 8 in AVX2) and multiplied by `MR` broadcast values of the small one.
+//!
+//! The kernel-gradient product goes one step further: each tile of the gradient is
+//! handed, while it is still on the stack, to the optimizer update of the same
+//! parameters (see `fused::kernel_step`). The gradient is never written to memory.
+//!
+//! Each result value is a sum over the inner dimension in its natural order: FMAs in
+//! order within a block of at most `KC` steps, and blocks added to the running value in
+//! order. The order does not depend on how rows and columns are shared among threads, so
+//! results do not depend on the number of threads. Without AVX2/FMA, callers use
+//! `matrixmultiply` instead.
+
+use std::cell::RefCell;
+
+/// Inner-dimension steps per block of the forward products.
+pub(crate) const KC: usize = 256;
+/// Row and column counts that are whole numbers of tiles for every tile shape below;
+/// callers cut work among threads in multiples of these.
+pub(crate) const ROW_UNIT: usize = 24;
+pub(crate) const COL_UNIT: usize = 48;
+/// Values the tile buffer holds (the largest `MR x NR`).
+const TILE_MAX: usize = 384;
+
+/// The vector instructions the products use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    Avx512,
+    Avx2,
+}
+
+impl Isa {
+    /// The best the CPU has, or `None` without AVX2/FMA (then `matrixmultiply` is used).
+    pub(crate) fn detect() -> Option<Isa> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Some(Isa::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                return Some(Isa::Avx2);
+            }
+        }
+        None
+    }
+}
+
+/// Tile shapes: `Wide` for products whose small side is the rows (forward products,
+/// kernel gradients), `Narrow` for the transposed product, whose columns are the cells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Wide,
+    Narrow,
+}
+
+/// `NR`, the tile's columns, for `isa` and `shape`.
+pub(crate) fn tile_cols(isa: Isa, shape: Shape) -> usize {
+    match (isa, shape) {
+        (Isa::Avx512, Shape::Wide) => 48,
+        (Isa::Avx512, Shape::Narrow) => 32,
+        (Isa::Avx2, _) => 16,
+    }
+}
+
+/// The tile shape that computes the fewest padding values for a product of `rows x
+/// cols` results (ties: `Wide`).
+pub(crate) fn best_shape(isa: Isa, rows: usize, cols: usize) -> Shape {
+    let area = |shape: Shape| {
+        let (mr, nr) = (tile_rows(isa, shape), tile_cols(isa, shape));
+        rows.div_ceil(mr) * mr * cols.div_ceil(nr) * nr
+    };
+    if area(Shape::Narrow) < area(Shape::Wide) {
+        Shape::Narrow
+    } else {
+        Shape::Wide
+    }
+}
+
+/// `MR`, the tile's rows, for `isa` and `shape`.
+pub(crate) fn tile_rows(isa: Isa, shape: Shape) -> usize {
+    match (isa, shape) {
+        (Isa::Avx512, Shape::Wide) => 8,
+        (Isa::Avx512, Shape::Narrow) => 12,
+        (Isa::Avx2, _) => 6,
+    }
+}
+
+/// One product `A[m x kc] * B[kc x n]` cut into tiles. `A[i, kk]` is at
+/// `a + i * rsa + kk * csa`, `B[kk, j]` at `b + kk * ldb + j`. Tiles are visited by
+/// blocks of `cb` columns (rounded to whole tiles), in each block by rows of tiles.
+#[derive(Clone, Copy)]
+pub(crate) struct Tiles {
+    pub m: usize,
+    pub kc: usize,
+    pub n: usize,
+    pub a: *const f32,
+    pub rsa: usize,
+    pub csa: usize,
+    pub b: *const f32,
+    pub ldb: usize,
+    pub cb: usize,
+}
+
+thread_local! {
+    /// The last, partial column strip of `B`, copied with zero padding to whole vectors.
+    static EDGE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+macro_rules! isa_tiles {
+    ($name:ident, $feat:literal, $lanes:expr, $zero:ident, $load:ident, $store:ident, $set1:ident, $fmadd:ident) => {
+        /// Calls `epi(i0, rows, j0, w, t, ldt)` for every tile: rows `i0..i0 + rows`,
+        /// columns `j0..j0 + w` of the product, whose values are `t[r * ldt + j]`.
+        ///
+        /// SAFETY: the CPU has the features; `p` describes readable matrices.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feat)]
+        unsafe fn $name<const MR: usize, const NV: usize, E>(p: Tiles, epi: &mut E)
+        where
+            E: FnMut(usize, usize, usize, usize, &[f32], usize),
+        {
+            use std::arch::x86_64::*;
+            const L: usize = $lanes;
+            let nr = NV * L;
+            assert!(MR * nr <= TILE_MAX && p.m > 0 && p.n > 0);
+            let mut t = [0.0f32; TILE_MAX];
+            let full = p.n / nr * nr;
+            let cb = (p.cb / nr).max(1) * nr;
+            EDGE.with(|edge| {
+                let mut edge = edge.borrow_mut();
+                if full < p.n {
+                    // the partial last strip, zero-padded to `nr` columns
+                    let w = p.n - full;
+                    edge.clear();
+                    edge.resize(p.kc * nr, 0.0);
+                    for kk in 0..p.kc {
+                        let src = std::slice::from_raw_parts(p.b.add(kk * p.ldb + full), w);
+                        edge[kk * nr..kk * nr + w].copy_from_slice(src);
+                    }
+                }
+                let edge_ptr = edge.as_ptr();
+                let mut c0 = 0;
+                while c0 < p.n {
+                    let c1 = (c0 + cb).min(p.n);
+                    let mut i0 = 0;
+                    while i0 < p.m {
+                        let rows = MR.min(p.m - i0);
+                        // rows past the end repeat the last row; their results are dropped
+                        let mut ap = [p.a; MR];
+                        for (r, a) in ap.iter_mut().enumerate() {
+                            *a = p.a.add((i0 + r.min(rows - 1)) * p.rsa);
+                        }
+                        let mut j0 = c0;
+                        while j0 < c1 {
+                            let w = nr.min(p.n - j0);
+                            let (bp, ld) = if j0 >= full { (edge_ptr, nr) } else { (p.b.add(j0), p.ldb) };
+                            // first row of tiles: fetch the next strip of B meanwhile
+                            let (pf, pfl) = if i0 == 0 && j0 + nr < full { (p.b.add(j0 + nr), p.ldb) } else { (bp, 0) };
+                            let mut acc = [[$zero(); NV]; MR];
+                            for kk in 0..p.kc {
+                                let bk = bp.add(kk * ld);
+                                let fk = pf.add(kk * pfl);
+                                for v in 0..NV {
+                                    _mm_prefetch::<_MM_HINT_T0>(fk.add(v * L) as *const i8);
+                                }
+                                let mut bv = [$zero(); NV];
+                                for (v, b) in bv.iter_mut().enumerate() {
+                                    *b = $load(bk.add(v * L));
+                                }
+                                for r in 0..MR {
+                                    let av = $set1(*ap[r].add(kk * p.csa));
+                                    for v in 0..NV {
+                                        acc[r][v] = $fmadd(av, bv[v], acc[r][v]);
+                                    }
+                                }
+                            }
+                            for r in 0..MR {
+                                for v in 0..NV {
+                                    $store(t.as_mut_ptr().add(r * nr + v * L), acc[r][v]);
+                                }
+                            }
+                            epi(i0, rows, j0, w, &t[..MR * nr], nr);
+                            j0 += nr;
+                        }
+                        i0 += MR;
+                    }
+                    c0 = c1;
+                }
+            })
+        }
+    };
+}
+
+isa_tiles!(tiles_avx512, "avx512f", 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps);
+isa_tiles!(tiles_avx2, "avx2,fma", 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps);
+
+/// Runs `p` tile by tile with the tile shape of `isa` and `shape` (see `isa_tiles`).
+///
+/// # Safety
+/// `isa` came from `Isa::detect`; `p` describes readable matrices: `A` rows `0..m`,
+/// steps `0..kc`, and `B` steps `0..kc`, columns `0..n`.
+#[inline(always)]
+pub(crate) unsafe fn tiles<E>(isa: Isa, shape: Shape, p: Tiles, epi: &mut E)
+where
+    E: FnMut(usize, usize, usize, usize, &[f32], usize),
+{
+    if p.m == 0 || p.n == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    match (isa, shape) {
+        (Isa::Avx512, Shape::Wide) => tiles_avx512::<8, 3, E>(p, epi),
+        (Isa::Avx512, Shape::Narrow) => tiles_avx512::<12, 2, E>(p, epi),
+        (Isa::Avx2, _) => tiles_avx2::<6, 2, E>(p, epi),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, shape, p, epi);
+        unreachable!("no vector kernels on this architecture")
+    }
+}
+
+/// `C[m x n] = A[m x k] * B[k x n]`, or `C += A * B` when `accumulate`; all row-major
+/// with leading dimensions `lda`, `ldb`, `ldc`.
+///
+/// # Safety
+/// As `tiles`; `C` is writable over `m` rows of `ldc` values and no other thread uses it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn nn(
+    isa: Isa,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    if k == 0 && !accumulate {
+        for i in 0..m {
+            std::slice::from_raw_parts_mut(c.add(i * ldc), n).fill(0.0);
+        }
+    }
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = KC.min(k - k0);
+        let add = accumulate || k0 > 0;
+        let p = Tiles { m, kc, n, a: a.add(k0), rsa: lda, csa: 1, b: b.add(k0 * ldb), ldb, cb: 0 };
+        tiles(isa, best_shape(isa, m, n), p, &mut |i0, rows, j0, w, t: &[f32], ldt| {
+            for r in 0..rows {
+                let out = std::slice::from_raw_parts_mut(c.add((i0 + r) * ldc + j0), w);
+                let part = &t[r * ldt..r * ldt + w];
+                if add {
+                    out.iter_mut().zip(part).for_each(|(o, &v)| *o += v);
+                } else {
+                    out.copy_from_slice(part);
+                }
+            }
+        });
+        k0 += kc;
+    }
+}
+
+/// Columns of `A^T` packed for `nt_rows`: `at[kk * mp + r] = A[r, kk]` for the `m`
+/// rows of `A` (`lda` values apart), zero for `m <= r < mp`, steps `k0..k1`.
+///
+/// # Safety
+/// `A` is readable over `m` rows of `k1` steps; `at` writable over `k1 * mp` values.
+pub(crate) unsafe fn pack_transposed(m: usize, mp: usize, k0: usize, k1: usize, a: *const f32, lda: usize, at: *mut f32) {
+    const STEP: usize = 64;
+    let mut s = k0;
+    while s < k1 {
+        let e = (s + STEP).min(k1);
+        for kk in s..e {
+            std::slice::from_raw_parts_mut(at.add(kk * mp + m), mp - m).fill(0.0);
+        }
+        for r in 0..m {
+            let row = std::slice::from_raw_parts(a.add(r * lda + s), e - s);
+            for (i, &v) in row.iter().enumerate() {
+                *at.add((s + i) * mp + r) = v;
+            }
+        }
+        s = e;
+    }
+}
+
+/// Rows of `CT = W * A^T`: `ct[i * mp + r] = sum_kk W[i, kk] * at[kk * mp + r]` for
+/// `rows` rows of `W` (`ldw` apart) and `k` steps; `at` from `pack_transposed`, `mp` a
+/// multiple of `tile_cols(isa, Shape::Narrow)`.
+///
+/// # Safety
+/// As `tiles`; `ct` writable over `rows * mp` values, used by no other thread.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn nt_rows(isa: Isa, rows: usize, k: usize, mp: usize, w: *const f32, ldw: usize, at: *const f32, ct: *mut f32) {
+    if k == 0 {
+        std::slice::from_raw_parts_mut(ct, rows * mp).fill(0.0);
+    }
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = KC.min(k - k0);
+        let add = k0 > 0;
+        let p = Tiles { m: rows, kc, n: mp, a: w.add(k0), rsa: ldw, csa: 1, b: at.add(k0 * mp), ldb: mp, cb: mp };
+        tiles(isa, Shape::Narrow, p, &mut |i0, nrows, j0, wd, t: &[f32], ldt| {
+            for r in 0..nrows {
+                let out = std::slice::from_raw_parts_mut(ct.add((i0 + r) * mp + j0), wd);
+                let part = &t[r * ldt..r * ldt + wd];
+                if add {
+                    out.iter_mut().zip(part).for_each(|(o, &v)| *o += v);
+                } else {
+                    out.copy_from_slice(part);
+                }
+            }
+        });
+        k0 += kc;
+    }
+}
+
+/// Tiles of a kernel's gradient `x^T dy` for rows `0..rows` of the kernel (columns of
+/// `x`, starting at `x`, `ldx` values per cell) and columns `0..cols` (of `dy`, `ldy`
+/// per cell), over `cells` cells; `epi` gets each tile as in `tiles`. Columns are
+/// visited in blocks whose part of `dy` stays in cache.
+///
+/// # Safety
+/// As `tiles`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) unsafe fn gradient_tiles<E>(isa: Isa, rows: usize, cells: usize, cols: usize, x: *const f32, ldx: usize, dy: *const f32, ldy: usize, epi: &mut E)
+where
+    E: FnMut(usize, usize, usize, usize, &[f32], usize),
+{
+    let cb = (1usize << 16) / cells.max(1);
+    let p = Tiles { m: rows, kc: cells, n: cols, a: x, rsa: 1, csa: ldx, b: dy, ldb: ldy, cb };
+    tiles(isa, best_shape(isa, rows, cols), p, epi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn isas() -> Vec<Isa> {
+        let mut v = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                v.push(Isa::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                v.push(Isa::Avx2);
+            }
+        }
+        v
+    }
+
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// `A[m x k] * B[k x n]` in f64, `A[i, kk]` at `a[i * rsa + kk * csa]`.
+    #[allow(clippy::too_many_arguments)]
+    fn reference(m: usize, k: usize, n: usize, a: &[f32], rsa: usize, csa: usize, b: &[f32], ldb: usize) -> Vec<f64> {
+        let mut c = vec![0.0f64; m * n];
+        for i in 0..m {
+            for kk in 0..k {
+                let av = a[i * rsa + kk * csa] as f64;
+                for j in 0..n {
+                    c[i * n + j] += av * b[kk * ldb + j] as f64;
+                }
+            }
+        }
+        c
+    }
+
+    fn assert_close(got: &[f32], want: &[f64], k: usize, what: &str) {
+        assert_eq!(got.len(), want.len());
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            // each term is below 1 in size: the error grows at most with k
+            let tol = 1e-6 * (k as f64 + 1.0);
+            assert!((g as f64 - w).abs() <= tol, "{what}: value {i}: {g} vs {w}");
+        }
+    }
+
+    const SHAPES: [(usize, usize, usize); 9] =
+        [(1, 1, 1), (3, 5, 7), (8, 256, 48), (9, 257, 49), (32, 300, 100), (7, 513, 17), (33, 40, 95), (12, 1, 300), (26, 600, 33)];
+
+    #[test]
+    fn products_match_a_reference_on_every_instruction_set_and_edge() {
+        for isa in isas() {
+            for &(m, k, n) in &SHAPES {
+                let (a, b) = (values(m * k, 1), values(k * n, 2));
+                let want = reference(m, k, n, &a, k, 1, &b, n);
+                // C = A B, into a wider C (ldc > n) whose extra columns must survive
+                let ldc = n + 3;
+                let mut c = vec![7.0f32; m * ldc];
+                unsafe { nn(isa, m, k, n, a.as_ptr(), k, b.as_ptr(), n, c.as_mut_ptr(), ldc, false) };
+                let got: Vec<f32> = (0..m).flat_map(|i| c[i * ldc..i * ldc + n].to_vec()).collect();
+                assert_close(&got, &want, k, &format!("{isa:?} nn {m}x{k}x{n}"));
+                assert!((0..m).all(|i| c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == 7.0)), "{isa:?}: wrote past n");
+                // C += A B
+                let mut c2 = vec![1.0f32; m * n];
+                unsafe { nn(isa, m, k, n, a.as_ptr(), k, b.as_ptr(), n, c2.as_mut_ptr(), n, true) };
+                let want2: Vec<f64> = want.iter().map(|v| v + 1.0).collect();
+                assert_close(&c2, &want2, k, &format!("{isa:?} nn+= {m}x{k}x{n}"));
+
+                // C = A B^T computed as (B A^T)^T: here B is W [n x k]
+                let w = values(n * k, 3);
+                let wt: Vec<f32> = (0..k).flat_map(|kk| (0..n).map(|j| w[j * k + kk]).collect::<Vec<_>>()).collect();
+                let want_t = reference(m, k, n, &a, k, 1, &wt, n);
+                let nr = tile_cols(isa, Shape::Narrow);
+                let mp = m.div_ceil(nr) * nr;
+                let mut at = vec![f32::NAN; k * mp];
+                unsafe { pack_transposed(m, mp, 0, k, a.as_ptr(), k, at.as_mut_ptr()) };
+                let mut ct = vec![0.0f32; n * mp];
+                unsafe { nt_rows(isa, n, k, mp, w.as_ptr(), k, at.as_ptr(), ct.as_mut_ptr()) };
+                let got_t: Vec<f32> = (0..m).flat_map(|r| (0..n).map(|i| ct[i * mp + r]).collect::<Vec<_>>()).collect();
+                assert_close(&got_t, &want_t, k, &format!("{isa:?} nt {m}x{k}x{n}"));
+
+                // gradient tiles: x [k cells x m], dy [k cells x n], gradient x^T dy
+                let x = values(k * m, 4);
+                let want_g = reference(m, k, n, &x, 1, m, &b, n);
+                let mut g = vec![f32::NAN; m * n];
+                let mut seen = vec![0u8; m * n];
+                unsafe {
+                    gradient_tiles(isa, m, k, n, x.as_ptr(), m, b.as_ptr(), n, &mut |i0, rows, j0, wd, t: &[f32], ldt| {
+                        for r in 0..rows {
+                            for j in 0..wd {
+                                g[(i0 + r) * n + j0 + j] = t[r * ldt + j];
+                                seen[(i0 + r) * n + j0 + j] += 1;
+                            }
+                        }
+                    })
+                };
+                assert!(seen.iter().all(|&s| s == 1), "{isa:?}: each gradient value handed over once");
+                assert_close(&g, &want_g, k, &format!("{isa:?} gradient {m}x{k}x{n}"));
+            }
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_how_the_work_is_cut() {
+        for isa in isas() {
+            let (m, k, n) = (40, 700, 150);
+            let (a, b) = (values(m * k, 5), values(k * n, 6));
+            let mut whole = vec![0.0f32; m * n];
+            unsafe { nn(isa, m, k, n, a.as_ptr(), k, b.as_ptr(), n, whole.as_mut_ptr(), n, false) };
+            // rows cut at 24 and columns at 48, as threads share the work
+            let mut parts = vec![0.0f32; m * n];
+            for (r0, r1) in [(0, 24), (24, 40)] {
+                for (c0, c1) in [(0, 48), (48, 96), (96, 150)] {
+                    unsafe {
+                        nn(isa, r1 - r0, k, c1 - c0, a.as_ptr().add(r0 * k), k, b.as_ptr().add(c0), n, parts.as_mut_ptr().add(r0 * n + c0), n, false)
+                    };
+                }
+            }
+            assert!(whole == parts, "{isa:?}: cutting the product changed its values");
+        }
+    }
+}
