@@ -573,7 +573,9 @@ impl FusedVae {
                 name,
                 n_in,
                 n_out,
-                kernel: Slot::new(w.kernel.clone()),
+                // a kernel's gradient buffer is made only if it is needed (see
+                // `kernel_step`)
+                kernel: Slot { grad: Vec::new(), ..Slot::new(w.kernel.clone()) },
                 bias: Slot::new(w.bias.clone()),
             })
             .collect();
@@ -1073,18 +1075,20 @@ fn update_slot(slot: &mut Slot, opt: Opt, team: &Team) {
 
 /// The gradient of a kernel `W [n_in x n_out]` of a layer `y = x W + b`, i.e.
 /// `x^T dy` with `x [n x n_in]` and `dy [n x n_out]`, and the kernel's optimizer
-/// update, block by block: each block of the gradient (about 64k values) is updated
-/// right after it is computed, while it is still in cache, instead of being written to
+/// update. With the vector kernels (batches of at most `KERNELS_MAX_CELLS` cells), each
+/// tile of the gradient goes from the stack straight into the update and the gradient
+/// is never stored. Otherwise each block of the gradient (up to 1M values) is made by
+/// `matrixmultiply` and updated right after it is computed, instead of being written to
 /// memory whole and read back. The values are those of `matmul` followed by
 /// `update_slot`.
 #[allow(clippy::too_many_arguments)]
 fn kernel_step(team: &Team, opt: Opt, n_in: usize, n: usize, n_out: usize, x: &[f32], dy: &[f32], slot: &mut Slot) {
-    assert!(x.len() >= n * n_in && dy.len() >= n * n_out && slot.grad.len() == n_in * n_out, "kernel_step: sizes");
+    assert!(x.len() >= n * n_in && dy.len() >= n * n_out && slot.value.len() == n_in * n_out, "kernel_step: sizes");
     let c = begin_update(slot, opt.kind);
-    let ptrs = SlotPtrs::new(slot);
     let threads = team.threads();
     let (xp, dp) = (x.as_ptr() as usize, dy.as_ptr() as usize);
     if let (Some(isa), true) = (Isa::detect(), n <= KERNELS_MAX_CELLS) {
+        let ptrs = SlotPtrs::new(slot);
         // tiles of the gradient go from the stack straight into the update; parts are
         // blocks of whole tiles along the kernel's longer side, two per thread
         let by_rows = n_in >= n_out;
@@ -1107,6 +1111,9 @@ fn kernel_step(team: &Team, opt: Opt, n_in: usize, n: usize, n_out: usize, x: &[
         });
         return;
     }
+    // without the kernels: the gradient goes through memory, block by block
+    slot.grad.resize(n_in * n_out, 0.0);
+    let ptrs = SlotPtrs::new(slot);
     const BLOCK: usize = 1 << 20;
     let by_rows = n_in >= n_out;
     let len = if by_rows { n_in } else { n_out };
