@@ -71,13 +71,15 @@ pub(crate) fn tile_cols(isa: Isa, shape: Shape) -> usize {
 }
 
 /// The tile shape that computes the fewest padding values for a product of `rows x
-/// cols` results (ties: `Wide`).
+/// cols` results.
 pub(crate) fn best_shape(isa: Isa, rows: usize, cols: usize) -> Shape {
     let area = |shape: Shape| {
         let (mr, nr) = (tile_rows(isa, shape), tile_cols(isa, shape));
         rows.div_ceil(mr) * mr * cols.div_ceil(nr) * nr
     };
-    if area(Shape::Narrow) < area(Shape::Wide) {
+    // ties: the shape whose columns need no zero-padded copy of a last, partial strip
+    let edge = |shape: Shape| cols % tile_cols(isa, shape) != 0;
+    if (area(Shape::Narrow), edge(Shape::Narrow)) < (area(Shape::Wide), edge(Shape::Wide)) {
         Shape::Narrow
     } else {
         Shape::Wide
@@ -90,6 +92,30 @@ pub(crate) fn tile_rows(isa: Isa, shape: Shape) -> usize {
         (Isa::Avx512, Shape::Wide) => 8,
         (Isa::Avx512, Shape::Narrow) => 12,
         (Isa::Avx2, _) => 6,
+    }
+}
+
+/// `out = part`, or `out += part` when `add`, in fixed pieces of 16 values: a copy of a
+/// length known only at run time would be a call to `memcpy` for each row of a tile.
+#[inline(always)]
+fn store_row(out: &mut [f32], part: &[f32], add: bool) {
+    let mut out_pieces = out.chunks_exact_mut(16);
+    let mut part_pieces = part.chunks_exact(16);
+    for (o, p) in (&mut out_pieces).zip(&mut part_pieces) {
+        let o: &mut [f32; 16] = o.try_into().unwrap();
+        let p: &[f32; 16] = p.try_into().unwrap();
+        if add {
+            o.iter_mut().zip(p).for_each(|(o, &v)| *o += v);
+        } else {
+            *o = *p;
+        }
+    }
+    for (o, &v) in out_pieces.into_remainder().iter_mut().zip(part_pieces.remainder()) {
+        if add {
+            *o += v
+        } else {
+            *o = v
+        }
     }
 }
 
@@ -142,7 +168,7 @@ macro_rules! isa_tiles {
                     edge.resize(p.kc * nr, 0.0);
                     for kk in 0..p.kc {
                         let src = std::slice::from_raw_parts(p.b.add(kk * p.ldb + full), w);
-                        edge[kk * nr..kk * nr + w].copy_from_slice(src);
+                        store_row(&mut edge[kk * nr..kk * nr + w], src, false);
                     }
                 }
                 let edge_ptr = edge.as_ptr();
@@ -259,12 +285,7 @@ pub(crate) unsafe fn nn(
         tiles(isa, best_shape(isa, m, n), p, &mut |i0, rows, j0, w, t: &[f32], ldt| {
             for r in 0..rows {
                 let out = std::slice::from_raw_parts_mut(c.add((i0 + r) * ldc + j0), w);
-                let part = &t[r * ldt..r * ldt + w];
-                if add {
-                    out.iter_mut().zip(part).for_each(|(o, &v)| *o += v);
-                } else {
-                    out.copy_from_slice(part);
-                }
+                store_row(out, &t[r * ldt..r * ldt + w], add);
             }
         });
         k0 += kc;
@@ -313,12 +334,7 @@ pub(crate) unsafe fn nt_rows(isa: Isa, rows: usize, k: usize, mp: usize, w: *con
         tiles(isa, Shape::Narrow, p, &mut |i0, nrows, j0, wd, t: &[f32], ldt| {
             for r in 0..nrows {
                 let out = std::slice::from_raw_parts_mut(ct.add((i0 + r) * mp + j0), wd);
-                let part = &t[r * ldt..r * ldt + wd];
-                if add {
-                    out.iter_mut().zip(part).for_each(|(o, &v)| *o += v);
-                } else {
-                    out.copy_from_slice(part);
-                }
+                store_row(out, &t[r * ldt..r * ldt + wd], add);
             }
         });
         k0 += kc;
