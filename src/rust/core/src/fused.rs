@@ -32,7 +32,8 @@ use crate::weights::DenseWeights;
 const SPLIT_MIN_MADDS: usize = 1 << 19;
 /// Element-wise loops over fewer values than this run on one thread.
 const SPLIT_MIN_VALUES: usize = 1 << 14;
-/// Column sums of fewer values than this stay on one thread.
+/// Column sums, and copies of `A^T` for `product_nt`, of fewer values than this stay on
+/// one thread.
 const COL_SUMS_SPLIT_MIN: usize = 1 << 18;
 
 struct SendPtr<T = f32>(*mut T);
@@ -252,7 +253,8 @@ fn product_nt(team: &Team, isa: Isa, m: usize, k: usize, n: usize, a: &[f32], b:
         resize(ct, n * mp);
         let (ap, atp, bp, ctp, cp) = (a.as_ptr() as usize, SendPtr(at.as_mut_ptr()), b.as_ptr() as usize, SendPtr(ct.as_mut_ptr()), SendPtr(c.as_mut_ptr()));
         let threads = team.threads();
-        let pack_step = if threads > 1 && m * k >= SPLIT_MIN_VALUES { k.div_ceil(2 * threads) } else { k.max(1) };
+        // (a small copy stays on one thread: a region of its own costs more than it saves)
+        let pack_step = if threads > 1 && m * k >= COL_SUMS_SPLIT_MIN { k.div_ceil(2 * threads) } else { k.max(1) };
         // SAFETY: chunk q packs steps k0..k1, rows k0..k1 of `at` (sized k x mp above)
         team.run(k.div_ceil(pack_step), &|q| unsafe {
             let (k0, k1) = (q * pack_step, ((q + 1) * pack_step).min(k));

@@ -66,7 +66,8 @@ pub(crate) fn tile_cols(isa: Isa, shape: Shape) -> usize {
     match (isa, shape) {
         (Isa::Avx512, Shape::Wide) => 48,
         (Isa::Avx512, Shape::Narrow) => 32,
-        (Isa::Avx2, _) => 16,
+        (Isa::Avx2, Shape::Wide) => 24,
+        (Isa::Avx2, Shape::Narrow) => 16,
     }
 }
 
@@ -91,7 +92,8 @@ pub(crate) fn tile_rows(isa: Isa, shape: Shape) -> usize {
     match (isa, shape) {
         (Isa::Avx512, Shape::Wide) => 8,
         (Isa::Avx512, Shape::Narrow) => 12,
-        (Isa::Avx2, _) => 6,
+        (Isa::Avx2, Shape::Wide) => 4,
+        (Isa::Avx2, Shape::Narrow) => 6,
     }
 }
 
@@ -244,7 +246,8 @@ where
     match (isa, shape) {
         (Isa::Avx512, Shape::Wide) => tiles_avx512::<8, 3, E>(p, epi),
         (Isa::Avx512, Shape::Narrow) => tiles_avx512::<12, 2, E>(p, epi),
-        (Isa::Avx2, _) => tiles_avx2::<6, 2, E>(p, epi),
+        (Isa::Avx2, Shape::Wide) => tiles_avx2::<4, 3, E>(p, epi),
+        (Isa::Avx2, Shape::Narrow) => tiles_avx2::<6, 2, E>(p, epi),
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
