@@ -121,6 +121,43 @@ fn store_row(out: &mut [f32], part: &[f32], add: bool) {
     }
 }
 
+/// What is done with each tile of a product (see `tiles`). Implementations mark `tile`
+/// `#[inline(always)]`: it must be compiled into the vector code (a closure may be left
+/// out of line, and is then compiled without the vector instructions).
+pub(crate) trait Epilogue {
+    /// Tile rows `i0..i0 + rows`, columns `j0..j0 + w` of the product, valued
+    /// `t[r * ldt + j]`.
+    ///
+    /// # Safety
+    /// Whatever the implementation writes to was promised by its maker.
+    unsafe fn tile(&mut self, i0: usize, rows: usize, j0: usize, w: usize, t: &[f32], ldt: usize);
+}
+
+impl<F: FnMut(usize, usize, usize, usize, &[f32], usize)> Epilogue for F {
+    #[inline(always)]
+    unsafe fn tile(&mut self, i0: usize, rows: usize, j0: usize, w: usize, t: &[f32], ldt: usize) {
+        self(i0, rows, j0, w, t, ldt)
+    }
+}
+
+/// Stores tiles into `C` (`ldc` values per row, tile row `i` at row `i`), or adds them
+/// when `add`.
+struct Store {
+    c: *mut f32,
+    ldc: usize,
+    add: bool,
+}
+
+impl Epilogue for Store {
+    #[inline(always)]
+    unsafe fn tile(&mut self, i0: usize, rows: usize, j0: usize, w: usize, t: &[f32], ldt: usize) {
+        for r in 0..rows {
+            let out = std::slice::from_raw_parts_mut(self.c.add((i0 + r) * self.ldc + j0), w);
+            store_row(out, &t[r * ldt..r * ldt + w], self.add);
+        }
+    }
+}
+
 /// One product `A[m x kc] * B[kc x n]` cut into tiles. `A[i, kk]` is at
 /// `a + i * rsa + kk * csa`, `B[kk, j]` at `b + kk * ldb + j`. Tiles are visited by
 /// blocks of `cb` columns (rounded to whole tiles), in each block by rows of tiles.
@@ -144,16 +181,12 @@ thread_local! {
 
 macro_rules! isa_tiles {
     ($name:ident, $feat:literal, $lanes:expr, $zero:ident, $load:ident, $store:ident, $set1:ident, $fmadd:ident) => {
-        /// Calls `epi(i0, rows, j0, w, t, ldt)` for every tile: rows `i0..i0 + rows`,
-        /// columns `j0..j0 + w` of the product, whose values are `t[r * ldt + j]`.
+        /// Hands every tile of the product to `epi`.
         ///
         /// SAFETY: the CPU has the features; `p` describes readable matrices.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $feat)]
-        unsafe fn $name<const MR: usize, const NV: usize, E>(p: Tiles, epi: &mut E)
-        where
-            E: FnMut(usize, usize, usize, usize, &[f32], usize),
-        {
+        unsafe fn $name<const MR: usize, const NV: usize, E: Epilogue>(p: Tiles, epi: &mut E) {
             use std::arch::x86_64::*;
             const L: usize = $lanes;
             let nr = NV * L;
@@ -214,7 +247,7 @@ macro_rules! isa_tiles {
                                     $store(t.as_mut_ptr().add(r * nr + v * L), acc[r][v]);
                                 }
                             }
-                            epi(i0, rows, j0, w, &t[..MR * nr], nr);
+                            epi.tile(i0, rows, j0, w, &t[..MR * nr], nr);
                             j0 += nr;
                         }
                         i0 += MR;
@@ -235,10 +268,7 @@ isa_tiles!(tiles_avx2, "avx2,fma", 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256
 /// `isa` came from `Isa::detect`; `p` describes readable matrices: `A` rows `0..m`,
 /// steps `0..kc`, and `B` steps `0..kc`, columns `0..n`.
 #[inline(always)]
-pub(crate) unsafe fn tiles<E>(isa: Isa, shape: Shape, p: Tiles, epi: &mut E)
-where
-    E: FnMut(usize, usize, usize, usize, &[f32], usize),
-{
+pub(crate) unsafe fn tiles<E: Epilogue>(isa: Isa, shape: Shape, p: Tiles, epi: &mut E) {
     if p.m == 0 || p.n == 0 {
         return;
     }
@@ -285,12 +315,7 @@ pub(crate) unsafe fn nn(
         let kc = KC.min(k - k0);
         let add = accumulate || k0 > 0;
         let p = Tiles { m, kc, n, a: a.add(k0), rsa: lda, csa: 1, b: b.add(k0 * ldb), ldb, cb: 0 };
-        tiles(isa, best_shape(isa, m, n), p, &mut |i0, rows, j0, w, t: &[f32], ldt| {
-            for r in 0..rows {
-                let out = std::slice::from_raw_parts_mut(c.add((i0 + r) * ldc + j0), w);
-                store_row(out, &t[r * ldt..r * ldt + w], add);
-            }
-        });
+        tiles(isa, best_shape(isa, m, n), p, &mut Store { c, ldc, add });
         k0 += kc;
     }
 }
@@ -334,12 +359,7 @@ pub(crate) unsafe fn nt_rows(isa: Isa, rows: usize, k: usize, mp: usize, w: *con
         let kc = KC.min(k - k0);
         let add = k0 > 0;
         let p = Tiles { m: rows, kc, n: mp, a: w.add(k0), rsa: ldw, csa: 1, b: at.add(k0 * mp), ldb: mp, cb: mp };
-        tiles(isa, Shape::Narrow, p, &mut |i0, nrows, j0, wd, t: &[f32], ldt| {
-            for r in 0..nrows {
-                let out = std::slice::from_raw_parts_mut(ct.add((i0 + r) * mp + j0), wd);
-                store_row(out, &t[r * ldt..r * ldt + wd], add);
-            }
-        });
+        tiles(isa, Shape::Narrow, p, &mut Store { c: ct, ldc: mp, add });
         k0 += kc;
     }
 }
@@ -353,13 +373,27 @@ pub(crate) unsafe fn nt_rows(isa: Isa, rows: usize, k: usize, mp: usize, w: *con
 /// As `tiles`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(crate) unsafe fn gradient_tiles<E>(isa: Isa, rows: usize, cells: usize, cols: usize, x: *const f32, ldx: usize, dy: *const f32, ldy: usize, epi: &mut E)
-where
-    E: FnMut(usize, usize, usize, usize, &[f32], usize),
-{
+pub(crate) unsafe fn gradient_tiles<E: Epilogue>(isa: Isa, rows: usize, cells: usize, cols: usize, x: *const f32, ldx: usize, dy: *const f32, ldy: usize, epi: &mut E) {
     let cb = (1usize << 16) / cells.max(1);
     let p = Tiles { m: rows, kc: cells, n: cols, a: x, rsa: 1, csa: ldx, b: dy, ldb: ldy, cb };
     tiles(isa, best_shape(isa, rows, cols), p, epi)
+}
+
+/// Asks for the cache lines of `len` values from `p` (which need not point into an
+/// allocation: a prefetch never faults).
+#[inline(always)]
+pub(crate) fn prefetch(p: *const f32, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut o = 0;
+        while o < len {
+            // SAFETY: a prefetch reads nothing the program sees and cannot fault.
+            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.wrapping_add(o) as *const i8) };
+            o += 16;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, len);
 }
 
 #[cfg(test)]
