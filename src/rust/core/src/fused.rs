@@ -200,10 +200,11 @@ fn matmul_bias(team: &Team, m: usize, k: usize, n: usize, a: &[f32], a_t: bool, 
     });
 }
 
-/// How a product's result is shared among threads: `(cut_columns, step, parts)`, in
-/// steps of whole tiles, with about four parts per thread along the side that gives
-/// more of them (one part when it is too small to share).
-fn shares(team: &Team, m: usize, n: usize, madds: usize) -> (bool, usize, usize) {
+/// How work on `m x n` values, in tiles of `mr x nr`, is shared among threads:
+/// `(cut_columns, step, parts)`, in steps of whole tiles, with about four parts per
+/// thread along the side that gives more of them (one part when `madds` is too little
+/// work to share).
+fn shares(team: &Team, m: usize, n: usize, (mr, nr): (usize, usize), madds: usize) -> (bool, usize, usize) {
     let threads = team.threads();
     if threads <= 1 || madds < SPLIT_MIN_MADDS {
         return (true, n, 1);
@@ -212,8 +213,8 @@ fn shares(team: &Team, m: usize, n: usize, madds: usize) -> (bool, usize, usize)
         let step = len.div_ceil(4 * threads).div_ceil(unit) * unit;
         (step, len.div_ceil(step))
     };
-    let (col_step, col_parts) = cut(n, kernels::COL_UNIT);
-    let (row_step, row_parts) = cut(m, kernels::ROW_UNIT);
+    let (col_step, col_parts) = cut(n, nr);
+    let (row_step, row_parts) = cut(m, mr);
     if col_parts >= row_parts {
         (true, col_step, col_parts)
     } else {
@@ -226,7 +227,8 @@ fn shares(team: &Team, m: usize, n: usize, madds: usize) -> (bool, usize, usize)
 /// inner dimension.
 #[allow(clippy::too_many_arguments)]
 fn product_nn(team: &Team, isa: Isa, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], accumulate: bool, bias: Option<&[f32]>, c: &mut [f32]) {
-    let (by_cols, step, parts) = shares(team, m, n, m * n * k);
+    let shape = kernels::best_shape(isa, m, n);
+    let (by_cols, step, parts) = shares(team, m, n, kernels::tile(isa, shape), m * n * k);
     let len = if by_cols { n } else { m };
     let (ap, bp, cp) = (a.as_ptr() as usize, b.as_ptr() as usize, SendPtr(c.as_mut_ptr()));
     team.run(parts, &|p| {
@@ -242,7 +244,7 @@ fn product_nn(team: &Team, isa: Isa, m: usize, k: usize, n: usize, a: &[f32], b:
                 }
             }
             let (a0, b0) = ((ap as *const f32).add(r0 * k), (bp as *const f32).add(c0));
-            kernels::nn(isa, r1 - r0, k, c1 - c0, a0, k, b0, n, out.add(r0 * n + c0), n, accumulate || bias.is_some());
+            kernels::nn(isa, shape, r1 - r0, k, c1 - c0, a0, k, b0, n, out.add(r0 * n + c0), n, accumulate || bias.is_some());
         }
     });
 }
@@ -257,7 +259,7 @@ thread_local! {
 /// is read in place and only `A^T`, `k` rows of `m` cells, is packed.
 #[allow(clippy::too_many_arguments)]
 fn product_nt(team: &Team, isa: Isa, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], accumulate: bool, c: &mut [f32]) {
-    let nr = kernels::tile_cols(isa, kernels::Shape::Narrow);
+    let nr = kernels::tile(isa, kernels::Shape::Narrow).1;
     let mp = m.div_ceil(nr) * nr;
     NT_BUFFERS.with(|cell| {
         let mut bufs = cell.borrow_mut();
@@ -276,7 +278,8 @@ fn product_nt(team: &Team, isa: Isa, m: usize, k: usize, n: usize, a: &[f32], b:
         let (step, parts) = if threads <= 1 || m * n * k < SPLIT_MIN_MADDS {
             (n, 1)
         } else {
-            let step = n.div_ceil(4 * threads).div_ceil(kernels::ROW_UNIT) * kernels::ROW_UNIT;
+            let mr = kernels::tile(isa, kernels::Shape::Narrow).0;
+            let step = n.div_ceil(4 * threads).div_ceil(mr) * mr;
             (step, n.div_ceil(step))
         };
         team.run(parts, &|p| {
@@ -1143,7 +1146,9 @@ fn kernel_step(team: &Team, opt: Opt, n_in: usize, n: usize, n_out: usize, x: &[
         // tiles of the gradient go from the stack straight into the update; parts are
         // blocks of whole tiles along the kernel's longer side, two per thread
         let by_rows = n_in >= n_out;
-        let (len, unit) = if by_rows { (n_in, kernels::ROW_UNIT) } else { (n_out, kernels::COL_UNIT) };
+        let shape = kernels::best_shape(isa, n_in, n_out);
+        let (mr, nr) = kernels::tile(isa, shape);
+        let (len, unit) = if by_rows { (n_in, mr) } else { (n_out, nr) };
         let share = threads > 1 && n_in * n_out * n >= SPLIT_MIN_MADDS;
         let step = if share { len.div_ceil(2 * threads).div_ceil(unit) * unit } else { len.max(1) };
         team.run(len.div_ceil(step), &|b| {
@@ -1154,7 +1159,7 @@ fn kernel_step(team: &Team, opt: Opt, n_in: usize, n: usize, n_out: usize, x: &[
             unsafe {
                 let (x0, d0) = ((xp as *const f32).add(r0), (dp as *const f32).add(c0));
                 let mut update = UpdateTiles { ptrs, opt, c, first: r0 * n_out + c0, n_out, fetch };
-                kernels::gradient_tiles(isa, r1 - r0, n, c1 - c0, x0, n_in, d0, n_out, &mut update);
+                kernels::gradient_tiles(isa, shape, r1 - r0, n, c1 - c0, x0, n_in, d0, n_out, &mut update);
             }
         });
         return;

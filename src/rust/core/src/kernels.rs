@@ -23,10 +23,6 @@ use std::cell::RefCell;
 
 /// Inner-dimension steps per block of the forward products.
 pub(crate) const KC: usize = 256;
-/// Row and column counts that are whole numbers of tiles for every tile shape below;
-/// callers cut work among threads in multiples of these.
-pub(crate) const ROW_UNIT: usize = 24;
-pub(crate) const COL_UNIT: usize = 48;
 /// Values the tile buffer holds (the largest `MR x NR`).
 const TILE_MAX: usize = 384;
 
@@ -61,39 +57,40 @@ pub(crate) enum Shape {
     Narrow,
 }
 
-/// `NR`, the tile's columns, for `isa` and `shape`.
-pub(crate) fn tile_cols(isa: Isa, shape: Shape) -> usize {
+/// `(MR, NV)`: a tile's rows and vectors of columns, for `isa` and `shape`. The one
+/// table of tile shapes: `tiles` instantiates its kernels from it.
+const fn tile_regs(isa: Isa, shape: Shape) -> (usize, usize) {
     match (isa, shape) {
-        (Isa::Avx512, Shape::Wide) => 48,
-        (Isa::Avx512, Shape::Narrow) => 32,
-        (Isa::Avx2, Shape::Wide) => 24,
-        (Isa::Avx2, Shape::Narrow) => 16,
+        (Isa::Avx512, Shape::Wide) => (8, 3),
+        (Isa::Avx512, Shape::Narrow) => (12, 2),
+        (Isa::Avx2, Shape::Wide) => (4, 3),
+        (Isa::Avx2, Shape::Narrow) => (6, 2),
     }
+}
+
+/// `(MR, NR)`: a tile's rows and columns, for `isa` and `shape`.
+pub(crate) fn tile(isa: Isa, shape: Shape) -> (usize, usize) {
+    let (mr, nv) = tile_regs(isa, shape);
+    let lanes = match isa {
+        Isa::Avx512 => 16,
+        Isa::Avx2 => 8,
+    };
+    (mr, nv * lanes)
 }
 
 /// The tile shape that computes the fewest padding values for a product of `rows x
 /// cols` results.
 pub(crate) fn best_shape(isa: Isa, rows: usize, cols: usize) -> Shape {
     let area = |shape: Shape| {
-        let (mr, nr) = (tile_rows(isa, shape), tile_cols(isa, shape));
+        let (mr, nr) = tile(isa, shape);
         rows.div_ceil(mr) * mr * cols.div_ceil(nr) * nr
     };
     // ties: the shape whose columns need no zero-padded copy of a last, partial strip
-    let edge = |shape: Shape| cols % tile_cols(isa, shape) != 0;
+    let edge = |shape: Shape| cols % tile(isa, shape).1 != 0;
     if (area(Shape::Narrow), edge(Shape::Narrow)) < (area(Shape::Wide), edge(Shape::Wide)) {
         Shape::Narrow
     } else {
         Shape::Wide
-    }
-}
-
-/// `MR`, the tile's rows, for `isa` and `shape`.
-pub(crate) fn tile_rows(isa: Isa, shape: Shape) -> usize {
-    match (isa, shape) {
-        (Isa::Avx512, Shape::Wide) => 8,
-        (Isa::Avx512, Shape::Narrow) => 12,
-        (Isa::Avx2, Shape::Wide) => 4,
-        (Isa::Avx2, Shape::Narrow) => 6,
     }
 }
 
@@ -133,6 +130,8 @@ pub(crate) trait Epilogue {
     unsafe fn tile(&mut self, i0: usize, rows: usize, j0: usize, w: usize, t: &[f32], ldt: usize);
 }
 
+/// Closures as epilogues, for the tests (the step's own epilogues are types).
+#[cfg(test)]
 impl<F: FnMut(usize, usize, usize, usize, &[f32], usize)> Epilogue for F {
     #[inline(always)]
     unsafe fn tile(&mut self, i0: usize, rows: usize, j0: usize, w: usize, t: &[f32], ldt: usize) {
@@ -274,10 +273,22 @@ pub(crate) unsafe fn tiles<E: Epilogue>(isa: Isa, shape: Shape, p: Tiles, epi: &
     }
     #[cfg(target_arch = "x86_64")]
     match (isa, shape) {
-        (Isa::Avx512, Shape::Wide) => tiles_avx512::<8, 3, E>(p, epi),
-        (Isa::Avx512, Shape::Narrow) => tiles_avx512::<12, 2, E>(p, epi),
-        (Isa::Avx2, Shape::Wide) => tiles_avx2::<4, 3, E>(p, epi),
-        (Isa::Avx2, Shape::Narrow) => tiles_avx2::<6, 2, E>(p, epi),
+        (Isa::Avx512, Shape::Wide) => {
+            const T: (usize, usize) = tile_regs(Isa::Avx512, Shape::Wide);
+            tiles_avx512::<{ T.0 }, { T.1 }, E>(p, epi)
+        }
+        (Isa::Avx512, Shape::Narrow) => {
+            const T: (usize, usize) = tile_regs(Isa::Avx512, Shape::Narrow);
+            tiles_avx512::<{ T.0 }, { T.1 }, E>(p, epi)
+        }
+        (Isa::Avx2, Shape::Wide) => {
+            const T: (usize, usize) = tile_regs(Isa::Avx2, Shape::Wide);
+            tiles_avx2::<{ T.0 }, { T.1 }, E>(p, epi)
+        }
+        (Isa::Avx2, Shape::Narrow) => {
+            const T: (usize, usize) = tile_regs(Isa::Avx2, Shape::Narrow);
+            tiles_avx2::<{ T.0 }, { T.1 }, E>(p, epi)
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -287,13 +298,15 @@ pub(crate) unsafe fn tiles<E: Epilogue>(isa: Isa, shape: Shape, p: Tiles, epi: &
 }
 
 /// `C[m x n] = A[m x k] * B[k x n]`, or `C += A * B` when `accumulate`; all row-major
-/// with leading dimensions `lda`, `ldb`, `ldc`.
+/// with leading dimensions `lda`, `ldb`, `ldc`; in tiles of `shape` (any shape gives
+/// the same values).
 ///
 /// # Safety
 /// As `tiles`; `C` is writable over `m` rows of `ldc` values and no other thread uses it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn nn(
     isa: Isa,
+    shape: Shape,
     m: usize,
     k: usize,
     n: usize,
@@ -315,7 +328,7 @@ pub(crate) unsafe fn nn(
         let kc = KC.min(k - k0);
         let add = accumulate || k0 > 0;
         let p = Tiles { m, kc, n, a: a.add(k0), rsa: lda, csa: 1, b: b.add(k0 * ldb), ldb, cb: 0 };
-        tiles(isa, best_shape(isa, m, n), p, &mut Store { c, ldc, add });
+        tiles(isa, shape, p, &mut Store { c, ldc, add });
         k0 += kc;
     }
 }
@@ -345,7 +358,7 @@ pub(crate) unsafe fn pack_transposed(m: usize, mp: usize, k0: usize, k1: usize, 
 
 /// Rows of `CT = W * A^T`: `ct[i * mp + r] = sum_kk W[i, kk] * at[kk * mp + r]` for
 /// `rows` rows of `W` (`ldw` apart) and `k` steps; `at` from `pack_transposed`, `mp` a
-/// multiple of `tile_cols(isa, Shape::Narrow)`.
+/// multiple of `tile(isa, Shape::Narrow).1`.
 ///
 /// # Safety
 /// As `tiles`; `ct` writable over `rows * mp` values, used by no other thread.
@@ -373,10 +386,10 @@ pub(crate) unsafe fn nt_rows(isa: Isa, rows: usize, k: usize, mp: usize, w: *con
 /// As `tiles`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(crate) unsafe fn gradient_tiles<E: Epilogue>(isa: Isa, rows: usize, cells: usize, cols: usize, x: *const f32, ldx: usize, dy: *const f32, ldy: usize, epi: &mut E) {
+pub(crate) unsafe fn gradient_tiles<E: Epilogue>(isa: Isa, shape: Shape, rows: usize, cells: usize, cols: usize, x: *const f32, ldx: usize, dy: *const f32, ldy: usize, epi: &mut E) {
     let cb = (1usize << 16) / cells.max(1);
     let p = Tiles { m: rows, kc: cells, n: cols, a: x, rsa: 1, csa: ldx, b: dy, ldb: ldy, cb };
-    tiles(isa, best_shape(isa, rows, cols), p, epi)
+    tiles(isa, shape, p, epi)
 }
 
 /// Asks for the cache lines of `len` values from `p` (which need not point into an
@@ -462,13 +475,13 @@ mod tests {
                 // C = A B, into a wider C (ldc > n) whose extra columns must survive
                 let ldc = n + 3;
                 let mut c = vec![7.0f32; m * ldc];
-                unsafe { nn(isa, m, k, n, a.as_ptr(), k, b.as_ptr(), n, c.as_mut_ptr(), ldc, false) };
+                unsafe { nn(isa, best_shape(isa, m, n), m, k, n, a.as_ptr(), k, b.as_ptr(), n, c.as_mut_ptr(), ldc, false) };
                 let got: Vec<f32> = (0..m).flat_map(|i| c[i * ldc..i * ldc + n].to_vec()).collect();
                 assert_close(&got, &want, k, &format!("{isa:?} nn {m}x{k}x{n}"));
                 assert!((0..m).all(|i| c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == 7.0)), "{isa:?}: wrote past n");
                 // C += A B
                 let mut c2 = vec![1.0f32; m * n];
-                unsafe { nn(isa, m, k, n, a.as_ptr(), k, b.as_ptr(), n, c2.as_mut_ptr(), n, true) };
+                unsafe { nn(isa, Shape::Narrow, m, k, n, a.as_ptr(), k, b.as_ptr(), n, c2.as_mut_ptr(), n, true) };
                 let want2: Vec<f64> = want.iter().map(|v| v + 1.0).collect();
                 assert_close(&c2, &want2, k, &format!("{isa:?} nn+= {m}x{k}x{n}"));
 
@@ -476,7 +489,7 @@ mod tests {
                 let w = values(n * k, 3);
                 let wt: Vec<f32> = (0..k).flat_map(|kk| (0..n).map(|j| w[j * k + kk]).collect::<Vec<_>>()).collect();
                 let want_t = reference(m, k, n, &a, k, 1, &wt, n);
-                let nr = tile_cols(isa, Shape::Narrow);
+                let nr = tile(isa, Shape::Narrow).1;
                 let mp = m.div_ceil(nr) * nr;
                 let mut at = vec![f32::NAN; k * mp];
                 unsafe { pack_transposed(m, mp, 0, k, a.as_ptr(), k, at.as_mut_ptr()) };
@@ -490,8 +503,11 @@ mod tests {
                 let want_g = reference(m, k, n, &x, 1, m, &b, n);
                 let mut g = vec![f32::NAN; m * n];
                 let mut seen = vec![0u8; m * n];
+                let shape = best_shape(isa, m, n);
+                let nr = tile(isa, shape).1;
                 unsafe {
-                    gradient_tiles(isa, m, k, n, x.as_ptr(), m, b.as_ptr(), n, &mut |i0, rows, j0, wd, t: &[f32], ldt| {
+                    gradient_tiles(isa, shape, m, k, n, x.as_ptr(), m, b.as_ptr(), n, &mut |i0, rows, j0, wd, t: &[f32], ldt| {
+                        assert_eq!(ldt, nr, "{isa:?}: tiles as wide as `tile` says");
                         for r in 0..rows {
                             for j in 0..wd {
                                 g[(i0 + r) * n + j0 + j] = t[r * ldt + j];
@@ -512,13 +528,14 @@ mod tests {
             let (m, k, n) = (40, 700, 150);
             let (a, b) = (values(m * k, 5), values(k * n, 6));
             let mut whole = vec![0.0f32; m * n];
-            unsafe { nn(isa, m, k, n, a.as_ptr(), k, b.as_ptr(), n, whole.as_mut_ptr(), n, false) };
-            // rows cut at 24 and columns at 48, as threads share the work
+            unsafe { nn(isa, Shape::Wide, m, k, n, a.as_ptr(), k, b.as_ptr(), n, whole.as_mut_ptr(), n, false) };
+            // cut into blocks of rows and columns as threads share the work, and in
+            // tiles of the other shape
             let mut parts = vec![0.0f32; m * n];
             for (r0, r1) in [(0, 24), (24, 40)] {
                 for (c0, c1) in [(0, 48), (48, 96), (96, 150)] {
                     unsafe {
-                        nn(isa, r1 - r0, k, c1 - c0, a.as_ptr().add(r0 * k), k, b.as_ptr().add(c0), n, parts.as_mut_ptr().add(r0 * n + c0), n, false)
+                        nn(isa, Shape::Narrow, r1 - r0, k, c1 - c0, a.as_ptr().add(r0 * k), k, b.as_ptr().add(c0), n, parts.as_mut_ptr().add(r0 * n + c0), n, false)
                     };
                 }
             }
