@@ -44,9 +44,12 @@ as_sce <- function(x, real = FALSE) {
     genes <- colnames(x$x_gen) %||% colnames(x$x_train)
     assay_name <- attr(x, "assay") %||% "logcounts"
     counts_model <- identical(assay_name, "counts")
-    values <- if (real) rbind(.as_cells_by_genes(x$x_train, counts_model), .as_cells_by_genes(x$x_gen, counts_model))
-              else .as_cells_by_genes(x$x_gen, counts_model)
-    values <- if (counts_model) methods::as(Matrix::t(values), "CsparseMatrix") else t(values)
+    # genes x cells, as Bioconductor stores them
+    part <- function(m) {
+        m <- .genes_by_cells(m)
+        if (counts_model) methods::as(methods::as(m, "CsparseMatrix"), "generalMatrix") else as.matrix(m)
+    }
+    values <- if (real) cbind(part(x$x_train), part(x$x_gen)) else part(x$x_gen)
     dimnames(values) <- list(genes, cells)
     cd <- S4Vectors::DataFrame(origin = factor(rep(c("real", "generated"), c(n_real, n_gen)),
                                                levels = c("real", "generated")),
@@ -62,10 +65,6 @@ as_sce <- function(x, real = FALSE) {
         stats::setNames(list(values), assay_name)
     }
     SingleCellExperiment::SingleCellExperiment(assays = assays, colData = cd)
-}
-
-.as_cells_by_genes <- function(m, sparse) {
-    if (sparse) methods::as(m, "CsparseMatrix") else as.matrix(m)
 }
 
 # as(gen, "SingleCellExperiment"), registered when the namespace loads.

@@ -55,20 +55,18 @@
 #'   from `colData` silently), the name of a `colData(object)` column, or a
 #'   vector with one label per cell.
 #' @param likelihood Character scalar, the model of the data given the latent
-#'   code:
-#'   * `"bce"` (default, as VAExprs): Bernoulli cross-entropy of per-gene
-#'     min-max-scaled values, for any non-negative or log-scale expression;
-#'     generates smooth values on the scale of the training data.
-#'   * `"mse"`: squared error of the same scaled values.
-#'   * `"poisson"`, `"nb"` (negative binomial, a dispersion per gene) and
-#'     `"zinb"` (zero-inflated NB, dropout per gene and cell): count models for
-#'     raw UMI counts. The encoder reads `log1p` of library-size-normalised
-#'     counts (counts per 10,000), so the latent space describes composition
-#'     rather than depth; the decoder gives per-gene proportions (softmax)
-#'     that times the cell's library size are the means. The loss is the
-#'     exact negative log-likelihood (lgamma terms included), so `history`
-#'     values are comparable across runs and models of the same data.
-#'     [gen_exprs()] then draws integer counts.
+#'   code: one of `likelihoods()$name` (see [likelihoods()]). `"bce"` (the
+#'   default, as VAExprs) is the Bernoulli cross-entropy of per-gene
+#'   min-max-scaled values, for any non-negative or log-scale expression, and
+#'   generates smooth values on the scale of the training data. The count
+#'   likelihoods (`likelihoods()$counts`, e.g. `"nb"`, negative binomial with a
+#'   dispersion per gene, or `"zinb"`, zero-inflated) model raw UMI counts: the
+#'   encoder reads `log1p` of library-size-normalised counts (counts per
+#'   10,000), so the latent space describes composition rather than depth; the
+#'   decoder gives per-gene proportions (softmax) that times the cell's library
+#'   size are the means. Their loss is the exact negative log-likelihood
+#'   (lgamma terms included), so `history` values are comparable across runs
+#'   and models of the same data, and [gen_exprs()] draws integer counts.
 #'
 #'   `"bce"` stays the default for every input, a SingleCellExperiment with a
 #'   counts assay included, so that VAExprs code (whose `yan` example stores
@@ -109,8 +107,9 @@
 #' \describe{
 #'   \item{`model`}{The architecture and the trained weights (class
 #'     `exprsgen_model`; see [plot_vae()]).}
-#'   \item{`preprocessing`}{The training (and validation) data and labels as
-#'     prepared, and the scaling parameters (`minmax`).}
+#'   \item{`preprocessing`}{The training (and validation) data as prepared,
+#'     genes in rows and cells in columns, their labels, and the scaling
+#'     parameters (`minmax`).}
 #'   \item{`history`}{A data.frame with one row per epoch: `loss`,
 #'     `val_loss` (NA without validation cells) and the parts of the loss
 #'     (`reconstruction`, `kl`).}
@@ -135,7 +134,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
                     epochs, batch_size, preprocessing = NULL, use_generator = FALSE,
                     optimizer = "adam", validation_split = 0, callbacks = NULL,
                     assay.type = "counts", labels = NULL,
-                    likelihood = c("bce", "mse", "poisson", "nb", "zinb"), seed = NULL,
+                    likelihood = "bce", seed = NULL,
                     num.threads = 1L, verbose = TRUE) {
     call <- rlang::current_env()
     # Cheap checks first, before any data is touched.
@@ -152,8 +151,8 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     verbose <- .check_flag(verbose, "verbose")
     .check_flag(use_generator, "use_generator")
     optimizer <- .as_optimizer(optimizer)
-    likelihood <- .check_choice(likelihood, "likelihood")
-    counts <- likelihood %in% c("poisson", "nb", "zinb")
+    likelihood <- .check_one_of(likelihood, .vocabulary()$likelihoods$name, "likelihood")
+    counts <- .is_count_likelihood(likelihood)
     stopping <- .as_early_stopping(callbacks)
     layers_given <- c(encoder = !missing(encoder_layers), decoder = !missing(decoder_layers))
     if (sum(layers_given) == 1L) {
@@ -167,7 +166,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
         .prepare_inputs(object, x_train, x_val, y_train, y_val, assay.type, labels,
                         validation_split, counts, call)
     } else {
-        .check_preprocessing(preprocessing, call)
+        .upgrade_preprocessing(.check_preprocessing(preprocessing, call))
     }
     n_genes <- length(prep$genes)
     classes <- if (is.null(prep$y_train)) character(0) else levels(prep$y_train)
@@ -190,7 +189,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
             prep$transform <- list(type = "counts", target_sum = 1e4)
         } else {
             prep$minmax <- if (!.is_delayed(prep$x_train)) {
-                .eg_minmax(prep$x_train, prep$cells_in_rows)
+                .eg_minmax(prep$x_train)
             } else {
                 # fitted on the training cells only: scan again after a split
                 s <- if (is.null(prep$x_val)) prep$scan else .scan_cells(prep$x_train, "x_train", FALSE, call)
@@ -221,13 +220,23 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
               class = "exprsgen_fit")
 }
 
-# The training engine: option exprsgen.engine, "fused" (default) or "burn".
+# The training engine: option exprsgen.engine, "fused" (default) or another of the
+# core's engines ("burn").
 .engine <- function(call = rlang::caller_env()) {
     engine <- getOption("exprsgen.engine", "fused")
-    if (!(is.character(engine) && length(engine) == 1L && engine %in% c("fused", "burn"))) {
-        .abort("Option {.code exprsgen.engine} must be {.val fused} or {.val burn}.", call = call)
+    engines <- .vocabulary()$engines
+    if (!(is.character(engine) && length(engine) == 1L && engine %in% engines)) {
+        .abort("Option {.code exprsgen.engine} must be one of {.val {engines}}.", call = call)
     }
     engine
+}
+
+# `x` as one of `choices` (a character vector), or an error naming `name`.
+.check_one_of <- function(x, choices, name, call = rlang::caller_env()) {
+    if (!is.character(x) || length(x) != 1L || is.na(x) || !x %in% choices) {
+        .abort("{.arg {name}} must be one of {.val {choices}}.", call = call)
+    }
+    x
 }
 
 .check_choice <- function(x, name, call = rlang::caller_env()) {
@@ -249,7 +258,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
 }
 
 .check_preprocessing <- function(p, call) {
-    need <- c("x_train", "cells_in_rows", "genes", "transform")
+    need <- c("x_train", "genes", "transform")
     if (!is.list(p) || !all(need %in% names(p))) {
         .abort("{.arg preprocessing} must be the {.code $preprocessing} of an earlier {.fn fit_vae} result.",
                call = call)
@@ -296,138 +305,6 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
          classes = classes)
 }
 
-# The epoch loop, driven from R: progress after each epoch, early stopping, and a
-# clean stop on interrupt (the model of the last complete epoch is kept).
-.train <- function(spec, train, prep, epochs, stopping, verbose) {
-    trainer <- .eg_trainer_new(spec, train)
-    codes <- function(y) if (is.null(y)) NULL else as.integer(y)
-    # The core gathers whole cells; in a dense matrix with cells in rows each value of a
-    # cell lies in another column (a cache miss per value), so training reads a
-    # genes x cells copy, made once here and freed when training ends.
-    x_train <- prep$x_train
-    x_val <- prep$x_val
-    cells_in_rows <- prep$cells_in_rows
-    if (cells_in_rows && is.matrix(x_train)) {
-        x_train <- t(x_train)
-        if (!is.null(x_val)) x_val <- t(as.matrix(x_val))
-        cells_in_rows <- FALSE
-    }
-    y_train <- codes(prep$y_train)
-    y_val <- codes(prep$y_val)
-    has_val <- !is.null(prep$x_val)
-    monitor <- NULL
-    if (!is.null(stopping)) {
-        monitor <- stopping$monitor
-        if (monitor == "val_loss" && !has_val) {
-            cli::cli_warn(c("Early stopping monitors {.val val_loss} but there are no validation cells.",
-                            i = "Monitoring the training {.val loss} instead."))
-            monitor <- "loss"
-        }
-    }
-    hist <- matrix(NA_real_, epochs, 6,
-                   dimnames = list(NULL, c("loss", "val_loss", "reconstruction", "kl",
-                                           "val_reconstruction", "val_kl")))
-    timing <- matrix(NA_real_, epochs, 2, dimnames = list(NULL, c("wall", "cpu")))
-    cpu_now <- function() sum(proc.time()[c("user.self", "sys.self")])
-    best <- list(value = Inf, epoch = NA_integer_)
-    wait <- 0L
-    done <- 0L
-    stop_reason <- "completed"
-    progress <- .progress(epochs, has_val, verbose)
-    start <- proc.time()[["elapsed"]]
-    tryCatch({
-        for (epoch in seq_len(epochs)) {
-            t0 <- c(proc.time()[["elapsed"]], cpu_now())
-            st <- .pass(trainer, x_train, cells_in_rows, y_train, prep$transform,
-                        TRUE, train$batch_size)
-            hist[epoch, c("loss", "reconstruction", "kl")] <- st
-            done <- epoch
-            timing[epoch, ] <- c(proc.time()[["elapsed"]], cpu_now()) - t0
-            if (has_val) {
-                sv <- .pass(trainer, x_val, cells_in_rows, y_val, prep$transform,
-                            FALSE, train$batch_size)
-                hist[epoch, c("val_loss", "val_reconstruction", "val_kl")] <- sv
-            }
-            progress$update(epoch, hist[epoch, "loss"], hist[epoch, "val_loss"])
-            if (!is.null(monitor)) {
-                value <- hist[epoch, monitor]
-                reference <- if (is.finite(best$value)) best$value else
-                    if (is.null(stopping$baseline)) Inf else stopping$baseline
-                if (value < reference - stopping$min_delta) {
-                    best <- list(value = value, epoch = epoch)
-                    wait <- 0L
-                    if (stopping$restore_best_weights) .eg_trainer_snapshot(trainer)
-                } else {
-                    wait <- wait + 1L
-                    if (wait >= stopping$patience) {  # as keras: `patience` epochs without improvement
-                        stop_reason <- "early_stopping"
-                        break
-                    }
-                }
-            }
-        }
-    }, interrupt = function(e) {
-        stop_reason <<- "interrupted"
-    })
-    seconds <- proc.time()[["elapsed"]] - start
-    progress$done(done, seconds, stop_reason, hist[max(done, 1L), ])
-    if (done == 0L) {
-        .abort("Training was interrupted before the first epoch completed; no model to return.",
-               class = "exprsgen_error_interrupted", call = NULL)
-    }
-    weights <- NULL
-    if (!is.null(stopping) && stopping$restore_best_weights && !is.na(best$epoch)) {
-        weights <- .eg_trainer_weights(trainer, snapshot = TRUE)
-    }
-    if (is.null(weights)) weights <- .eg_trainer_weights(trainer)
-    if (stop_reason == "interrupted") {
-        cli::cli_warn("Training was interrupted after {done} epoch{?s}; the model of that epoch is returned.",
-                      class = "exprsgen_warning_interrupted")
-    }
-    history <- data.frame(epoch = seq_len(done), hist[seq_len(done), , drop = FALSE])
-    list(weights = weights, history = history, stop_reason = stop_reason,
-         best_epoch = best$epoch, seconds = seconds,
-         epoch_seconds = data.frame(epoch = seq_len(done), timing[seq_len(done), , drop = FALSE]))
-}
-
-# Progress reporting: a cli progress bar in interactive sessions, a line every
-# tenth of the run otherwise (Rscript, knitr).
-.progress <- function(epochs, has_val, verbose, envir = parent.frame()) {
-    fmt <- function(epoch, loss, val) {
-        paste0("epoch ", epoch, "/", epochs, "  loss ", format(signif(loss, 5)),
-               if (has_val && !is.na(val)) paste0("  val_loss ", format(signif(val, 5))))
-    }
-    if (!verbose) {
-        return(list(update = function(...) NULL, done = function(...) NULL))
-    }
-    if (interactive()) {
-        # The bar belongs to the caller's frame (.train), so it ends with it.
-        bar <- cli::cli_progress_bar("Training", total = epochs, clear = TRUE,
-                                     format = "{cli::pb_bar} {cli::pb_status} | ETA {cli::pb_eta}",
-                                     .envir = envir)
-        list(update = function(epoch, loss, val) {
-            cli::cli_progress_update(id = bar, set = epoch, status = fmt(epoch, loss, val),
-                                     .envir = envir)
-        }, done = function(done, seconds, reason, row) {
-            cli::cli_progress_done(id = bar, .envir = envir)
-            .progress_summary(done, seconds, reason, fmt(done, row[["loss"]], row[["val_loss"]]))
-        })
-    } else {
-        every <- max(1L, epochs %/% 10L)
-        list(update = function(epoch, loss, val) {
-            if (epoch == 1L || epoch %% every == 0L) cli::cli_text(fmt(epoch, loss, val))
-        }, done = function(done, seconds, reason, row) {
-            .progress_summary(done, seconds, reason, fmt(done, row[["loss"]], row[["val_loss"]]))
-        })
-    }
-}
-
-.progress_summary <- function(done, seconds, reason, last) {
-    why <- switch(reason, completed = "", early_stopping = " (early stopping)",
-                  interrupted = " (interrupted)")
-    cli::cli_alert_success("Trained {done} epoch{?s} in {format(round(seconds, 1), nsmall = 1)} s{why}: {last}")
-}
-
 #' @method print exprsgen_fit
 #' @export
 print.exprsgen_fit <- function(x, ...) {
@@ -435,8 +312,7 @@ print.exprsgen_fit <- function(x, ...) {
     cat("<exprsgen fit> ", if (s$n_classes) "conditional VAE" else "VAE", ": ",
         s$n_genes, " genes, latent dimension ", s$latent_dim, "\n", sep = "")
     if (s$n_classes) cat("  classes: ", paste(s$classes, collapse = ", "), "\n", sep = "")
-    n_cells <- if (x$preprocessing$cells_in_rows) nrow(x$preprocessing$x_train) else
-        ncol(x$preprocessing$x_train)
+    n_cells <- ncol(.upgrade_preprocessing(x$preprocessing)$x_train)
     cat("  trained on ", n_cells, " cells for ", x$params$epochs_run, " epoch",
         if (x$params$epochs_run != 1) "s", " (", x$params$stop_reason, ") in ",
         format(round(x$params$seconds, 1), nsmall = 1), " s, ",
@@ -458,11 +334,6 @@ print.exprsgen_model <- function(x, ...) {
 }
 
 .n_parameters <- function(spec) {
-    ins <- c(spec$n_genes + spec$n_classes, spec$encoder_units)
-    enc <- sum((ins[-length(ins)] + 1) * spec$encoder_units)
-    h <- ins[length(ins)]
-    lat <- 2 * (h + 1) * spec$latent_dim
-    dins <- c(spec$latent_dim + spec$n_classes, spec$decoder_units)
-    dec <- sum((dins[-length(dins)] + 1) * spec$decoder_units)
-    enc + lat + dec
+    b <- .blocks(spec)
+    sum(b$n_in * b$n_out + b$n_out)
 }

@@ -81,22 +81,20 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     if (!is.null(batch_size)) .check_count(batch_size, "batch_size")
     .check_flag(use_generator, "use_generator")
     spec <- x$model$spec
-    w <- x$model$weights
-    prep <- x$preprocessing
+    prep <- .upgrade_preprocessing(x$preprocessing)
     counts_model <- identical(prep$transform$type, "counts")
     codes <- if (spec$n_classes) as.integer(prep$y_train) else NULL
-    train_cells <- if (prep$cells_in_rows) rownames(prep$x_train) else colnames(prep$x_train)
+    train_cells <- colnames(prep$x_train)
     pool <- .pool_cells(cells, latent, train_cells)
     sizes <- .class_sizes(spec, labels, num_samples, missing(num_samples), codes, pool)
     num_samples <- sum(sizes)
 
-    enc <- .encode_cells(spec, w, prep, codes)
+    # the weights cross into the core once, for encoding and decoding
+    handle <- .eg_model_new(x$model, x$params$num.threads %||% 1L)
+    enc <- .encode_cells(handle, prep, codes)
     latent_vector <- enc$mean
     dimnames(latent_vector) <- list(train_cells, paste("latent", seq_len(spec$latent_dim)))
-    library_sizes <- if (counts_model) {
-        prep$library_size %||% (if (prep$cells_in_rows) Matrix::rowSums(prep$x_train) else
-            .col_sums(prep$x_train))
-    }
+    library_sizes <- if (counts_model) prep$library_size %||% .col_sums(prep$x_train)
 
     # Class of every generated cell, then its latent code (and library size).
     gen_codes <- if (spec$n_classes) rep(seq_len(spec$n_classes), sizes) else NULL
@@ -122,19 +120,19 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     gen_names <- paste0("gen", seq_len(num_samples))
     if (counts_model) {
         seed <- sample.int(.Machine$integer.max, 1L)
-        csc <- .eg_decode_counts(spec, w, z, gen_codes, log_library, seed)
+        csc <- .eg_decode_counts(handle, z, gen_codes, log_library, seed)
         # CSC slots of genes x cells are the CSR slots of cells x genes.
         x_gen <- methods::new("dgRMatrix", p = csc$p, j = csc$i, x = csc$x,
                               Dim = c(num_samples, spec$n_genes),
                               Dimnames = list(gen_names, prep$genes))
     } else {
-        x_gen <- .eg_decode(spec, w, z, gen_codes, prep$minmax, cells_in_rows = TRUE)
+        x_gen <- .eg_decode(handle, z, gen_codes, prep$minmax, cells_in_rows = TRUE)
         dimnames(x_gen) <- list(gen_names, prep$genes)
     }
     y_gen <- if (spec$n_classes) factor(spec$classes[gen_codes], levels = spec$classes)
-    x_train <- if (prep$cells_in_rows) prep$x_train else
-        if (.is_delayed(prep$x_train)) t(prep$x_train) else Matrix::t(prep$x_train)
-    structure(list(x_gen = x_gen, y_gen = y_gen, x_train = x_train, y_train = prep$y_train,
+    # VAExprs's orientation: cells in rows
+    structure(list(x_gen = x_gen, y_gen = y_gen, x_train = .cells_by_genes(prep$x_train),
+                   y_train = prep$y_train,
                    latent_vector = latent_vector),
               class = "exprsgen_gen", likelihood = spec$likelihood,
               assay = .gen_assay_name(prep))
@@ -277,11 +275,11 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
 # labels), cells in rows, on the scale of the training data (bce/mse models).
 .reconstruct <- function(fit) {
     spec <- fit$model$spec
-    prep <- fit$preprocessing
+    prep <- .upgrade_preprocessing(fit$preprocessing)
     codes <- if (spec$n_classes) as.integer(prep$y_train) else NULL
-    enc <- .eg_encode(spec, fit$model$weights, prep$x_train, prep$cells_in_rows, codes,
-                      prep$transform)
-    .eg_decode(spec, fit$model$weights, enc$mean, codes, prep$minmax, cells_in_rows = TRUE)
+    handle <- .eg_model_new(fit$model)
+    enc <- .encode_cells(handle, prep, codes)
+    .eg_decode(handle, enc$mean, codes, prep$minmax, cells_in_rows = TRUE)
 }
 
 #' @method print exprsgen_gen

@@ -1,5 +1,3 @@
-.activations <- c("relu", "sigmoid", "tanh", "elu", "softplus", "linear")
-
 #' Layer specifications for the encoder and the decoder
 #'
 #' Small constructors with the names and arguments of their keras
@@ -18,9 +16,9 @@
 #' @param shape Integer scalar: the number of genes (the width of one cell).
 #'   A vector of length one, as keras accepts, is fine.
 #' @param units Integer scalar: the number of units (output width).
-#' @param activation Character scalar: one of `"relu"`, `"sigmoid"`,
-#'   `"tanh"`, `"elu"`, `"softplus"` or `"linear"` (also `NULL`, meaning
-#'   linear, as in keras).
+#' @param activation Character scalar: an activation of the Rust core:
+#'   `"relu"`, `"sigmoid"`, `"tanh"`, `"elu"`, `"softplus"` or `"linear"`
+#'   (also `"identity"`, or `NULL`, meaning linear, as in keras).
 #' @param name Optional character scalar: a name shown by [plot_vae()].
 #' @param ... Other keras arguments are not supported and give an error.
 #'
@@ -68,13 +66,16 @@ print.exprsgen_layer <- function(x, ...) {
 
 .check_activation <- function(activation, arg = "activation", call = rlang::caller_env()) {
     if (is.null(activation)) return("linear")
+    v <- .vocabulary()$activations
+    aliases <- unlist(v$aliases)
+    canonical <- c(v$name, rep(v$name, lengths(v$aliases)))
     if (!is.character(activation) || length(activation) != 1L || is.na(activation) ||
-        !activation %in% c(.activations, "identity")) {
+        !activation %in% c(v$name, aliases)) {
         shown <- if (is.character(activation)) activation[1] else class(activation)[1]
-        .abort(c("{.arg {arg}} must be one of {.val {(.activations)}}.",
+        .abort(c("{.arg {arg}} must be one of {.val {v$name}}.",
                  x = "Got {.val {shown}}."), call = call)
     }
-    if (activation == "identity") "linear" else activation
+    canonical[match(activation, c(v$name, aliases))]
 }
 
 .check_name <- function(name, call = rlang::caller_env()) {

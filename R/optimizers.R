@@ -5,7 +5,9 @@
 #' same as `fit_vae(optimizer = optimizer_adam())`; use the functions to set
 #' the learning rate.
 #'
-#' @param learning_rate Numeric scalar > 0: the step size.
+#' @param learning_rate Numeric scalar > 0: the step size; `NULL` (the
+#'   default) takes keras's default for the optimizer, as the Rust core
+#'   defines it (0.001, 0.01 for SGD).
 #' @return A list of class `exprsgen_optimizer`.
 #' @seealso [fit_vae()]
 #' @examples
@@ -14,6 +16,10 @@
 NULL
 
 .optimizer <- function(name, learning_rate) {
+    if (is.null(learning_rate)) {
+        o <- .vocabulary()$optimizers
+        learning_rate <- o$learning_rate[match(name, o$name)]
+    }
     structure(list(name = name,
                    learning_rate = .check_number(learning_rate, "learning_rate", min = 0)),
               class = "exprsgen_optimizer")
@@ -21,19 +27,19 @@ NULL
 
 #' @rdname optimizers
 #' @export
-optimizer_adam <- function(learning_rate = 0.001) .optimizer("adam", learning_rate)
+optimizer_adam <- function(learning_rate = NULL) .optimizer("adam", learning_rate)
 
 #' @rdname optimizers
 #' @export
-optimizer_sgd <- function(learning_rate = 0.01) .optimizer("sgd", learning_rate)
+optimizer_sgd <- function(learning_rate = NULL) .optimizer("sgd", learning_rate)
 
 #' @rdname optimizers
 #' @export
-optimizer_rmsprop <- function(learning_rate = 0.001) .optimizer("rmsprop", learning_rate)
+optimizer_rmsprop <- function(learning_rate = NULL) .optimizer("rmsprop", learning_rate)
 
 #' @rdname optimizers
 #' @export
-optimizer_adagrad <- function(learning_rate = 0.001) .optimizer("adagrad", learning_rate)
+optimizer_adagrad <- function(learning_rate = NULL) .optimizer("adagrad", learning_rate)
 
 #' @method print exprsgen_optimizer
 #' @export
@@ -48,12 +54,10 @@ print.exprsgen_optimizer <- function(x, ...) {
         if (optimizer$learning_rate <= 0) .abort("{.arg learning_rate} must be positive.", call = call)
         return(optimizer)
     }
-    makers <- list(adam = optimizer_adam, sgd = optimizer_sgd,
-                   rmsprop = optimizer_rmsprop, adagrad = optimizer_adagrad)
-    if (!is.character(optimizer) || length(optimizer) != 1L ||
-        !tolower(optimizer) %in% names(makers)) {
-        .abort(c("{.arg optimizer} must be one of {.val {names(makers)}} or an {.fn optimizer_adam}-style object.",
+    names <- .vocabulary()$optimizers$name
+    if (!is.character(optimizer) || length(optimizer) != 1L || !tolower(optimizer) %in% names) {
+        .abort(c("{.arg optimizer} must be one of {.val {names}} or an {.fn optimizer_adam}-style object.",
                  x = "Got {.val {format(optimizer)[1]}}."), call = call)
     }
-    makers[[tolower(optimizer)]]()
+    .optimizer(tolower(optimizer), NULL)
 }

@@ -77,15 +77,17 @@ plot_vae <- function(x, node_color = list(encoder_col = "tomato",
     shape <- function(d) paste0("(None, ", d, ")")
     shapes <- function(a, b) paste0("[", shape(a), ", ", shape(b), "]")
     rows <- list()
-    add <- function(name, type, input, output, role, x = 0) {
+    # `beside`: drawn in the row of the layer before it
+    add <- function(name, type, input, output, role, x = 0, beside = FALSE) {
         rows[[length(rows) + 1L]] <<- data.frame(name = name, type = type, input_shape = input,
-                                                 output_shape = output, role = role, x = x)
+                                                 output_shape = output, role = role, x = x,
+                                                 beside = beside)
     }
     named <- function(names, i, default) if (is.na(names[i])) default else names[i]
     add("input", "InputLayer", shape(s$n_genes), shape(s$n_genes), "encoder")
     d <- s$n_genes
     if (K) {
-        add("condition", "InputLayer", shape(K), shape(K), "condition", x = 1.8)
+        add("condition", "InputLayer", shape(K), shape(K), "condition", x = 1.8, beside = TRUE)
         add("concatenate", "Concatenate", shapes(s$n_genes, K), shape(s$n_genes + K), "encoder")
         d <- s$n_genes + K
     }
@@ -96,7 +98,7 @@ plot_vae <- function(x, node_color = list(encoder_col = "tomato",
         d <- s$encoder_units[i]
     }
     add("z_mean", "Dense", shape(d), shape(L), "mean", x = -0.85)
-    add("z_log_var", "Dense", shape(d), shape(L), "log_variance", x = 0.85)
+    add("z_log_var", "Dense", shape(d), shape(L), "log_variance", x = 0.85, beside = TRUE)
     add("latent", "Sampling", shapes(L, L), shape(L), "latent")
     d <- L
     if (K) {
@@ -109,10 +111,24 @@ plot_vae <- function(x, node_color = list(encoder_col = "tomato",
             shape(s$decoder_units[i]), "decoder")
         d <- s$decoder_units[i]
     }
+    # The likelihood's parameter blocks beside the output layer (as the core lists
+    # them): dense heads from the last hidden layer, per-gene parameters.
+    b <- .blocks(s)
+    extra <- b[b$role %in% c("head", "gene"), , drop = FALSE]
+    side <- c(1.8, -1.8, 3.6, -3.6)
+    for (i in seq_len(nrow(extra))) {
+        if (extra$role[i] == "head") {
+            add(extra$name[i], "Dense (head)", shape(extra$n_in[i]), shape(extra$n_out[i]), "decoder",
+                x = side[i], beside = TRUE)
+        } else {
+            add(extra$name[i], "Parameter (per gene)", "-", shape(extra$n_out[i]), "decoder",
+                x = side[i], beside = TRUE)
+        }
+    }
     out <- do.call(rbind, rows)
-    # Rows of the diagram: the condition sits beside the input, z_log_var beside z_mean.
-    y <- cumsum(!(out$name %in% c("condition", "z_log_var")))
-    out$y <- y
+    # Rows of the diagram: the condition beside the input, z_log_var beside z_mean, the
+    # likelihood's blocks beside the output layer.
+    out$y <- cumsum(!out$beside)
     out
 }
 
@@ -120,7 +136,7 @@ plot_vae <- function(x, node_color = list(encoder_col = "tomato",
 # top of the next; the condition feeds both concatenations along the right side.
 .model_edges <- function(nodes, w, h) {
     idx <- function(n) match(n, nodes$name)
-    main <- which(!(nodes$name %in% c("condition", "z_mean", "z_log_var")))
+    main <- which(!nodes$beside & nodes$name != "z_mean")
     pairs <- list()
     for (j in seq_along(main)[-1]) {
         from <- main[j - 1]
@@ -136,6 +152,14 @@ plot_vae <- function(x, node_color = list(encoder_col = "tomato",
         p <- pairs[[k]]
         data.frame(edge = k, x = nodes$x[p], y = nodes$y[p] + c(h / 2, -h / 2))
     })
+    # the likelihood's heads read the output layer's input
+    output <- main[length(main)]
+    for (head in which(nodes$beside & nodes$type == "Dense (head)")) {
+        k <- length(paths) + 1L
+        from <- main[length(main) - 1L]
+        paths[[k]] <- data.frame(edge = k, x = c(nodes$x[from], nodes$x[head]),
+                                 y = c(nodes$y[from] + h / 2, nodes$y[output] - h / 2))
+    }
     if ("condition" %in% nodes$name) {
         cnd <- idx("condition")
         for (target in c("concatenate", "concatenate_1")) {

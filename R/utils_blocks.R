@@ -47,7 +47,7 @@
             .abort("{.arg {name}} must hold counts (non-negative whole numbers) for a count likelihood.",
                    call = call)
         }
-        mm <- .eg_minmax(block, FALSE)
+        mm <- .eg_minmax(block)
         lo <- pmin(lo, mm$min)
         hi <- pmax(hi, mm$max)
         lib[idx] <- Matrix::colSums(block)
@@ -55,31 +55,29 @@
     list(min = lo, max = hi, library_size = lib)
 }
 
-# One training epoch (train = TRUE) or evaluation pass over x: in one call when x is
-# in memory, else block by block in an order drawn from the trainer's random stream.
-.pass <- function(trainer, x, cells_in_rows, y, transform, train, batch_size) {
-    if (!.is_delayed(x)) {
-        return(.eg_trainer_epoch(trainer, x, cells_in_rows, y, transform, train))
-    }
+# One training epoch (train = TRUE) or evaluation pass over the trainer's data (x
+# NULL: the in-memory data it was created with), or over an on-disk x block by block,
+# in an order drawn from the trainer's random stream.
+.pass <- function(trainer, x, y, train, batch_size) {
+    if (is.null(x)) return(.eg_trainer_epoch(trainer, train))
     blocks <- .cell_blocks(ncol(x), .block_size(nrow(x), batch_size))
     order <- if (train) .eg_trainer_permutation(trainer, length(blocks)) else seq_along(blocks)
     total <- 0
     for (b in order) {
         idx <- blocks[[b]]
-        st <- .eg_trainer_epoch(trainer, .read_cells(x, idx), FALSE, y[idx], transform, train)
+        st <- .eg_trainer_block(trainer, .read_cells(x, idx), y[idx], train)
         total <- total + st * length(idx)
     }
     total / ncol(x)
 }
 
-# Posterior means and log-variances of all training cells.
-.encode_cells <- function(spec, weights, prep, codes) {
+# Posterior means and log-variances of all training cells (model handle from
+# .eg_model_new()).
+.encode_cells <- function(handle, prep, codes) {
     x <- prep$x_train
-    if (!.is_delayed(x)) {
-        return(.eg_encode(spec, weights, x, prep$cells_in_rows, codes, prep$transform))
-    }
+    if (!.is_delayed(x)) return(.eg_encode(handle, x, codes, prep$transform))
     parts <- lapply(.cell_blocks(ncol(x), .block_size(nrow(x))), function(idx) {
-        .eg_encode(spec, weights, .read_cells(x, idx), FALSE, codes[idx], prep$transform)
+        .eg_encode(handle, .read_cells(x, idx), codes[idx], prep$transform)
     })
     list(mean = do.call(rbind, lapply(parts, `[[`, "mean")),
          log_var = do.call(rbind, lapply(parts, `[[`, "log_var")))

@@ -10,12 +10,41 @@
     result
 }
 
-.eg_trainer_new <- function(model, train, weights = NULL) {
-    .core(.Call(wrap__eg_trainer_new, model, train, weights))
+# What the core defines and R must know (likelihoods, activations, optimizers,
+# engines), read once per session: R keeps no copies of these lists.
+.vocabulary <- local({
+    cache <- NULL
+    function() {
+        if (is.null(cache)) cache <<- .core(.Call(wrap__eg_vocabulary))
+        cache
+    }
+})
+
+# Whether `likelihood` (a valid name) is a count model.
+.is_count_likelihood <- function(likelihood) {
+    v <- .vocabulary()$likelihoods
+    v$counts[match(likelihood, v$name)]
 }
 
-.eg_trainer_epoch <- function(trainer, x, cells_in_rows, labels, transform, train) {
-    .core(.Call(wrap__eg_trainer_epoch, trainer, x, cells_in_rows, labels, transform, train))
+# The parameter blocks of an architecture (plain R spec), in weight order:
+# data.frame(name, role, n_in, n_out).
+.blocks <- function(spec) {
+    as.data.frame(.core(.Call(wrap__eg_blocks, spec)), stringsAsFactors = FALSE)
+}
+
+# Training: a trainer holds its data from its creation; `data` is
+# list(x, labels, x_val, labels_val, transform) with genes x cells matrices (x NULL
+# for data read block by block, passed to .eg_trainer_block).
+.eg_trainer_new <- function(model, train, data, weights = NULL) {
+    .core(.Call(wrap__eg_trainer_new, model, train, weights, data))
+}
+
+.eg_trainer_epoch <- function(trainer, train) {
+    .core(.Call(wrap__eg_trainer_epoch, trainer, train))
+}
+
+.eg_trainer_block <- function(trainer, x, labels, train) {
+    .core(.Call(wrap__eg_trainer_block, trainer, x, labels, train))
 }
 
 .eg_trainer_snapshot <- function(trainer) {
@@ -26,23 +55,28 @@
     .core(.Call(wrap__eg_trainer_weights, trainer, snapshot))
 }
 
-.eg_minmax <- function(x, cells_in_rows) {
+.eg_trainer_permutation <- function(trainer, n) {
+    .core(.Call(wrap__eg_trainer_permutation, trainer, as.integer(n)))
+}
+
+.eg_minmax <- function(x, cells_in_rows = FALSE) {
     .core(.Call(wrap__eg_minmax, x, cells_in_rows))
 }
 
-.eg_encode <- function(model, weights, x, cells_in_rows, labels, transform) {
-    .core(.Call(wrap__eg_encode, model, weights, x, cells_in_rows, labels, transform))
+# Inference: a model handle is built once from the fit's weights and used for every
+# encoding and decoding call of one gen_exprs().
+.eg_model_new <- function(model, threads = 1L) {
+    .core(.Call(wrap__eg_model_new, model$spec, model$weights, as.integer(threads)))
 }
 
-.eg_decode_counts <- function(model, weights, z, labels, log_library, seed) {
-    .core(.Call(wrap__eg_decode_counts, model, weights, z, labels, log_library, seed))
+.eg_encode <- function(handle, x, labels, transform, cells_in_rows = FALSE) {
+    .core(.Call(wrap__eg_model_encode, handle, x, cells_in_rows, labels, transform))
 }
 
-.eg_decode <- function(model, weights, z, labels, minmax, cells_in_rows = TRUE) {
-    .core(.Call(wrap__eg_decode, model, weights, z, labels,
-                minmax$min, minmax$max, cells_in_rows))
+.eg_decode_counts <- function(handle, z, labels, log_library, seed) {
+    .core(.Call(wrap__eg_model_decode_counts, handle, z, labels, log_library, seed))
 }
 
-.eg_trainer_permutation <- function(trainer, n) {
-    .core(.Call(wrap__eg_trainer_permutation, trainer, as.integer(n)))
+.eg_decode <- function(handle, z, labels, minmax, cells_in_rows = TRUE) {
+    .core(.Call(wrap__eg_model_decode, handle, z, labels, minmax$min, minmax$max, cells_in_rows))
 }

@@ -1,6 +1,37 @@
 # Input preparation for fit_vae(): matrices and SummarizedExperiment objects
-# become one training matrix (kept in its own orientation, never transposed),
-# labels become a factor, and validation cells are split off or checked.
+# become one training matrix, labels a factor, and validation cells are split off
+# or checked.
+#
+# Orientation is decided here, once: prepared matrices have genes in rows and cells
+# in columns (a cell is one column), as Bioconductor stores them and as the Rust core
+# reads them (a minibatch is a handful of contiguous columns). An assay of a
+# SummarizedExperiment is used as it is; VAExprs's `x_train` (cells in rows) is turned
+# around here: a dgCMatrix or DelayedArray by Matrix::t()/t() (O(non-zeros), or
+# nothing read), a dense matrix by one t() (a copy; the core would otherwise read
+# each value of a cell from another column). Nothing downstream transposes again
+# to call the core.
+
+# The transpose of a cells x genes matrix (or the reverse): free for a dgRMatrix /
+# dgCMatrix (the CSR slots of one are the CSC slots of the other) and a DelayedArray
+# (delayed), a copy for a dense matrix. The one place exprsgen turns matrices around:
+# inputs as they are prepared, outputs in VAExprs's orientation.
+.genes_by_cells <- function(x) {
+    if (methods::is(x, "dgRMatrix")) {
+        return(methods::new("dgCMatrix", i = x@j, p = x@p, x = x@x, Dim = rev(x@Dim),
+                            Dimnames = rev(x@Dimnames)))
+    }
+    if (methods::is(x, "sparseMatrix")) return(Matrix::t(x))
+    t(x)
+}
+
+.cells_by_genes <- function(x) {
+    if (methods::is(x, "dgCMatrix")) {
+        return(methods::new("dgRMatrix", j = x@i, p = x@p, x = x@x, Dim = rev(x@Dim),
+                            Dimnames = rev(x@Dimnames)))
+    }
+    if (methods::is(x, "sparseMatrix")) return(Matrix::t(x))
+    t(x)
+}
 
 # A dense double matrix or a dgCMatrix (never densified), or an error naming `name`.
 # With `counts = TRUE` the values must be non-negative whole numbers.
@@ -59,143 +90,146 @@
     droplevels(as.factor(y))
 }
 
-# Prepared training inputs. For a SummarizedExperiment the assay is used as
-# genes x cells (cells in columns); for x_train as cells x genes (VAExprs).
+# Prepared training inputs: list(x_train, y_train, x_val, y_val, genes,
+# normalization, library_size, scan, assay.type), matrices genes x cells.
 .prepare_inputs <- function(object, x_train, x_val, y_train, y_val, assay.type, labels,
                             validation_split, counts, call) {
-    normalization <- "none"
-    if (!is.null(object)) {
-        if (!methods::is(object, "SummarizedExperiment")) {
-            .abort("{.arg object} must be a SingleCellExperiment or SummarizedExperiment, not {.cls {class(object)[1]}}.",
-                   call = call)
-        }
+    p <- if (!is.null(object)) {
         if (!is.null(x_train)) .abort("Give either {.arg object} or {.arg x_train}, not both.", call = call)
-        if (!is.character(assay.type) || length(assay.type) != 1L ||
-            !assay.type %in% SummarizedExperiment::assayNames(object)) {
-            .abort(c("{.arg assay.type} must name an assay of {.arg object}.",
-                     i = "Assays: {.val {SummarizedExperiment::assayNames(object)}}."), call = call)
-        }
-        if (is.null(rownames(object))) rownames(object) <- paste0("gene", seq_len(nrow(object)))
-        if (is.null(colnames(object))) colnames(object) <- paste0("cell", seq_len(ncol(object)))
-        y <- .labels_from_object(object, labels, call)
-        x <- .as_expression(SummarizedExperiment::assay(object, assay.type), "object", call,
-                            counts = counts)
-        scan <- if (.is_delayed(x)) .scan_cells(x, "object", counts, call)
-        lib <- if (is.null(scan)) .col_sums(x) else scan$library_size
-        if ((counts || assay.type == "counts") && any(lib <= 0)) {
-            .abort("{.arg object} has cells without any counts; remove them first.", call = call)
-        }
-        if (!counts && assay.type == "counts") {
-            # As VAExprs: log-normalised counts (size factors from library sizes,
-            # or those already stored in the object).
-            negative <- if (!is.null(scan)) any(scan$min < 0) else
-                any(if (methods::is(x, "dgCMatrix")) x@x < 0 else x < 0)
-            if (negative) {
-                .abort("The {.val counts} assay of {.arg object} has negative values.", call = call)
-            }
-            object <- SummarizedExperiment::SummarizedExperiment(
-                assays = list(counts = x), colData = SummarizedExperiment::colData(object))
-            x <- SummarizedExperiment::assay(scuttle::logNormCounts(object), "logcounts")
-            x <- .as_expression(x, "object", call)
-            normalization <- "logNormCounts"
-            scan <- if (.is_delayed(x)) .scan_cells(x, "object", FALSE, call)
-        }
-        cells_in_rows <- FALSE
-        split <- .split_cells(ncol(x), validation_split, call)
-        x_val <- NULL
-        y_val <- NULL
-        if (!is.null(split)) {
-            x_val <- x[, split$val, drop = FALSE]
-            x <- x[, split$train, drop = FALSE]
-            lib <- lib[split$train]
-            if (!is.null(scan)) scan$library_size <- scan$library_size[split$train]
-            if (!is.null(y)) {
-                y_val <- y[split$val]
-                y <- y[split$train]
-            }
-        }
-        genes <- rownames(x)
-        x_train <- x
-        y_train <- y
-        library_size <- if (counts) lib
+        .prepare_object(object, assay.type, labels, counts, call)
     } else {
-        if (is.null(x_train)) {
-            .abort("Give the training data as {.arg x_train} (cells x genes) or {.arg object}.", call = call)
-        }
-        x_train <- .as_expression(x_train, "x_train", call, counts = counts)
-        y_train <- .as_labels(y_train, nrow(x_train), "y_train", call)
-        if (is.null(colnames(x_train))) colnames(x_train) <- paste0("gene", seq_len(ncol(x_train)))
-        if (is.null(rownames(x_train))) rownames(x_train) <- paste0("cell", seq_len(nrow(x_train)))
-        scan <- NULL
-        if (.is_delayed(x_train)) {
-            x_train <- t(x_train)  # delayed: genes x cells, nothing is read
-            scan <- .scan_cells(x_train, "x_train", counts, call)
-        }
-        library_size <- if (counts) {
-            if (is.null(scan)) Matrix::rowSums(x_train) else scan$library_size
-        }
-        if (counts && any(library_size <= 0)) {
-            .abort("{.arg x_train} has cells (rows) without any counts; remove them first.", call = call)
-        }
-        cells_in_rows <- !.is_delayed(x_train)
-        if (!is.null(x_val) && .is_delayed(x_train)) {
-            .abort("{.arg x_val} is not supported with an on-disk {.arg x_train}; use {.arg validation_split}.",
-                   call = call)
-        }
-        if (!is.null(x_val)) {
-            if (validation_split > 0) {
-                cli::cli_warn("{.arg validation_split} is ignored because {.arg x_val} is given.")
-            }
-            x_val <- .as_expression(x_val, "x_val", call, counts = counts)
-            if (ncol(x_val) != ncol(x_train)) {
-                .abort("{.arg x_val} has {ncol(x_val)} genes (columns) but {.arg x_train} has {ncol(x_train)}.",
-                       call = call)
-            }
-            if (!is.null(y_train)) {
-                if (is.null(y_val)) .abort("{.arg y_val} is needed with {.arg x_val} for a conditional VAE.", call = call)
-                y_val <- .as_labels(y_val, nrow(x_val), "y_val", call)
-                unknown <- setdiff(levels(y_val), levels(y_train))
-                if (length(unknown)) .abort("{.arg y_val} has labels not in {.arg y_train}: {.val {unknown}}.", call = call)
-                y_val <- factor(y_val, levels = levels(y_train))
-            } else if (!is.null(y_val)) {
-                .abort("{.arg y_val} is given but {.arg y_train} is not.", call = call)
-            }
-        } else {
-            if (!is.null(y_val)) .abort("{.arg y_val} is given but {.arg x_val} is not.", call = call)
-            split <- .split_cells(nrow(x_train), validation_split, call)
-            if (!is.null(split) && !cells_in_rows) {
-                x_val <- x_train[, split$val, drop = FALSE]
-                x_train <- x_train[, split$train, drop = FALSE]
-                library_size <- library_size[split$train]
-                if (!is.null(y_train)) {
-                    y_val <- y_train[split$val]
-                    y_train <- y_train[split$train]
-                }
-            } else if (!is.null(split)) {
-                x_val <- x_train[split$val, , drop = FALSE]
-                x_train <- x_train[split$train, , drop = FALSE]
-                library_size <- library_size[split$train]
-                if (!is.null(y_train)) {
-                    y_val <- y_train[split$val]
-                    y_train <- y_train[split$train]
-                }
-            }
-        }
-        genes <- colnames(x_train)
-        # A sparse matrix with cells in rows is stored by gene; the core gathers cells,
-        # so it gets the genes x cells transpose (one O(non-zeros) copy).
-        if (methods::is(x_train, "dgCMatrix")) {
-            x_train <- Matrix::t(x_train)
-            if (!is.null(x_val)) x_val <- Matrix::t(methods::as(x_val, "CsparseMatrix"))
-            cells_in_rows <- FALSE
-        } else if (methods::is(x_val, "dgCMatrix")) {
-            x_val <- as.matrix(x_val)
-        }
+        .prepare_matrix(x_train, y_train, counts, call)
     }
-    list(x_train = x_train, y_train = y_train, x_val = x_val, y_val = y_val,
-         cells_in_rows = cells_in_rows, genes = genes, normalization = normalization,
-         library_size = library_size, scan = scan,
-         assay.type = if (is.null(object)) NULL else assay.type)
+    if (!is.null(x_val)) {
+        if (!is.null(object)) .abort("{.arg x_val} is for {.arg x_train}; with {.arg object} use {.arg validation_split}.", call = call)
+        p <- .given_validation(p, x_val, y_val, validation_split, counts, call)
+    } else {
+        if (!is.null(y_val)) .abort("{.arg y_val} is given but {.arg x_val} is not.", call = call)
+        p <- .split_validation(p, validation_split, call)
+    }
+    if (!counts) p$library_size <- NULL
+    p
+}
+
+# A SummarizedExperiment's assay (genes x cells), log-normalised as VAExprs does for a
+# "counts" assay under a scaled likelihood.
+.prepare_object <- function(object, assay.type, labels, counts, call) {
+    if (!methods::is(object, "SummarizedExperiment")) {
+        .abort("{.arg object} must be a SingleCellExperiment or SummarizedExperiment, not {.cls {class(object)[1]}}.",
+               call = call)
+    }
+    if (!is.character(assay.type) || length(assay.type) != 1L ||
+        !assay.type %in% SummarizedExperiment::assayNames(object)) {
+        .abort(c("{.arg assay.type} must name an assay of {.arg object}.",
+                 i = "Assays: {.val {SummarizedExperiment::assayNames(object)}}."), call = call)
+    }
+    if (is.null(rownames(object))) rownames(object) <- paste0("gene", seq_len(nrow(object)))
+    if (is.null(colnames(object))) colnames(object) <- paste0("cell", seq_len(ncol(object)))
+    y <- .labels_from_object(object, labels, call)
+    x <- .as_expression(SummarizedExperiment::assay(object, assay.type), "object", call,
+                        counts = counts)
+    scan <- if (.is_delayed(x)) .scan_cells(x, "object", counts, call)
+    lib <- if (is.null(scan)) .col_sums(x) else scan$library_size
+    if ((counts || assay.type == "counts") && any(lib <= 0)) {
+        .abort("{.arg object} has cells without any counts; remove them first.", call = call)
+    }
+    normalization <- "none"
+    if (!counts && assay.type == "counts") {
+        # As VAExprs: log-normalised counts (size factors from library sizes, or those
+        # already stored in the object).
+        negative <- if (!is.null(scan)) any(scan$min < 0) else
+            any(if (methods::is(x, "dgCMatrix")) x@x < 0 else x < 0)
+        if (negative) {
+            .abort("The {.val counts} assay of {.arg object} has negative values.", call = call)
+        }
+        object <- SummarizedExperiment::SummarizedExperiment(
+            assays = list(counts = x), colData = SummarizedExperiment::colData(object))
+        x <- SummarizedExperiment::assay(scuttle::logNormCounts(object), "logcounts")
+        x <- .as_expression(x, "object", call)
+        normalization <- "logNormCounts"
+        scan <- if (.is_delayed(x)) .scan_cells(x, "object", FALSE, call)
+    }
+    list(x_train = x, y_train = y, genes = rownames(x), normalization = normalization,
+         library_size = lib, scan = scan, assay.type = assay.type)
+}
+
+# VAExprs's x_train (cells x genes), turned into genes x cells (see the top of this file).
+.prepare_matrix <- function(x_train, y_train, counts, call) {
+    if (is.null(x_train)) {
+        .abort("Give the training data as {.arg x_train} (cells x genes) or {.arg object}.", call = call)
+    }
+    x <- .as_expression(x_train, "x_train", call, counts = counts)
+    y <- .as_labels(y_train, nrow(x), "y_train", call)
+    if (is.null(colnames(x))) colnames(x) <- paste0("gene", seq_len(ncol(x)))
+    if (is.null(rownames(x))) rownames(x) <- paste0("cell", seq_len(nrow(x)))
+    x <- .genes_by_cells(x)
+    scan <- if (.is_delayed(x)) .scan_cells(x, "x_train", counts, call)
+    lib <- if (counts) { if (is.null(scan)) .col_sums(x) else scan$library_size }
+    if (counts && any(lib <= 0)) {
+        .abort("{.arg x_train} has cells (rows) without any counts; remove them first.", call = call)
+    }
+    list(x_train = x, y_train = y, genes = rownames(x), normalization = "none",
+         library_size = lib, scan = scan, assay.type = NULL)
+}
+
+# Validation cells given as x_val (cells x genes) and y_val.
+.given_validation <- function(p, x_val, y_val, validation_split, counts, call) {
+    if (.is_delayed(p$x_train)) {
+        .abort("{.arg x_val} is not supported with an on-disk {.arg x_train}; use {.arg validation_split}.",
+               call = call)
+    }
+    if (validation_split > 0) {
+        cli::cli_warn("{.arg validation_split} is ignored because {.arg x_val} is given.")
+    }
+    x_val <- .as_expression(x_val, "x_val", call, counts = counts)
+    if (ncol(x_val) != nrow(p$x_train)) {
+        .abort("{.arg x_val} has {ncol(x_val)} genes (columns) but {.arg x_train} has {nrow(p$x_train)}.",
+               call = call)
+    }
+    if (!is.null(p$y_train)) {
+        if (is.null(y_val)) .abort("{.arg y_val} is needed with {.arg x_val} for a conditional VAE.", call = call)
+        y_val <- .as_labels(y_val, nrow(x_val), "y_val", call)
+        unknown <- setdiff(levels(y_val), levels(p$y_train))
+        if (length(unknown)) .abort("{.arg y_val} has labels not in {.arg y_train}: {.val {unknown}}.", call = call)
+        p$y_val <- factor(y_val, levels = levels(p$y_train))
+    } else if (!is.null(y_val)) {
+        .abort("{.arg y_val} is given but {.arg y_train} is not.", call = call)
+    }
+    # the training matrix's kind: dense with dense, sparse with sparse
+    x_val <- .genes_by_cells(x_val)
+    if (methods::is(p$x_train, "dgCMatrix")) {
+        x_val <- methods::as(x_val, "CsparseMatrix")
+    } else if (methods::is(x_val, "sparseMatrix")) {
+        x_val <- as.matrix(x_val)
+    }
+    p$x_val <- x_val
+    p
+}
+
+# Validation cells split off at random (R's RNG) from the training cells.
+.split_validation <- function(p, validation_split, call) {
+    split <- .split_cells(ncol(p$x_train), validation_split, call)
+    if (is.null(split)) return(p)
+    p$x_val <- p$x_train[, split$val, drop = FALSE]
+    p$x_train <- p$x_train[, split$train, drop = FALSE]
+    if (!is.null(p$library_size)) p$library_size <- p$library_size[split$train]
+    if (!is.null(p$scan)) p$scan$library_size <- p$scan$library_size[split$train]
+    if (!is.null(p$y_train)) {
+        p$y_val <- p$y_train[split$val]
+        p$y_train <- p$y_train[split$train]
+    }
+    p
+}
+
+# A prepared list from before the orientation was fixed (x_train with cells in rows),
+# turned around once.
+.upgrade_preprocessing <- function(p) {
+    if (isTRUE(p$cells_in_rows)) {
+        p$x_train <- .genes_by_cells(p$x_train)
+        if (!is.null(p$x_val)) p$x_val <- .genes_by_cells(p$x_val)
+    }
+    p$cells_in_rows <- NULL
+    p
 }
 
 .labels_from_object <- function(object, labels, call) {

@@ -25,7 +25,7 @@ test_that("count models train on a dgCMatrix without densifying it", {
     expect_length(fit$model$weights$dispersion$bias, 200L)
 })
 
-test_that("NB and ZINB generate integer counts with realistic depth and markers", {
+test_that("every count likelihood generates integer counts with realistic depth and markers", {
     for (lik in c("nb", "zinb", "poisson")) {
         fit <- count_fit(lik)
         set.seed(1)

@@ -109,11 +109,14 @@ test_that("validation cells are split off reproducibly and scaled with training 
     set.seed(5)
     fit <- quick_fit(x_train = sim$x, y_train = sim$group, validation_split = 0.25)
     p <- fit$preprocessing
-    expect_identical(nrow(p$x_train) + nrow(p$x_val), nrow(sim$x))
-    expect_identical(nrow(p$x_val), 30L)
+    # prepared matrices hold genes in rows and cells in columns
+    expect_identical(ncol(p$x_train) + ncol(p$x_val), nrow(sim$x))
+    expect_identical(ncol(p$x_val), 30L)
+    expect_identical(rownames(p$x_train), colnames(sim$x))
+    expect_identical(p$x_train, t(sim$x[colnames(p$x_train), ]))
     expect_length(p$y_val, 30L)
     expect_true(all(is.finite(fit$history$val_loss)))
-    expect_identical(p$minmax$min, unname(apply(p$x_train, 2, min)))
+    expect_identical(p$minmax$min, unname(apply(p$x_train, 1, min)))
     set.seed(5)
     again <- quick_fit(x_train = sim$x, y_train = sim$group, validation_split = 0.25)
     expect_identical(again$preprocessing$x_val, p$x_val)

@@ -56,3 +56,14 @@ test_that("bad on-disk data are refused before training", {
                          verbose = FALSE),
                  "x_train.*could not be read", class = "exprsgen_error")
 })
+
+test_that("an on-disk x_train with cells in rows trains like its genes x cells object", {
+    sc <- simulate_counts()
+    args <- h5_args[names(h5_args) != "labels"]
+    rows <- do.call(fit_vae, c(list(x_train = DelayedArray::DelayedArray(t(as.matrix(sc$counts)))), args))
+    sce <- SingleCellExperiment::SingleCellExperiment(assays = list(counts = DelayedArray::DelayedArray(as.matrix(sc$counts))))
+    cols <- do.call(fit_vae, c(list(sce), args))
+    expect_identical(rows$preprocessing$genes, rownames(sc$counts))
+    expect_identical(rows$model$weights, cols$model$weights)
+    expect_identical(rows$history, cols$history)
+})

@@ -1,7 +1,7 @@
 //! R values ⇄ core types. Shape and type errors become core errors naming the argument.
 
+use exprsgen_core::{CscView, Dataset, DenseView, DenseWeights, Error, Layout, ModelParams, Scaling, Source, TrainParams, Transform};
 use extendr_api::prelude::*;
-use exprsgen_core::{CscView, DenseView, DenseWeights, Error, Layout, ModelParams, Scaling, Source, TrainParams};
 
 pub type CoreResult<T> = std::result::Result<T, Error>;
 
@@ -9,13 +9,10 @@ pub type CoreResult<T> = std::result::Result<T, Error>;
 /// R's `$`: an interrupt arriving during that evaluation would surface as an error.)
 pub fn field(list: &Robj, name: &str) -> CoreResult<Robj> {
     let l: List = list.try_into().map_err(|_| Error::Internal(format!("expected a list holding '{name}'")))?;
-    l.iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
-        .ok_or_else(|| Error::Internal(format!("missing field '{name}'")))
+    l.iter().find(|(n, _)| *n == name).map(|(_, v)| v).ok_or_else(|| Error::Internal(format!("missing field '{name}'")))
 }
 
-fn usize_of(x: &Robj, name: &'static str) -> CoreResult<usize> {
+pub fn usize_of(x: &Robj, name: &'static str) -> CoreResult<usize> {
     let v = x.as_real().or_else(|| x.as_integer().map(f64::from));
     match v {
         Some(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 => Ok(v as usize),
@@ -108,19 +105,15 @@ fn dims_of(x: &Robj) -> Option<Vec<usize>> {
 
 /// A numeric (double) R matrix viewed in place; `cells_in_rows` tells its orientation.
 pub fn dense_view<'a>(x: &'a Robj, cells_in_rows: bool, name: &'static str) -> CoreResult<DenseView<'a>> {
-    let values = x
-        .as_real_slice()
-        .ok_or(Error::InvalidParameter { field: name, rule: "must be a double matrix".into() })?;
+    let values = x.as_real_slice().ok_or(Error::InvalidParameter { field: name, rule: "must be a double matrix".into() })?;
     let dims = dims_of(x).ok_or(Error::InvalidParameter { field: name, rule: "must be a matrix".into() })?;
     if dims.len() != 2 {
         return Err(Error::InvalidParameter { field: name, rule: "must be a two-dimensional matrix".into() });
     }
-    let (n_cells, n_genes, layout) = if cells_in_rows {
-        (dims[0], dims[1], Layout::CellsInRows)
-    } else {
-        (dims[1], dims[0], Layout::CellsInColumns)
-    };
-    DenseView::new(values, n_cells, n_genes, layout).map_err(|_| Error::InvalidParameter { field: name, rule: "has inconsistent dimensions".into() })
+    let (n_cells, n_genes, layout) =
+        if cells_in_rows { (dims[0], dims[1], Layout::CellsInRows) } else { (dims[1], dims[0], Layout::CellsInColumns) };
+    DenseView::new(values, n_cells, n_genes, layout)
+        .map_err(|_| Error::InvalidParameter { field: name, rule: "has inconsistent dimensions".into() })
 }
 
 /// A dense double matrix (see `dense_view`) or a genes × cells dgCMatrix, in place.
@@ -146,40 +139,51 @@ pub fn source<'a>(x: &'a Robj, cells_in_rows: bool, name: &'static str) -> CoreR
 }
 
 /// `list(type = "minmax", min, max)` or `list(type = "counts", target_sum)`.
-pub enum TransformSpec {
-    MinMax(Scaling),
-    Counts(f64),
-}
-
-pub fn transform(t: &Robj) -> CoreResult<TransformSpec> {
+pub fn transform(t: &Robj) -> CoreResult<Transform> {
     let kind = field(t, "type")?.as_str().unwrap_or("").to_string();
     match kind.as_str() {
-        "minmax" => Ok(TransformSpec::MinMax(scaling(&field(t, "min")?, &field(t, "max")?)?)),
+        "minmax" => Ok(Transform::MinMax(scaling(&field(t, "min")?, &field(t, "max")?)?)),
         "counts" => {
             let s = field(t, "target_sum")?.as_real().unwrap_or(f64::NAN);
             if !(s.is_finite() && s > 0.0) {
                 return Err(Error::InvalidParameter { field: "target_sum", rule: "must be a positive number".into() });
             }
-            Ok(TransformSpec::Counts(s))
+            Ok(Transform::Counts { target_sum: s })
         }
         _ => Err(Error::Internal(format!("unknown transform '{kind}'"))),
     }
 }
 
-impl TransformSpec {
-    pub fn as_core(&self) -> exprsgen_core::Transform<'_> {
-        match self {
-            TransformSpec::MinMax(s) => exprsgen_core::Transform::MinMax(s),
-            TransformSpec::Counts(t) => exprsgen_core::Transform::Counts { target_sum: *t },
-        }
+/// A data set over an R matrix that it keeps alive: built once (slots checked once),
+/// used for every epoch.
+pub struct HeldData {
+    // declared first, so dropped before the R object it borrows from
+    pub data: Dataset<'static>,
+    _x: Robj,
+}
+
+impl HeldData {
+    pub fn new(
+        x: Robj,
+        cells_in_rows: bool,
+        name: &'static str,
+        transform: Transform,
+        labels: Option<Vec<u32>>,
+        n_classes: usize,
+    ) -> CoreResult<Self> {
+        let src = source(&x, cells_in_rows, name)?;
+        // SAFETY: the views point into R vectors owned by `x`, which this struct holds
+        // for as long as `data` lives: extendr keeps it protected from R's garbage
+        // collector, which never moves objects, and nothing writes to it meanwhile
+        // (R's copy-on-modify semantics; the trainer is private to fit_vae()).
+        let src = unsafe { std::mem::transmute::<Source<'_>, Source<'static>>(src) };
+        let data = Dataset::new(src, transform, labels, n_classes)?;
+        Ok(HeldData { data, _x: x })
     }
 }
 
 pub fn scaling(min: &Robj, max: &Robj) -> CoreResult<Scaling> {
-    let v = |x: &Robj| {
-        x.as_real_vector()
-            .ok_or(Error::InvalidParameter { field: "minmax", rule: "must be numeric".into() })
-    };
+    let v = |x: &Robj| x.as_real_vector().ok_or(Error::InvalidParameter { field: "minmax", rule: "must be numeric".into() });
     Scaling::new(v(min)?, v(max)?)
 }
 
@@ -188,9 +192,7 @@ pub fn labels(x: &Robj, name: &'static str) -> CoreResult<Option<Vec<u32>>> {
     if x.is_null() {
         return Ok(None);
     }
-    let codes = x
-        .as_integer_slice()
-        .ok_or(Error::InvalidParameter { field: name, rule: "must be integer codes".into() })?;
+    let codes = x.as_integer_slice().ok_or(Error::InvalidParameter { field: name, rule: "must be integer codes".into() })?;
     codes
         .iter()
         .map(|&c| if c >= 1 { Ok((c - 1) as u32) } else { Err(Error::LabelOutOfRange { field: name, n_classes: 0 }) })
@@ -200,9 +202,7 @@ pub fn labels(x: &Robj, name: &'static str) -> CoreResult<Option<Vec<u32>>> {
 
 /// `list(name = list(kernel = <n_in x n_out matrix>, bias = <numeric>), ...)`.
 pub fn weights_from_r(w: &Robj) -> CoreResult<Vec<DenseWeights>> {
-    let list: List = w
-        .try_into()
-        .map_err(|_| Error::Weights("must be a list of layers".into()))?;
+    let list: List = w.try_into().map_err(|_| Error::Weights("must be a list of layers".into()))?;
     list.iter()
         .map(|(name, layer)| {
             let kernel = field(&layer, "kernel").map_err(|_| Error::Weights(format!("layer '{name}' has no kernel")))?;
@@ -228,8 +228,7 @@ pub fn weights_from_r(w: &Robj) -> CoreResult<Vec<DenseWeights>> {
 
 pub fn matrix(values: Vec<f64>, nrow: usize, ncol: usize) -> CoreResult<Robj> {
     let mut r: Robj = values.into();
-    r.set_attrib("dim", [nrow as i32, ncol as i32])
-        .map_err(|e| Error::Internal(format!("{e}")))?;
+    r.set_attrib("dim", [nrow as i32, ncol as i32]).map_err(|e| Error::Internal(format!("{e}")))?;
     Ok(r)
 }
 
@@ -246,12 +245,8 @@ pub fn weights_to_r(w: &[DenseWeights]) -> CoreResult<Robj> {
             }
             let kernel = matrix(col_major, l.n_in, l.n_out)?;
             let bias: Robj = l.bias.iter().map(|&v| v as f64).collect::<Vec<f64>>().into();
-            List::from_names_and_values(["kernel", "bias"], [kernel, bias])
-                .map(Robj::from)
-                .map_err(|e| Error::Internal(format!("{e}")))
+            List::from_names_and_values(["kernel", "bias"], [kernel, bias]).map(Robj::from).map_err(|e| Error::Internal(format!("{e}")))
         })
         .collect::<CoreResult<Vec<Robj>>>()?;
-    List::from_names_and_values(names, values)
-        .map(Robj::from)
-        .map_err(|e| Error::Internal(format!("{e}")))
+    List::from_names_and_values(names, values).map(Robj::from).map_err(|e| Error::Internal(format!("{e}")))
 }

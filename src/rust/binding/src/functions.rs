@@ -3,8 +3,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
+use exprsgen_core::{vocabulary, Dataset, Error, Model, Trainer, Transform};
 use extendr_api::prelude::*;
-use exprsgen_core::{decode, decode_counts, encode, Dataset, Error, Trainer};
 
 use crate::convert::*;
 
@@ -44,44 +44,153 @@ fn flag(x: &Robj, name: &'static str) -> CoreResult<bool> {
     x.as_bool().ok_or(Error::InvalidParameter { field: name, rule: "must be TRUE or FALSE".into() })
 }
 
-fn with_trainer<T>(ptr: &Robj, f: impl FnOnce(&mut Trainer) -> CoreResult<T>) -> CoreResult<T> {
-    let mut p: ExternalPtr<Trainer> = ptr
-        .try_into()
-        .map_err(|_| Error::InvalidParameter { field: "trainer", rule: "is not a live exprsgen trainer".into() })?;
+fn named_list<const N: usize>(names: [&str; N], values: [Robj; N]) -> CoreResult<Robj> {
+    List::from_names_and_values(names, values).map(Robj::from).map_err(|e| Error::Internal(format!("{e}")))
+}
+
+/// What R must know about the core (see exprsgen_core::vocabulary): `list(likelihoods =
+/// list(name, counts, description, heads, gene_params), activations = list(name,
+/// aliases), optimizers = list(name, learning_rate), engines)`.
+#[extendr]
+pub fn eg_vocabulary() -> Robj {
+    guard(|| {
+        let v = vocabulary();
+        let strings = |s: &[&str]| Robj::from(s.iter().map(|x| x.to_string()).collect::<Vec<String>>());
+        let lik = &v.likelihoods;
+        let likelihoods = named_list(
+            ["name", "counts", "description", "heads", "gene_params"],
+            [
+                strings(&lik.iter().map(|l| l.name).collect::<Vec<_>>()),
+                Robj::from(lik.iter().map(|l| l.counts).collect::<Vec<bool>>()),
+                strings(&lik.iter().map(|l| l.description).collect::<Vec<_>>()),
+                List::from_values(lik.iter().map(|l| strings(l.heads))).into(),
+                List::from_values(lik.iter().map(|l| strings(l.gene_params))).into(),
+            ],
+        )?;
+        let activations = named_list(
+            ["name", "aliases"],
+            [
+                strings(&v.activations.iter().map(|a| a.0).collect::<Vec<_>>()),
+                List::from_values(v.activations.iter().map(|a| strings(a.1))).into(),
+            ],
+        )?;
+        let optimizers = named_list(
+            ["name", "learning_rate"],
+            [
+                strings(&v.optimizers.iter().map(|o| o.0).collect::<Vec<_>>()),
+                Robj::from(v.optimizers.iter().map(|o| o.1).collect::<Vec<f64>>()),
+            ],
+        )?;
+        named_list(["likelihoods", "activations", "optimizers", "engines"], [likelihoods, activations, optimizers, strings(v.engines)])
+    })
+}
+
+/// The parameter blocks of the architecture `model`, in weight order:
+/// `list(name, role, n_in, n_out)`.
+#[extendr]
+pub fn eg_blocks(model: Robj) -> Robj {
+    guard(|| {
+        let blocks = model_params(&model)?.check()?.blocks();
+        let ints = |f: fn(&exprsgen_core::BlockShape) -> usize| Robj::from(blocks.iter().map(|b| f(b) as f64).collect::<Vec<f64>>());
+        named_list(
+            ["name", "role", "n_in", "n_out"],
+            [
+                Robj::from(blocks.iter().map(|b| b.name.clone()).collect::<Vec<String>>()),
+                Robj::from(blocks.iter().map(|b| b.role.name().to_string()).collect::<Vec<String>>()),
+                ints(|b| b.n_in),
+                ints(|b| b.n_out),
+            ],
+        )
+    })
+}
+
+/// A trainer and the data sets it was given.
+pub struct TrainerHandle {
+    trainer: Trainer,
+    transform: Transform,
+    train: Option<HeldData>,
+    val: Option<HeldData>,
+}
+
+fn handle<T: 'static, R>(ptr: &Robj, what: &'static str, f: impl FnOnce(&mut T) -> CoreResult<R>) -> CoreResult<R> {
+    let mut p: ExternalPtr<T> =
+        ptr.try_into().map_err(|_| Error::InvalidParameter { field: what, rule: format!("is not a live exprsgen {what}") })?;
     let t = p
         .try_addr_mut()
-        .map_err(|_| Error::InvalidParameter { field: "trainer", rule: "is no longer valid (was it saved and reloaded?)".into() })?;
+        .map_err(|_| Error::InvalidParameter { field: what, rule: "is no longer valid (was it saved and reloaded?)".into() })?;
     f(t)
 }
 
+fn with_trainer<R>(ptr: &Robj, f: impl FnOnce(&mut TrainerHandle) -> CoreResult<R>) -> CoreResult<R> {
+    handle(ptr, "trainer", f)
+}
+
+/// A data set from `x` (or NULL for none), 1-based `labels` and the transform.
+fn held(x: Robj, labels: &Robj, name: &'static str, transform: &Transform, n_classes: usize) -> CoreResult<Option<HeldData>> {
+    if x.is_null() {
+        return Ok(None);
+    }
+    let lab = crate::convert::labels(labels, "labels")?;
+    HeldData::new(x, false, name, transform.clone(), lab, n_classes).map(Some)
+}
+
 /// Create a trainer: a new model from `model` (architecture) and `train` (settings),
-/// or one continuing from `weights` when not NULL.
+/// or one continuing from `weights` when not NULL, with its data: `data = list(x,
+/// labels, x_val, labels_val, transform)`, matrices genes x cells (`x` NULL when the
+/// data come block by block, see `eg_trainer_block`).
 #[extendr]
-pub fn eg_trainer_new(model: Robj, train: Robj, weights: Robj) -> Robj {
+pub fn eg_trainer_new(model: Robj, train: Robj, weights: Robj, data: Robj) -> Robj {
     guard(|| {
         let spec = model_params(&model)?.check()?;
         let train = train_params(&train)?.check()?;
         let w = if weights.is_null() { None } else { Some(weights_from_r(&weights)?) };
-        let t = Trainer::new(&spec, train, w.as_deref())?;
-        Ok(ExternalPtr::new(t).into())
+        let transform = crate::convert::transform(&field(&data, "transform")?)?;
+        let k = spec.n_classes;
+        let train_data = held(field(&data, "x")?, &field(&data, "labels")?, "x_train", &transform, k)?;
+        let val = held(field(&data, "x_val")?, &field(&data, "labels_val")?, "x_val", &transform, k)?;
+        for d in train_data.iter().chain(&val) {
+            spec.check_data(&d.data)?;
+        }
+        let trainer = Trainer::new(&spec, train, w.as_deref())?;
+        Ok(ExternalPtr::new(TrainerHandle { trainer, transform, train: train_data, val }).into())
     })
 }
 
-/// One epoch of training (`train = TRUE`) or an evaluation pass (`FALSE`) over `x`
-/// (a dense matrix or a genes × cells dgCMatrix) with `transform` (see convert.rs).
-/// Returns `c(loss, reconstruction, kl)`.
+fn stats(st: exprsgen_core::EpochStats) -> Robj {
+    vec![st.loss, st.reconstruction, st.kl].into()
+}
+
+/// One epoch of training over the trainer's data (`train = TRUE`) or an evaluation pass
+/// over its validation data (`FALSE`). Returns `c(loss, reconstruction, kl)`.
 #[extendr]
-pub fn eg_trainer_epoch(trainer: Robj, x: Robj, cells_in_rows: Robj, labels: Robj, transform: Robj, train: Robj) -> Robj {
+pub fn eg_trainer_epoch(trainer: Robj, train: Robj) -> Robj {
     guard(|| {
-        let src = source(&x, flag(&cells_in_rows, "cells_in_rows")?, "x")?;
-        let tr = crate::convert::transform(&transform)?;
-        let lab = crate::convert::labels(&labels, "labels")?;
         let train = flag(&train, "train")?;
         with_trainer(&trainer, |t| {
-            let n_classes = t.n_classes()?;
-            let data = Dataset::new(src, tr.as_core(), lab.as_deref(), n_classes)?;
-            let st = if train { t.train_epoch(&data)? } else { t.evaluate(&data)? };
-            Ok(vec![st.loss, st.reconstruction, st.kl].into())
+            let TrainerHandle { trainer, train: data, val, .. } = t;
+            let missing = || Error::Internal("the trainer has no such data".into());
+            let st = if train {
+                trainer.train_epoch(&data.as_ref().ok_or_else(missing)?.data)?
+            } else {
+                trainer.evaluate(&val.as_ref().ok_or_else(missing)?.data)?
+            };
+            Ok(stats(st))
+        })
+    })
+}
+
+/// A training (`train = TRUE`) or evaluation pass over one block of cells `x` (genes x
+/// cells, dense or dgCMatrix) with 1-based `labels`, for data read block by block.
+#[extendr]
+pub fn eg_trainer_block(trainer: Robj, x: Robj, labels: Robj, train: Robj) -> Robj {
+    guard(|| {
+        let train = flag(&train, "train")?;
+        with_trainer(&trainer, |t| {
+            let k = t.trainer.model_spec().n_classes;
+            let src = source(&x, false, "x")?;
+            let data = Dataset::new(src, t.transform.clone(), crate::convert::labels(&labels, "labels")?, k)?;
+            let st = if train { t.trainer.train_epoch(&data)? } else { t.trainer.evaluate(&data)? };
+            Ok(stats(st))
         })
     })
 }
@@ -95,7 +204,7 @@ pub fn eg_trainer_permutation(trainer: Robj, n: Robj) -> Robj {
             .filter(|&v| v >= 0)
             .ok_or(Error::InvalidParameter { field: "n", rule: "must be a non-negative integer".into() })?;
         with_trainer(&trainer, |t| {
-            Ok(Robj::from(t.permutation(n as usize).into_iter().map(|i| i as i32 + 1).collect::<Vec<i32>>()))
+            Ok(Robj::from(t.trainer.permutation(n as usize).into_iter().map(|i| i as i32 + 1).collect::<Vec<i32>>()))
         })
     })
 }
@@ -103,7 +212,7 @@ pub fn eg_trainer_permutation(trainer: Robj, n: Robj) -> Robj {
 /// Remember the trainer's current weights (the best so far).
 #[extendr]
 pub fn eg_trainer_snapshot(trainer: Robj) -> Robj {
-    guard(|| with_trainer(&trainer, |t| t.snapshot().map(|_| Robj::from(true))))
+    guard(|| with_trainer(&trainer, |t| t.trainer.snapshot().map(|_| Robj::from(true))))
 }
 
 /// The trainer's weights (`snapshot = FALSE`) or those of its last snapshot (`TRUE`;
@@ -113,7 +222,7 @@ pub fn eg_trainer_weights(trainer: Robj, snapshot: Robj) -> Robj {
     guard(|| {
         let snap = flag(&snapshot, "snapshot")?;
         with_trainer(&trainer, |t| {
-            let w = if snap { t.snapshot_weights()? } else { Some(t.weights()?) };
+            let w = if snap { t.trainer.snapshot_weights()? } else { Some(t.trainer.weights()?) };
             match w {
                 Some(w) => weights_to_r(&w),
                 None => Ok(Robj::from(())),
@@ -128,37 +237,50 @@ pub fn eg_minmax(x: Robj, cells_in_rows: Robj) -> Robj {
     guard(|| {
         let src = source(&x, flag(&cells_in_rows, "cells_in_rows")?, "x")?;
         let s = exprsgen_core::Scaling::fit(src)?;
-        List::from_names_and_values(["min", "max"], [Robj::from(s.min.clone()), Robj::from(s.max.clone())])
-            .map(Robj::from)
-            .map_err(|e| Error::Internal(format!("{e}")))
+        named_list(["min", "max"], [Robj::from(s.min.clone()), Robj::from(s.max.clone())])
     })
 }
 
-/// Posterior of every cell: `list(mean, log_var)`, each a cells × latent matrix.
+/// A fitted model for inference, from `model` (architecture) and `weights`, computing
+/// on `threads` threads: the weights cross into Rust once.
 #[extendr]
-pub fn eg_encode(model: Robj, weights: Robj, x: Robj, cells_in_rows: Robj, labels: Robj, transform: Robj) -> Robj {
+pub fn eg_model_new(model: Robj, weights: Robj, threads: Robj) -> Robj {
     guard(|| {
         let spec = model_params(&model)?.check()?;
         let w = weights_from_r(&weights)?;
+        let threads = usize_of(&threads, "num.threads")?;
+        Ok(ExternalPtr::new(Model::new(&spec, &w, threads)?).into())
+    })
+}
+
+fn with_model<R>(ptr: &Robj, f: impl FnOnce(&mut Model) -> CoreResult<R>) -> CoreResult<R> {
+    handle(ptr, "model", f)
+}
+
+/// Posterior of every cell of `x` (1-based `labels`, `transform`): `list(mean,
+/// log_var)`, each a cells × latent matrix.
+#[extendr]
+pub fn eg_model_encode(model: Robj, x: Robj, cells_in_rows: Robj, labels: Robj, transform: Robj) -> Robj {
+    guard(|| {
         let src = source(&x, flag(&cells_in_rows, "cells_in_rows")?, "x")?;
         let tr = crate::convert::transform(&transform)?;
         let lab = crate::convert::labels(&labels, "labels")?;
-        let data = Dataset::new(src, tr.as_core(), lab.as_deref(), spec.n_classes)?;
-        let (mean, log_var) = encode(&spec, &w, &data)?;
-        let (n, l) = (data.n_cells(), spec.latent_dim);
-        // row-major [n, l] → R column-major n × l
-        let to_r = |v: Vec<f32>| {
-            let mut out = vec![0.0f64; n * l];
-            for i in 0..n {
-                for j in 0..l {
-                    out[j * n + i] = v[i * l + j] as f64;
+        with_model(&model, |m| {
+            let data = Dataset::new(src, tr, lab, m.spec().n_classes)?;
+            let (mean, log_var) = m.encode(&data)?;
+            let (n, l) = (data.n_cells(), m.spec().latent_dim);
+            // row-major [n, l] → R column-major n × l
+            let to_r = |v: Vec<f32>| {
+                let mut out = vec![0.0f64; n * l];
+                for i in 0..n {
+                    for j in 0..l {
+                        out[j * n + i] = v[i * l + j] as f64;
+                    }
                 }
-            }
-            matrix(out, n, l)
-        };
-        List::from_names_and_values(["mean", "log_var"], [to_r(mean)?, to_r(log_var)?])
-            .map(Robj::from)
-            .map_err(|e| Error::Internal(format!("{e}")))
+                matrix(out, n, l)
+            };
+            named_list(["mean", "log_var"], [to_r(mean)?, to_r(log_var)?])
+        })
     })
 }
 
@@ -183,24 +305,20 @@ fn latent_rows(z: &Robj, latent_dim: usize) -> CoreResult<(Vec<f32>, usize)> {
 /// counts (`seed` fixes the draws). Returns `list(p, i, x)`: the CSC slots of a
 /// genes × n matrix.
 #[extendr]
-pub fn eg_decode_counts(model: Robj, weights: Robj, z: Robj, labels: Robj, log_library: Robj, seed: Robj) -> Robj {
+pub fn eg_model_decode_counts(model: Robj, z: Robj, labels: Robj, log_library: Robj, seed: Robj) -> Robj {
     guard(|| {
-        let spec = model_params(&model)?.check()?;
-        let w = weights_from_r(&weights)?;
-        let (rows, _) = latent_rows(&z, spec.latent_dim)?;
         let lab = crate::convert::labels(&labels, "labels")?;
-        let ll = log_library
-            .as_real_vector()
-            .ok_or(Error::InvalidParameter { field: "library sizes", rule: "must be numeric".into() })?;
+        let ll = log_library.as_real_vector().ok_or(Error::InvalidParameter { field: "library sizes", rule: "must be numeric".into() })?;
         let seed = seed
             .as_real()
             .or_else(|| seed.as_integer().map(f64::from))
             .filter(|s| s.is_finite() && *s >= 0.0)
             .ok_or(Error::InvalidParameter { field: "seed", rule: "must be a non-negative number".into() })?;
-        let out = decode_counts(&spec, &w, &rows, lab.as_deref(), &ll, seed as u64)?;
-        List::from_names_and_values(["p", "i", "x"], [Robj::from(out.p), Robj::from(out.i), Robj::from(out.x)])
-            .map(Robj::from)
-            .map_err(|e| Error::Internal(format!("{e}")))
+        with_model(&model, |m| {
+            let (rows, _) = latent_rows(&z, m.spec().latent_dim)?;
+            let out = m.decode_counts(&rows, lab.as_deref(), &ll, seed as u64)?;
+            named_list(["p", "i", "x"], [Robj::from(out.p), Robj::from(out.i), Robj::from(out.x)])
+        })
     })
 }
 
@@ -208,32 +326,37 @@ pub fn eg_decode_counts(model: Robj, weights: Robj, z: Robj, labels: Robj, log_l
 /// and undo the scaling. Returns an n × genes matrix (`cells_in_rows = TRUE`) or a
 /// genes × n matrix.
 #[extendr]
-pub fn eg_decode(model: Robj, weights: Robj, z: Robj, labels: Robj, min: Robj, max: Robj, cells_in_rows: Robj) -> Robj {
+pub fn eg_model_decode(model: Robj, z: Robj, labels: Robj, min: Robj, max: Robj, cells_in_rows: Robj) -> Robj {
     guard(|| {
-        let spec = model_params(&model)?.check()?;
-        let w = weights_from_r(&weights)?;
-        let (rows, n) = latent_rows(&z, spec.latent_dim)?;
         let sc = scaling(&min, &max)?;
         let lab = crate::convert::labels(&labels, "labels")?;
         let out_rows = flag(&cells_in_rows, "cells_in_rows")?;
-        let values = decode(&spec, &w, &rows, lab.as_deref(), &sc, out_rows)?;
-        if out_rows {
-            matrix(values, n, spec.n_genes)
-        } else {
-            matrix(values, spec.n_genes, n)
-        }
+        with_model(&model, |m| {
+            let (rows, n) = latent_rows(&z, m.spec().latent_dim)?;
+            let g = m.spec().n_genes;
+            let values = m.decode(&rows, lab.as_deref(), &sc, out_rows)?;
+            if out_rows {
+                matrix(values, n, g)
+            } else {
+                matrix(values, g, n)
+            }
+        })
     })
 }
 
 extendr_module! {
     mod exprsgen;
+    fn eg_vocabulary;
+    fn eg_blocks;
     fn eg_trainer_new;
     fn eg_trainer_epoch;
+    fn eg_trainer_block;
     fn eg_trainer_snapshot;
     fn eg_trainer_permutation;
     fn eg_trainer_weights;
     fn eg_minmax;
-    fn eg_encode;
-    fn eg_decode;
-    fn eg_decode_counts;
+    fn eg_model_new;
+    fn eg_model_encode;
+    fn eg_model_decode;
+    fn eg_model_decode_counts;
 }

@@ -8,4 +8,3 @@ mod convert;
 mod functions;
 
 // The registration table (`extendr_module!`) sits beside the functions in functions.rs.
-

@@ -1,30 +1,52 @@
 //! exprsgen-core: the numerics of exprsgen, free of R.
 //!
 //! A variational autoencoder (VAE), or a conditional VAE when cell labels are given,
-//! over per-gene min-max-scaled expression; trained with burn on minibatches that
-//! this crate gathers itself from a borrowed dense matrix.
+//! over gene-expression data: per-gene min-max-scaled values or raw counts, as the
+//! likelihood says. Layers, from the bottom:
+//!
+//! - `team`, `cpu`, `simd`, `kernels`, `products`: threads, float modes, vector loops
+//!   and the matrix products;
+//! - `activation`, `likelihood`, `optim`: one place per activation, likelihood family
+//!   and optimizer;
+//! - `spec`, `weights`, `data`: the architecture and its parameter blocks, plain
+//!   weights, and the data sets minibatches are gathered from;
+//! - `network` (the forward pass), `gradient` and `step` (the fused training step),
+//!   `reference` (the same model trained with burn, the tests' oracle);
+//! - `train` (`Trainer`) and `infer` (`Model`): what the R binding calls;
+//!   `vocabulary`: the names R needs.
 
 // Off x86-64 the vector kernels (and what only they use) are compiled but never called.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
-pub mod counts;
+pub mod activation;
+mod buffers;
+mod cpu;
 pub mod data;
 pub mod error;
-pub mod fused;
-pub mod generate;
+mod gradient;
+pub mod infer;
 mod kernels;
-pub mod loss;
-pub mod model;
+pub mod likelihood;
+mod network;
+pub mod optim;
+mod products;
+pub mod reference;
 mod simd;
-pub mod team;
 pub mod spec;
+mod step;
+pub mod team;
 pub mod train;
+pub mod vocabulary;
 pub mod weights;
 
+pub use activation::Activation;
 pub use data::{Batch, CscView, Dataset, DenseView, Layout, Scaling, Source, Transform};
 pub use error::{Error, Result};
-pub use generate::{decode, decode_counts, encode, SparseCounts};
-pub use model::Vae;
-pub use spec::{Activation, Engine, Likelihood, ModelParams, ModelSpec, OptimizerKind, TrainParams, TrainSpec};
+pub use infer::{Model, SparseCounts};
+pub use likelihood::Likelihood;
+pub use network::standard_normal;
+pub use optim::OptimizerKind;
+pub use spec::{BlockShape, Engine, ModelParams, ModelSpec, Role, TrainParams, TrainSpec};
 pub use train::{EpochStats, Trainer};
-pub use weights::DenseWeights;
+pub use vocabulary::{vocabulary, Vocabulary};
+pub use weights::{initial_weights, DenseWeights};

@@ -1,142 +1,14 @@
-//! Hyperparameters. `*Params` are what a caller hands in (unchecked);
-//! `check()` turns them into the validated `*Spec` that the rest of the crate takes.
+//! Hyperparameters. `*Params` are what a caller hands in (unchecked); `check()` turns
+//! them into the validated `*Spec` that the rest of the crate takes. A `ModelSpec` also
+//! says which parameter blocks the model has and in which order (`blocks`): the one
+//! layout that weights, initialisation, the fused step, inference, the reference engine
+//! and R's parameter counts all follow.
 
-use std::str::FromStr;
-
+use crate::activation::Activation;
+use crate::data::{Dataset, Transform};
 use crate::error::{Error, Result};
-
-/// Activation of a dense layer (the keras names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    Relu,
-    Sigmoid,
-    Tanh,
-    Elu,
-    Softplus,
-    Linear,
-}
-
-impl Activation {
-    pub const NAMES: [&'static str; 6] = ["relu", "sigmoid", "tanh", "elu", "softplus", "linear"];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Activation::Relu => "relu",
-            Activation::Sigmoid => "sigmoid",
-            Activation::Tanh => "tanh",
-            Activation::Elu => "elu",
-            Activation::Softplus => "softplus",
-            Activation::Linear => "linear",
-        }
-    }
-}
-
-impl FromStr for Activation {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "relu" => Activation::Relu,
-            "sigmoid" => Activation::Sigmoid,
-            "tanh" => Activation::Tanh,
-            "elu" => Activation::Elu,
-            "softplus" => Activation::Softplus,
-            "linear" | "identity" => Activation::Linear,
-            other => {
-                return Err(Error::invalid(
-                    "activation",
-                    format!("'{other}' is unknown; use one of {}", Activation::NAMES.join(", ")),
-                ))
-            }
-        })
-    }
-}
-
-/// Reconstruction likelihood.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Likelihood {
-    /// Bernoulli cross-entropy of min-max-scaled values (VAExprs).
-    Bce,
-    /// Squared error of min-max-scaled values.
-    Mse,
-    /// Poisson counts.
-    Poisson,
-    /// Negative binomial counts with a dispersion per gene.
-    Nb,
-    /// Zero-inflated negative binomial counts (dropout per gene and cell).
-    Zinb,
-}
-
-impl Likelihood {
-    pub const NAMES: [&'static str; 5] = ["bce", "mse", "poisson", "nb", "zinb"];
-
-    /// Whether the model reads raw counts (and generates counts).
-    pub fn is_count(self) -> bool {
-        matches!(self, Likelihood::Poisson | Likelihood::Nb | Likelihood::Zinb)
-    }
-
-    /// Whether the model has a dispersion per gene.
-    pub fn has_dispersion(self) -> bool {
-        matches!(self, Likelihood::Nb | Likelihood::Zinb)
-    }
-}
-
-impl FromStr for Likelihood {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "bce" => Likelihood::Bce,
-            "mse" => Likelihood::Mse,
-            "poisson" => Likelihood::Poisson,
-            "nb" => Likelihood::Nb,
-            "zinb" => Likelihood::Zinb,
-            other => {
-                return Err(Error::invalid(
-                    "likelihood",
-                    format!("'{other}' is unknown; use one of {}", Likelihood::NAMES.join(", ")),
-                ))
-            }
-        })
-    }
-}
-
-/// Optimizers, with the keras defaults for their learning rates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OptimizerKind {
-    Adam,
-    Sgd,
-    RmsProp,
-    AdaGrad,
-}
-
-impl OptimizerKind {
-    pub const NAMES: [&'static str; 4] = ["adam", "sgd", "rmsprop", "adagrad"];
-
-    /// keras's default learning rate for this optimizer.
-    pub fn default_learning_rate(self) -> f64 {
-        match self {
-            OptimizerKind::Sgd => 0.01,
-            _ => 0.001,
-        }
-    }
-}
-
-impl FromStr for OptimizerKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "adam" => OptimizerKind::Adam,
-            "sgd" => OptimizerKind::Sgd,
-            "rmsprop" => OptimizerKind::RmsProp,
-            "adagrad" => OptimizerKind::AdaGrad,
-            other => {
-                return Err(Error::invalid(
-                    "optimizer",
-                    format!("'{other}' is unknown; use one of {}", OptimizerKind::NAMES.join(", ")),
-                ))
-            }
-        })
-    }
-}
+use crate::likelihood::{self, Likelihood};
+use crate::optim::OptimizerKind;
 
 /// Architecture as handed in: hidden layers of the encoder, latent size, decoder layers
 /// (the last decoder layer is the output and must have `n_genes` units).
@@ -159,7 +31,55 @@ pub struct ModelSpec {
     pub encoder: Vec<(usize, Activation)>,
     pub latent_dim: usize,
     pub decoder: Vec<(usize, Activation)>,
-    pub likelihood: Likelihood,
+    pub likelihood: &'static dyn Likelihood,
+}
+
+/// What a parameter block is in the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Encoder,
+    Mean,
+    LogVar,
+    Decoder,
+    /// The decoder's last layer: one value per gene.
+    Output,
+    /// A dense layer beside the output layer, from the same input (e.g. ZINB's dropout
+    /// logits), defined by the likelihood.
+    Head,
+    /// One value per gene, no input (e.g. NB's log dispersion), defined by the
+    /// likelihood; stored as a bias with `n_in = 0`.
+    Gene,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Encoder => "encoder",
+            Role::Mean => "mean",
+            Role::LogVar => "log_variance",
+            Role::Decoder => "decoder",
+            Role::Output => "output",
+            Role::Head => "head",
+            Role::Gene => "gene",
+        }
+    }
+}
+
+/// One parameter block: a dense layer `y = x W + b` with `W` of `n_in x n_out`, or
+/// (`n_in = 0`) a vector of `n_out` values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockShape {
+    pub name: String,
+    pub role: Role,
+    pub n_in: usize,
+    pub n_out: usize,
+}
+
+impl BlockShape {
+    /// Number of values: kernel and bias.
+    pub fn size(&self) -> usize {
+        self.n_in * self.n_out + self.n_out
+    }
 }
 
 impl ModelParams {
@@ -176,11 +96,7 @@ impl ModelParams {
                     if units == 0 {
                         return Err(Error::invalid(field, "has a layer with 0 units"));
                     }
-                    let act = act.parse::<Activation>().map_err(|e| match e {
-                        Error::InvalidParameter { rule, .. } => Error::InvalidParameter { field, rule },
-                        other => other,
-                    })?;
-                    Ok((units, act))
+                    Ok((units, Activation::parse(&act, field)?))
                 })
                 .collect()
         };
@@ -196,7 +112,7 @@ impl ModelParams {
             }
             _ => {}
         }
-        let likelihood: Likelihood = self.likelihood.parse()?;
+        let likelihood = likelihood::by_name(&self.likelihood)?;
         Ok(ModelSpec { n_genes: self.n_genes, n_classes: self.n_classes, encoder, latent_dim: self.latent_dim, decoder, likelihood })
     }
 }
@@ -207,44 +123,80 @@ impl ModelSpec {
         self.n_genes + self.n_classes
     }
 
+    /// Width of the decoder's input: latent code plus one-hot condition.
+    pub fn decoder_input_dim(&self) -> usize {
+        self.latent_dim + self.n_classes
+    }
+
+    /// Width of the encoder's last hidden layer (the latent heads' input).
+    pub fn encoder_output_dim(&self) -> usize {
+        self.encoder.last().map_or(self.input_dim(), |&(u, _)| u)
+    }
+
+    /// Width of the decoder's last hidden layer (the input of the output layer and of
+    /// the likelihood's heads).
+    pub fn decoder_hidden_dim(&self) -> usize {
+        match self.decoder.len() {
+            0 | 1 => self.decoder_input_dim(),
+            p => self.decoder[p - 2].0,
+        }
+    }
+
     /// Activation of the output layer.
     pub fn output_activation(&self) -> Activation {
         self.decoder.last().map(|&(_, a)| a).unwrap_or(Activation::Sigmoid)
     }
 
-    /// (name, n_in, n_out) of every parameter block in weight order:
-    /// encoder_1.., z_mean, z_log_var, decoder_1.., then for ZINB `dropout` (a dense
-    /// head beside the output layer) and for NB/ZINB `dispersion` (per-gene log theta,
-    /// stored as a bias with `n_in = 0`).
-    pub fn dense_shapes(&self) -> Vec<(String, usize, usize)> {
+    /// Every parameter block in weight order: `encoder_1..`, `z_mean`, `z_log_var`,
+    /// `decoder_1..` (the last is the output layer), then the likelihood's heads and its
+    /// per-gene parameters.
+    pub fn blocks(&self) -> Vec<BlockShape> {
+        let block = |name: String, role, n_in, n_out| BlockShape { name, role, n_in, n_out };
         let mut out = Vec::new();
         let mut d = self.input_dim();
         for (i, &(u, _)) in self.encoder.iter().enumerate() {
-            out.push((format!("encoder_{}", i + 1), d, u));
+            out.push(block(format!("encoder_{}", i + 1), Role::Encoder, d, u));
             d = u;
         }
-        out.push(("z_mean".to_string(), d, self.latent_dim));
-        out.push(("z_log_var".to_string(), d, self.latent_dim));
-        let mut d = self.latent_dim + self.n_classes;
+        out.push(block("z_mean".into(), Role::Mean, d, self.latent_dim));
+        out.push(block("z_log_var".into(), Role::LogVar, d, self.latent_dim));
+        let mut d = self.decoder_input_dim();
+        let p = self.decoder.len();
         for (i, &(u, _)) in self.decoder.iter().enumerate() {
-            out.push((format!("decoder_{}", i + 1), d, u));
-            if i + 1 < self.decoder.len() {
-                d = u;
-            }
+            let role = if i + 1 == p { Role::Output } else { Role::Decoder };
+            out.push(block(format!("decoder_{}", i + 1), role, d, u));
+            d = u;
         }
-        if self.likelihood == Likelihood::Zinb {
-            // a second head on the last hidden layer, beside the output layer
-            out.push(("dropout".to_string(), d, self.n_genes));
+        let info = self.likelihood.info();
+        for name in info.heads {
+            out.push(block(name.to_string(), Role::Head, self.decoder_hidden_dim(), self.n_genes));
         }
-        if self.likelihood.has_dispersion() {
-            out.push(("dispersion".to_string(), 0, self.n_genes));
+        for name in info.gene_params {
+            out.push(block(name.to_string(), Role::Gene, 0, self.n_genes));
         }
         out
     }
 
     /// Number of trainable parameters.
     pub fn n_parameters(&self) -> usize {
-        self.dense_shapes().iter().map(|(_, i, o)| i * o + o).sum()
+        self.blocks().iter().map(BlockShape::size).sum()
+    }
+
+    /// Whether `data` can go through this model: its genes, transform and classes.
+    pub fn check_data(&self, data: &Dataset) -> Result<()> {
+        if data.n_genes() != self.n_genes {
+            return Err(Error::LengthMismatch { field: "genes", got: data.n_genes(), expected: self.n_genes });
+        }
+        if self.likelihood.is_count() != matches!(data.transform, Transform::Counts { .. }) {
+            return Err(Error::invalid("likelihood", "does not match the data transform (counts vs min-max)"));
+        }
+        if data.n_classes != self.n_classes {
+            return Err(Error::LengthMismatch { field: "classes", got: data.n_classes, expected: self.n_classes });
+        }
+        if data.n_cells() == 0 {
+            return Err(Error::invalid("x", "has no cells"));
+        }
+        Ok(())
     }
 }
 
@@ -258,18 +210,21 @@ pub struct TrainParams {
     pub batch_size: usize,
     pub seed: u64,
     pub threads: usize,
-    /// "fused" (the hand-written step, the default) or "burn" (burn's autodiff and
-    /// optimizers, the reference the fused step is tested against).
+    /// One of `Engine::NAMES`.
     pub engine: String,
 }
 
 /// Which implementation runs the training step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
-    /// The fused step (fused.rs).
+    /// The fused step (step.rs).
     Fused,
-    /// burn's autodiff and optimizers, op by op.
+    /// burn's autodiff and optimizers, op by op (reference/).
     Burn,
+}
+
+impl Engine {
+    pub const NAMES: [&'static str; 2] = ["fused", "burn"];
 }
 
 /// Validated training settings.
@@ -286,7 +241,7 @@ pub struct TrainSpec {
 
 impl TrainParams {
     pub fn check(self) -> Result<TrainSpec> {
-        let optimizer: OptimizerKind = self.optimizer.parse()?;
+        let optimizer = OptimizerKind::parse(&self.optimizer)?;
         let learning_rate = self.learning_rate.unwrap_or_else(|| optimizer.default_learning_rate());
         if !(learning_rate.is_finite() && learning_rate > 0.0) {
             return Err(Error::invalid("learning_rate", "must be a positive number"));
@@ -303,7 +258,7 @@ impl TrainParams {
         let engine = match self.engine.as_str() {
             "fused" => Engine::Fused,
             "burn" => Engine::Burn,
-            other => return Err(Error::invalid("engine", format!("'{other}' is unknown; use \"fused\" or \"burn\""))),
+            other => return Err(Error::invalid("engine", format!("'{other}' is unknown; use one of {}", Engine::NAMES.join(", ")))),
         };
         Ok(TrainSpec {
             engine,
@@ -332,20 +287,27 @@ mod tests {
         }
     }
 
+    fn names(s: &ModelSpec) -> Vec<String> {
+        s.blocks().into_iter().map(|b| b.name).collect()
+    }
+
     #[test]
-    fn shapes_follow_the_architecture() {
+    fn blocks_follow_the_architecture() {
         let s = params().check().unwrap();
-        let shapes = s.dense_shapes();
-        let names: Vec<_> = shapes.iter().map(|s| s.0.as_str()).collect();
-        assert_eq!(names, ["encoder_1", "z_mean", "z_log_var", "decoder_1", "decoder_2"]);
-        assert_eq!(shapes[0], ("encoder_1".into(), 13, 8));
-        assert_eq!(shapes[3], ("decoder_1".into(), 5, 8));
+        let blocks = s.blocks();
+        assert_eq!(names(&s), ["encoder_1", "z_mean", "z_log_var", "decoder_1", "decoder_2"]);
+        assert_eq!((blocks[0].n_in, blocks[0].n_out), (13, 8));
+        assert_eq!((blocks[3].n_in, blocks[3].n_out), (5, 8));
+        assert_eq!(blocks[4].role, Role::Output);
         assert_eq!(s.n_parameters(), (13 * 8 + 8) + 2 * (8 * 2 + 2) + (5 * 8 + 8) + (8 * 10 + 10));
         let z = ModelParams { likelihood: "zinb".into(), ..params() }.check().unwrap();
-        let names: Vec<_> = z.dense_shapes().into_iter().map(|s| s.0).collect();
-        assert_eq!(names, ["encoder_1", "z_mean", "z_log_var", "decoder_1", "decoder_2", "dropout", "dispersion"]);
-        assert_eq!(z.dense_shapes()[5], ("dropout".into(), 8, 10));
-        assert_eq!(z.dense_shapes()[6], ("dispersion".into(), 0, 10));
+        assert_eq!(names(&z), ["encoder_1", "z_mean", "z_log_var", "decoder_1", "decoder_2", "dropout", "dispersion"]);
+        let b = z.blocks();
+        assert_eq!((b[5].role, b[5].n_in, b[5].n_out), (Role::Head, 8, 10));
+        assert_eq!((b[6].role, b[6].n_in, b[6].n_out), (Role::Gene, 0, 10));
+        // without hidden decoder layers the heads read [z | c]
+        let flat = ModelParams { likelihood: "zinb".into(), decoder: vec![(10, "linear".into())], ..params() };
+        assert_eq!(flat.check().unwrap().blocks()[4].n_in, 5);
         assert!(ModelParams { likelihood: "gaussian".into(), ..params() }.check().is_err());
     }
 

@@ -1,4 +1,5 @@
-//! A small team of threads for the fused training step.
+//! A small team of threads for the fused step and inference, and the thresholds below
+//! which work is not worth sharing.
 //!
 //! A parallel region is a number of chunks. Each thread has a home range of them (the
 //! same in every region of that size, so a chunk's data tends to stay in one core's
@@ -18,6 +19,37 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// Products with fewer multiply-adds than this run on one thread: below it, handing work
+/// to a second thread costs more than it saves.
+pub(crate) const SPLIT_MIN_MADDS: usize = 1 << 19;
+/// Element-wise loops over fewer values than this run on one thread.
+pub(crate) const SPLIT_MIN_VALUES: usize = 1 << 14;
+/// Column sums, and copies of `A^T` for the transposed product, of fewer values than this
+/// stay on one thread.
+pub(crate) const SPLIT_MIN_SUMS: usize = 1 << 18;
+
+/// A raw pointer that may be sent to the team's threads.
+pub(crate) struct SendPtr<T = f32>(pub *mut T);
+
+impl<T> Clone for SendPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so that closures capture the whole `Send` wrapper).
+    #[inline(always)]
+    pub fn get(self) -> *mut T {
+        self.0
+    }
+}
+// SAFETY: used only to hand disjoint parts of one buffer to the team's threads, which
+// all finish before `Team::run` returns and the buffer is used again.
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
 
 /// How long an idle worker spins before it sleeps.
 const SPIN: Duration = Duration::from_micros(100);
@@ -159,9 +191,7 @@ impl Team {
         let mut workers = Vec::new();
         for i in 1..threads.max(1) {
             let s = Arc::clone(&shared);
-            let handle = std::thread::Builder::new()
-                .name(format!("exprsgen-{i}"))
-                .spawn(move || s.worker(i, on_start));
+            let handle = std::thread::Builder::new().name(format!("exprsgen-{i}")).spawn(move || s.worker(i, on_start));
             match handle {
                 Ok(h) => workers.push(h),
                 Err(e) => {
@@ -210,7 +240,7 @@ impl Team {
         s.finished.store(generation, SeqCst);
         wait_until(|| s.active.load(SeqCst) == 0);
         if s.panicked.swap(false, SeqCst) {
-            panic!("a thread of the training step panicked");
+            panic!("a thread of the team panicked");
         }
     }
 }

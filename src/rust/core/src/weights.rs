@@ -1,15 +1,14 @@
-//! Weights as plain values (what R stores), to and from a module.
+//! Weights as plain values (what R stores): one `DenseWeights` per parameter block of
+//! `ModelSpec::blocks`, their check, and the initial weights of a new model.
 
-use burn::module::Param;
-use burn::nn::Linear;
-use burn::tensor::backend::Backend;
+use rand::rngs::StdRng;
+use rand::RngExt;
 
 use crate::error::{Error, Result};
-use crate::model::{dense, Vae};
-use crate::spec::{Likelihood, ModelSpec};
+use crate::spec::ModelSpec;
 
-/// One dense layer: `kernel` is row-major `[n_in, n_out]` (keras's kernel layout).
-/// A block with `n_in = 0` has only a `bias` (the NB/ZINB dispersion).
+/// One parameter block: `kernel` is row-major `[n_in, n_out]` (keras's kernel layout).
+/// A block with `n_in = 0` has only a `bias` (a per-gene parameter).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DenseWeights {
     pub name: String,
@@ -19,18 +18,15 @@ pub struct DenseWeights {
     pub bias: Vec<f32>,
 }
 
-fn values<B: Backend, const D: usize>(p: &Param<burn::tensor::Tensor<B, D>>) -> Result<Vec<f32>> {
-    p.val().into_data().convert::<f32>().to_vec::<f32>().map_err(|e| Error::Internal(format!("{e:?}")))
-}
-
-/// Checks plain weights against `spec`: one block per `ModelSpec::dense_shapes` entry,
-/// in order, with names and sizes as the architecture says, and finite values.
+/// Checks plain weights against `spec`: one block per `ModelSpec::blocks` entry, in
+/// order, with names and sizes as the architecture says, and finite values.
 pub(crate) fn check_weights(spec: &ModelSpec, weights: &[DenseWeights]) -> Result<()> {
-    let shapes = spec.dense_shapes();
+    let shapes = spec.blocks();
     if weights.len() != shapes.len() {
         return Err(Error::Weights(format!("{} layers given, the architecture has {}", weights.len(), shapes.len())));
     }
-    for ((name, n_in, n_out), w) in shapes.into_iter().zip(weights) {
+    for (b, w) in shapes.into_iter().zip(weights) {
+        let (name, n_in, n_out) = (b.name, b.n_in, b.n_out);
         if w.kernel.len() != n_in * n_out || w.bias.len() != n_out || w.n_in != n_in || w.n_out != n_out {
             return Err(Error::Weights(format!(
                 "layer '{name}' needs a {n_in} x {n_out} kernel and {n_out} biases, got a {} x {} kernel of {} values and {} biases",
@@ -47,60 +43,17 @@ pub(crate) fn check_weights(spec: &ModelSpec, weights: &[DenseWeights]) -> Resul
     Ok(())
 }
 
-impl<B: Backend> Vae<B> {
-    /// Every dense layer, in the order of `ModelSpec::dense_shapes`.
-    pub fn weights(&self) -> Result<Vec<DenseWeights>> {
-        let layers: Vec<&Linear<B>> = self
-            .encoder
-            .iter()
-            .chain([&self.z_mean, &self.z_log_var])
-            .chain(self.decoder.iter())
-            .chain(self.dropout.iter())
-            .collect();
-        let mut out = self
-            .spec
-            .dense_shapes()
-            .into_iter()
-            .zip(layers)
-            .map(|((name, n_in, n_out), l)| {
-                let bias = match &l.bias {
-                    Some(b) => values(b)?,
-                    None => vec![0.0; n_out],
-                };
-                Ok(DenseWeights { name, n_in, n_out, kernel: values(&l.weight)?, bias })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        if let Some(d) = &self.dispersion {
-            out.push(DenseWeights { name: "dispersion".into(), n_in: 0, n_out: self.spec.n_genes, kernel: vec![], bias: values(d)? });
-        }
-        Ok(out)
-    }
-
-    /// Rebuild a model from plain weights, checking every shape against `spec`.
-    pub fn from_weights(spec: &ModelSpec, weights: &[DenseWeights], device: &B::Device) -> Result<Self> {
-        check_weights(spec, weights)?;
-        let mut layers = Vec::with_capacity(weights.len());
-        let mut dispersion = None;
-        for w in weights {
-            let (n_in, n_out) = (w.n_in, w.n_out);
-            if n_in == 0 {
-                dispersion = Some(Param::from_tensor(burn::tensor::Tensor::from_data(
-                    burn::tensor::TensorData::new(w.bias.clone(), [n_out]),
-                    device,
-                )));
-            } else {
-                layers.push(dense::<B>(w.kernel.clone(), w.bias.clone(), n_in, n_out, device));
-            }
-        }
-        let dropout = if spec.likelihood == Likelihood::Zinb { layers.pop() } else { None };
-        let decoder = layers.split_off(spec.encoder.len() + 2);
-        let z_log_var = layers.pop();
-        let z_mean = layers.pop();
-        match (z_mean, z_log_var) {
-            (Some(z_mean), Some(z_log_var)) => {
-                Ok(Vae { encoder: layers, z_mean, z_log_var, decoder, dropout, dispersion, spec: spec.clone() })
-            }
-            _ => Err(Error::Internal("latent layers missing".into())),
-        }
-    }
+/// The weights of a new model: Glorot-uniform kernels and zero biases (keras's
+/// defaults), drawn from `rng` block by block in weight order, so that a seed fixes
+/// them. Per-gene parameters start at 0 (e.g. theta = 1).
+pub fn initial_weights(spec: &ModelSpec, rng: &mut StdRng) -> Vec<DenseWeights> {
+    spec.blocks()
+        .into_iter()
+        .map(|b| {
+            let (n_in, n_out) = (b.n_in, b.n_out);
+            let limit = (6.0 / (n_in + n_out) as f64).sqrt() as f32;
+            let kernel = (0..n_in * n_out).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * limit).collect();
+            DenseWeights { name: b.name, n_in, n_out, kernel, bias: vec![0.0; n_out] }
+        })
+        .collect()
 }

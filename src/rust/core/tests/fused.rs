@@ -89,8 +89,8 @@ fn fused_step_matches_burn_for_scaled_likelihoods_and_activations() {
     let (x, labels) = values(n, g, 1);
     let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
     let scaling = Scaling::fit(view).unwrap();
-    let plain = Dataset::new(view, Transform::MinMax(&scaling), None, 0).unwrap();
-    let cond = Dataset::new(view, Transform::MinMax(&scaling), Some(&labels), 3).unwrap();
+    let plain = Dataset::new(view, Transform::MinMax(scaling.clone()), None, 0).unwrap();
+    let cond = Dataset::new(view, Transform::MinMax(scaling.clone()), Some(labels.clone()), 3).unwrap();
     // the VAExprs model, plain and conditional
     compare(&model(g, 0, &[(12, "relu")], &[(12, "relu"), (0, "sigmoid")], "bce"), "adam", &plain, 2e-3);
     compare(&model(g, 3, &[(12, "relu")], &[(12, "relu"), (0, "sigmoid")], "bce"), "adam", &cond, 2e-3);
@@ -111,7 +111,7 @@ fn fused_step_matches_burn_for_count_likelihoods() {
     let x = counts(n, g, 2);
     let (_, labels) = values(n, g, 2);
     let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
-    let data = Dataset::new(view, Transform::Counts { target_sum: 1e4 }, Some(&labels), 3).unwrap();
+    let data = Dataset::new(view, Transform::Counts { target_sum: 1e4 }, Some(labels.clone()), 3).unwrap();
     for lik in ["poisson", "nb", "zinb"] {
         let s = model(g, 3, &[(12, "relu")], &[(12, "relu"), (0, "linear")], lik);
         compare(&s, "adam", &data, 5e-3);
@@ -125,11 +125,11 @@ fn fused_results_do_not_depend_on_the_thread_count() {
     let (x, labels) = values(n, g, 3);
     let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
     let scaling = Scaling::fit(view).unwrap();
-    let data = Dataset::new(view, Transform::MinMax(&scaling), Some(&labels), 3).unwrap();
+    let data = Dataset::new(view, Transform::MinMax(scaling.clone()), Some(labels.clone()), 3).unwrap();
     let s = model(g, 3, &[(128, "relu")], &[(128, "relu"), (0, "sigmoid")], "bce");
     let cx = counts(n, g, 5);
     let cview = DenseView::new(&cx, n, g, Layout::CellsInRows).unwrap();
-    let cdata = Dataset::new(cview, Transform::Counts { target_sum: 1e4 }, Some(&labels), 3).unwrap();
+    let cdata = Dataset::new(cview, Transform::Counts { target_sum: 1e4 }, Some(labels.clone()), 3).unwrap();
     let cs = model(g, 3, &[(128, "relu")], &[(128, "relu"), (0, "linear")], "zinb");
     // batches of 32 cells (the last one 12) use the unpacked kernels, of 128 matrixmultiply
     for batch_size in [32, 128] {

@@ -33,9 +33,17 @@ fn spec(g: usize, k: usize) -> ModelSpec {
 }
 
 fn train_spec(seed: u64) -> TrainSpec {
-    TrainParams { optimizer: "adam".into(), learning_rate: Some(0.01), regularization: 1.0, batch_size: 16, seed, threads: 1, engine: "fused".into() }
-        .check()
-        .unwrap()
+    TrainParams {
+        optimizer: "adam".into(),
+        learning_rate: Some(0.01),
+        regularization: 1.0,
+        batch_size: 16,
+        seed,
+        threads: 1,
+        engine: "fused".into(),
+    }
+    .check()
+    .unwrap()
 }
 
 #[test]
@@ -44,7 +52,7 @@ fn loss_decreases_and_runs_are_reproducible() {
     let (x, _) = two_groups(n, g);
     let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
     let scaling = Scaling::fit(view).unwrap();
-    let data = Dataset::new(view, Transform::MinMax(&scaling), None, 0).unwrap();
+    let data = Dataset::new(view, Transform::MinMax(scaling.clone()), None, 0).unwrap();
     let run = |seed| {
         let mut t = Trainer::new(&spec(g, 0), train_spec(seed), None).unwrap();
         let losses: Vec<f64> = (0..30).map(|_| t.train_epoch(&data).unwrap().loss).collect();
@@ -68,7 +76,7 @@ fn weights_round_trip_and_cvae_decodes_its_condition() {
     let (x, labels) = two_groups(n, g);
     let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
     let scaling = Scaling::fit(view).unwrap();
-    let data = Dataset::new(view, Transform::MinMax(&scaling), Some(&labels), 2).unwrap();
+    let data = Dataset::new(view, Transform::MinMax(scaling.clone()), Some(labels.clone()), 2).unwrap();
     let s = spec(g, 2);
     let mut t = Trainer::new(&s, train_spec(1), None).unwrap();
     for _ in 0..60 {
@@ -85,12 +93,13 @@ fn weights_round_trip_and_cvae_decodes_its_condition() {
     assert_eq!(t2.weights().unwrap(), w);
 
     // Latent means: one row per cell.
-    let (means, log_vars) = encode(&s, &w, &data).unwrap();
+    let mut model = Model::new(&s, &w, 1).unwrap();
+    let (means, log_vars) = model.encode(&data).unwrap();
     assert_eq!((means.len(), log_vars.len()), (n * 2, n * 2));
 
     // Decoding the prior mean under each condition gives that condition's genes high.
     let z = vec![0.0f32; 2 * 2];
-    let out = decode(&s, &w, &z, Some(&[0, 1]), &scaling, false).unwrap();
+    let out = model.decode(&z, Some(&[0, 1]), &scaling, false).unwrap();
     let first_half = |row: &[f64]| row[..g / 2].iter().sum::<f64>() / (g / 2) as f64;
     let second_half = |row: &[f64]| row[g / 2..].iter().sum::<f64>() / (g / 2) as f64;
     let (c0, c1) = (&out[..g], &out[g..]);
@@ -102,7 +111,7 @@ fn weights_round_trip_and_cvae_decodes_its_condition() {
         assert!(*v >= scaling.min[gene] - 1e-9 && *v <= scaling.max[gene] + 1e-9);
     }
     // cells_in_rows writes the transpose.
-    let t_out = decode(&s, &w, &z, Some(&[0, 1]), &scaling, true).unwrap();
+    let t_out = model.decode(&z, Some(&[0, 1]), &scaling, true).unwrap();
     assert_eq!(t_out[3 * 2 + 1], out[g + 3]);
 }
 
@@ -119,23 +128,35 @@ fn bad_inputs_are_errors_not_panics() {
     let other = spec(g + 1, 0);
     let bad = DenseView::new(&x[..n * (g - 1)], n, g - 1, Layout::CellsInRows).unwrap();
     let bad_scaling = Scaling::fit(bad).unwrap();
-    let bad_data = Dataset::new(bad, Transform::MinMax(&bad_scaling), None, 0).unwrap();
+    let bad_data = Dataset::new(bad, Transform::MinMax(bad_scaling), None, 0).unwrap();
     assert!(t.train_epoch(&bad_data).is_err());
     let _ = other;
     // Non-finite latent codes.
     let w = t.weights().unwrap();
-    assert!(decode(&s, &w, &[f32::NAN, 0.0], None, &scaling, false).is_err());
+    assert!(Model::new(&s, &w, 1).unwrap().decode(&[f32::NAN, 0.0], None, &scaling, false).is_err());
     // A conditional model needs labels.
     let sc = spec(g, 2);
     let wc = Trainer::new(&sc, train_spec(1), None).unwrap().weights().unwrap();
-    assert!(decode(&sc, &wc, &[0.0, 0.0], None, &scaling, false).is_err());
-    assert!(decode(&sc, &wc, &[0.0, 0.0], Some(&[2]), &scaling, false).is_err());
+    let mut mc = Model::new(&sc, &wc, 1).unwrap();
+    assert!(mc.decode(&[0.0, 0.0], None, &scaling, false).is_err());
+    assert!(mc.decode(&[0.0, 0.0], Some(&[2]), &scaling, false).is_err());
 }
 
 fn w_mismatch(s: &ModelSpec) {
     let mut w = Trainer::new(s, train_spec(1), None).unwrap().weights().unwrap();
     w[0].kernel.pop();
     assert!(matches!(Trainer::new(s, train_spec(1), Some(&w)), Err(Error::Weights(_))));
+}
+
+/// A draw from NB(mu, theta) as a Gamma-Poisson mixture.
+fn nb_draw(rng: &mut rand::rngs::StdRng, mu: f64, theta: f64) -> f64 {
+    use rand_distr::{Distribution, Gamma, Poisson};
+    let lambda = Gamma::new(theta, mu / theta).unwrap().sample(rng);
+    if lambda > 0.0 {
+        Poisson::new(lambda).unwrap().sample(rng)
+    } else {
+        0.0
+    }
 }
 
 /// Negative binomial counts (genes × cells CSC) for two cell types with different
@@ -151,7 +172,7 @@ fn nb_counts(n: usize, g: usize, seed: u64) -> (Vec<i32>, Vec<i32>, Vec<f64>, Ve
             let high = (j < g / 2) == (labels[c] == 0);
             let w = if high { 3.0 } else { 0.3 };
             let mu = lib * w / (g as f64 * 1.65);
-            let v = exprsgen_core::counts::sample(&mut rng, mu, Some(2.0), None);
+            let v = nb_draw(&mut rng, mu, 2.0);
             if v > 0.0 {
                 i.push(j as i32);
                 x.push(v);
@@ -180,7 +201,7 @@ fn count_models_learn_and_generate_integer_counts() {
     let (n, g) = (200, 20);
     let (p, i, x, labels) = nb_counts(n, g, 3);
     let sp = CscView::new(&p, &i, &x, g).unwrap();
-    let data = Dataset::new(sp, Transform::Counts { target_sum: 1e4 }, Some(&labels), 2).unwrap();
+    let data = Dataset::new(sp, Transform::Counts { target_sum: 1e4 }, Some(labels.clone()), 2).unwrap();
     for lik in ["poisson", "nb", "zinb"] {
         let s = count_spec(g, 2, lik);
         let mut t = Trainer::new(&s, train_spec(1), None).unwrap();
@@ -189,7 +210,8 @@ fn count_models_learn_and_generate_integer_counts() {
         let w = t.weights().unwrap();
         // Decode the prior mean under each class with a library size of 1000.
         let z = vec![0.0f32; 2 * 2];
-        let gen = decode_counts(&s, &w, &z, Some(&[0, 1]), &[1000f64.ln(), 1000f64.ln()], 5).unwrap();
+        let mut model = Model::new(&s, &w, 1).unwrap();
+        let gen = model.decode_counts(&z, Some(&[0, 1]), &[1000f64.ln(), 1000f64.ln()], 5).unwrap();
         assert_eq!(gen.p.len(), 3);
         assert!(gen.x.iter().all(|v| *v > 0.0 && v.fract() == 0.0));
         let cell = |c: usize| {
@@ -204,7 +226,10 @@ fn count_models_learn_and_generate_integer_counts() {
         assert!(half(&c0, true) > 2.0 * half(&c0, false), "{lik}: {c0:?}");
         assert!(half(&c1, false) > 2.0 * half(&c1, true), "{lik}: {c1:?}");
         // same seed, same draws
-        assert_eq!(gen, decode_counts(&s, &w, &z, Some(&[0, 1]), &[1000f64.ln(), 1000f64.ln()], 5).unwrap());
+        assert_eq!(gen, model.decode_counts(&z, Some(&[0, 1]), &[1000f64.ln(), 1000f64.ln()], 5).unwrap());
+        // and the same with two threads (a fresh model)
+        let mut two = Model::new(&s, &w, 2).unwrap();
+        assert_eq!(gen, two.decode_counts(&z, Some(&[0, 1]), &[1000f64.ln(), 1000f64.ln()], 5).unwrap());
     }
 }
 
@@ -213,7 +238,7 @@ fn nb_learns_the_dispersion() {
     let (n, g) = (600, 10);
     let (p, i, x, labels) = nb_counts(n, g, 11);
     let sp = CscView::new(&p, &i, &x, g).unwrap();
-    let data = Dataset::new(sp, Transform::Counts { target_sum: 1e4 }, Some(&labels), 2).unwrap();
+    let data = Dataset::new(sp, Transform::Counts { target_sum: 1e4 }, Some(labels.clone()), 2).unwrap();
     let s = count_spec(g, 2, "nb");
     let mut t = Trainer::new(&s, train_spec(2), None).unwrap();
     for _ in 0..60 {
@@ -241,10 +266,10 @@ fn sparse_and_dense_inputs_train_identically() {
     let de = DenseView::new(&dense, n, g, Layout::CellsInColumns).unwrap();
     for lik in ["nb", "bce"] {
         let scaling = Scaling::fit(sp).unwrap();
-        let transform = if lik == "nb" { Transform::Counts { target_sum: 1e4 } } else { Transform::MinMax(&scaling) };
+        let transform = if lik == "nb" { Transform::Counts { target_sum: 1e4 } } else { Transform::MinMax(scaling.clone()) };
         let s = if lik == "nb" { count_spec(g, 2, lik) } else { spec(g, 2) };
         let run = |src: Source| {
-            let d = Dataset::new(src, transform, Some(&labels), 2).unwrap();
+            let d = Dataset::new(src, transform.clone(), Some(labels.clone()), 2).unwrap();
             let mut t = Trainer::new(&s, train_spec(1), None).unwrap();
             (0..3).for_each(|_| {
                 t.train_epoch(&d).unwrap();

@@ -1,0 +1,127 @@
+# The epoch loop, driven from R: progress after each epoch, early stopping, and a
+# clean stop on interrupt (the model of the last complete epoch is kept).
+.train <- function(spec, train, prep, epochs, stopping, verbose) {
+    codes <- function(y) if (is.null(y)) NULL else as.integer(y)
+    y_train <- codes(prep$y_train)
+    y_val <- codes(prep$y_val)
+    # The trainer gets its data once, here; an on-disk matrix is read block by block
+    # in each pass instead (.pass).
+    on_disk <- .is_delayed(prep$x_train)
+    data <- if (on_disk) list(x = NULL, labels = NULL, x_val = NULL, labels_val = NULL)
+            else list(x = prep$x_train, labels = y_train, x_val = prep$x_val, labels_val = y_val)
+    data$transform <- prep$transform
+    trainer <- .eg_trainer_new(spec, train, data)
+    x_train <- if (on_disk) prep$x_train
+    x_val <- if (on_disk) prep$x_val
+    has_val <- !is.null(prep$x_val)
+    monitor <- NULL
+    if (!is.null(stopping)) {
+        monitor <- stopping$monitor
+        if (monitor == "val_loss" && !has_val) {
+            cli::cli_warn(c("Early stopping monitors {.val val_loss} but there are no validation cells.",
+                            i = "Monitoring the training {.val loss} instead."))
+            monitor <- "loss"
+        }
+    }
+    hist <- matrix(NA_real_, epochs, 6,
+                   dimnames = list(NULL, c("loss", "val_loss", "reconstruction", "kl",
+                                           "val_reconstruction", "val_kl")))
+    timing <- matrix(NA_real_, epochs, 2, dimnames = list(NULL, c("wall", "cpu")))
+    cpu_now <- function() sum(proc.time()[c("user.self", "sys.self")])
+    best <- list(value = Inf, epoch = NA_integer_)
+    wait <- 0L
+    done <- 0L
+    stop_reason <- "completed"
+    progress <- .progress(epochs, has_val, verbose)
+    start <- proc.time()[["elapsed"]]
+    tryCatch({
+        for (epoch in seq_len(epochs)) {
+            t0 <- c(proc.time()[["elapsed"]], cpu_now())
+            st <- .pass(trainer, x_train, y_train, TRUE, train$batch_size)
+            hist[epoch, c("loss", "reconstruction", "kl")] <- st
+            done <- epoch
+            timing[epoch, ] <- c(proc.time()[["elapsed"]], cpu_now()) - t0
+            if (has_val) {
+                sv <- .pass(trainer, x_val, y_val, FALSE, train$batch_size)
+                hist[epoch, c("val_loss", "val_reconstruction", "val_kl")] <- sv
+            }
+            progress$update(epoch, hist[epoch, "loss"], hist[epoch, "val_loss"])
+            if (!is.null(monitor)) {
+                value <- hist[epoch, monitor]
+                reference <- if (is.finite(best$value)) best$value else
+                    if (is.null(stopping$baseline)) Inf else stopping$baseline
+                if (value < reference - stopping$min_delta) {
+                    best <- list(value = value, epoch = epoch)
+                    wait <- 0L
+                    if (stopping$restore_best_weights) .eg_trainer_snapshot(trainer)
+                } else {
+                    wait <- wait + 1L
+                    if (wait >= stopping$patience) {  # as keras: `patience` epochs without improvement
+                        stop_reason <- "early_stopping"
+                        break
+                    }
+                }
+            }
+        }
+    }, interrupt = function(e) {
+        stop_reason <<- "interrupted"
+    })
+    seconds <- proc.time()[["elapsed"]] - start
+    progress$done(done, seconds, stop_reason, hist[max(done, 1L), ])
+    if (done == 0L) {
+        .abort("Training was interrupted before the first epoch completed; no model to return.",
+               class = "exprsgen_error_interrupted", call = NULL)
+    }
+    weights <- NULL
+    if (!is.null(stopping) && stopping$restore_best_weights && !is.na(best$epoch)) {
+        weights <- .eg_trainer_weights(trainer, snapshot = TRUE)
+    }
+    if (is.null(weights)) weights <- .eg_trainer_weights(trainer)
+    if (stop_reason == "interrupted") {
+        cli::cli_warn("Training was interrupted after {done} epoch{?s}; the model of that epoch is returned.",
+                      class = "exprsgen_warning_interrupted")
+    }
+    history <- data.frame(epoch = seq_len(done), hist[seq_len(done), , drop = FALSE])
+    list(weights = weights, history = history, stop_reason = stop_reason,
+         best_epoch = best$epoch, seconds = seconds,
+         epoch_seconds = data.frame(epoch = seq_len(done), timing[seq_len(done), , drop = FALSE]))
+}
+
+# Progress reporting: a cli progress bar in interactive sessions, a line every
+# tenth of the run otherwise (Rscript, knitr).
+.progress <- function(epochs, has_val, verbose, envir = parent.frame()) {
+    fmt <- function(epoch, loss, val) {
+        paste0("epoch ", epoch, "/", epochs, "  loss ", format(signif(loss, 5)),
+               if (has_val && !is.na(val)) paste0("  val_loss ", format(signif(val, 5))))
+    }
+    if (!verbose) {
+        return(list(update = function(...) NULL, done = function(...) NULL))
+    }
+    if (interactive()) {
+        # The bar belongs to the caller's frame (.train), so it ends with it.
+        bar <- cli::cli_progress_bar("Training", total = epochs, clear = TRUE,
+                                     format = "{cli::pb_bar} {cli::pb_status} | ETA {cli::pb_eta}",
+                                     .envir = envir)
+        list(update = function(epoch, loss, val) {
+            cli::cli_progress_update(id = bar, set = epoch, status = fmt(epoch, loss, val),
+                                     .envir = envir)
+        }, done = function(done, seconds, reason, row) {
+            cli::cli_progress_done(id = bar, .envir = envir)
+            .progress_summary(done, seconds, reason, fmt(done, row[["loss"]], row[["val_loss"]]))
+        })
+    } else {
+        every <- max(1L, epochs %/% 10L)
+        list(update = function(epoch, loss, val) {
+            if (epoch == 1L || epoch %% every == 0L) cli::cli_text(fmt(epoch, loss, val))
+        }, done = function(done, seconds, reason, row) {
+            .progress_summary(done, seconds, reason, fmt(done, row[["loss"]], row[["val_loss"]]))
+        })
+    }
+}
+
+.progress_summary <- function(done, seconds, reason, last) {
+    why <- switch(reason, completed = "", early_stopping = " (early stopping)",
+                  interrupted = " (interrupted)")
+    cli::cli_alert_success("Trained {done} epoch{?s} in {format(round(seconds, 1), nsmall = 1)} s{why}: {last}")
+}
+

@@ -1,0 +1,221 @@
+//! A data set (cells, their labels and the transform the model reads them through) and
+//! the gathering of minibatches from it.
+
+use super::scaling::Scaling;
+use super::view::Source;
+use crate::error::{Error, Result};
+
+/// What the model reads from a cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transform {
+    /// Min-max-scaled values; the target is the scaled input itself (scaled likelihoods).
+    MinMax(Scaling),
+    /// Raw counts: the encoder reads `log1p(count * target_sum / library size)`,
+    /// the target is the counts and the library size is kept (count likelihoods).
+    Counts { target_sum: f64 },
+}
+
+/// A gathered minibatch, row-major.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub n: usize,
+    /// `[n, genes + classes]`: transformed genes, then the one-hot condition.
+    pub input: Vec<f32>,
+    /// `[n, genes]` counts (count transform only).
+    pub counts: Vec<f32>,
+    /// `[n]` natural log of each cell's library size (count transform only).
+    pub log_library: Vec<f32>,
+    /// `[n, classes]` one-hot condition.
+    pub condition: Vec<f32>,
+}
+
+/// Cells with optional class labels (0-based codes) and the transform to apply.
+#[derive(Debug, Clone)]
+pub struct Dataset<'a> {
+    pub source: Source<'a>,
+    pub transform: Transform,
+    pub labels: Option<Vec<u32>>,
+    pub n_classes: usize,
+}
+
+impl<'a> Dataset<'a> {
+    pub fn new(source: impl Into<Source<'a>>, transform: Transform, labels: Option<Vec<u32>>, n_classes: usize) -> Result<Self> {
+        let source = source.into();
+        if let Transform::MinMax(scaling) = &transform {
+            if scaling.n_genes() != source.n_genes() {
+                return Err(Error::LengthMismatch { field: "minmax", got: scaling.n_genes(), expected: source.n_genes() });
+            }
+        }
+        match &labels {
+            Some(l) => {
+                if l.len() != source.n_cells() {
+                    return Err(Error::LengthMismatch { field: "labels", got: l.len(), expected: source.n_cells() });
+                }
+                if l.iter().any(|&k| k as usize >= n_classes) {
+                    return Err(Error::LabelOutOfRange { field: "labels", n_classes });
+                }
+            }
+            None if n_classes > 0 => return Err(Error::invalid("labels", "are needed by a conditional model")),
+            None => {}
+        }
+        Ok(Dataset { source, transform, labels, n_classes })
+    }
+
+    pub fn n_cells(&self) -> usize {
+        self.source.n_cells()
+    }
+
+    pub fn n_genes(&self) -> usize {
+        self.source.n_genes()
+    }
+
+    /// Width of one input row: genes followed by the one-hot condition.
+    pub fn width(&self) -> usize {
+        self.source.n_genes() + self.n_classes
+    }
+
+    /// Gather the rows of `cells` into `batch`. Fails on a non-finite value, and for
+    /// counts on a negative or fractional value or a cell without counts, so such
+    /// data never reach the model.
+    pub fn gather(&self, cells: &[usize], batch: &mut Batch) -> Result<()> {
+        self.gather_with(cells, batch, None)
+    }
+
+    /// `gather`, with the cells spread over `team`'s threads.
+    pub fn gather_with(&self, cells: &[usize], batch: &mut Batch, team: Option<&crate::team::Team>) -> Result<()> {
+        let (w, g, n) = (self.width(), self.n_genes(), cells.len());
+        batch.n = n;
+        // Every value of `input` (and of `counts`) is written below, row by row on the
+        // threads, so the buffers are not zeroed here.
+        batch.input.resize(n * w, 0.0);
+        batch.condition = self.conditions(cells);
+        let counts = matches!(self.transform, Transform::Counts { .. });
+        let sparse = self.source.is_sparse();
+        batch.log_library.clear();
+        if counts {
+            batch.counts.resize(n * g, 0.0);
+        } else {
+            batch.counts.clear();
+        }
+        let zero: Vec<f32> = match &self.transform {
+            Transform::MinMax(scaling) if self.source.is_sparse() => (0..g).map(|j| scaling.apply(j, 0.0)).collect(),
+            _ => Vec::new(),
+        };
+        // one cell: its input row, and for counts its count row and log library size
+        let fill = |c: usize, row: &mut [f32], count_row: &mut [f32], log_lib: &mut f32| -> Result<()> {
+            match &self.transform {
+                Transform::MinMax(scaling) => {
+                    if !zero.is_empty() {
+                        row[..g].copy_from_slice(&zero);
+                    }
+                    let mut finite = true;
+                    match self.source.dense_cell(c) {
+                        // contiguous values: one loop the compiler vectorises
+                        Some(values) => finite = crate::simd::minmax_row(&mut row[..g], values, &scaling.min, &scaling.inv_range),
+                        None => self.source.for_cell(c, |j, v| {
+                            finite &= v.is_finite();
+                            row[j] = scaling.apply(j, v);
+                        }),
+                    }
+                    if !finite {
+                        return Err(Error::NonFinite { field: "x" });
+                    }
+                }
+                &Transform::Counts { target_sum } => {
+                    if sparse {
+                        count_row.fill(0.0);
+                    }
+                    let mut total = 0.0f64;
+                    let mut bad = None;
+                    let dense_ok = self.source.dense_cell(c).map(|values| {
+                        let (t, ok) = crate::simd::count_row(values, count_row);
+                        total = t;
+                        ok
+                    });
+                    if dense_ok != Some(true) {
+                        // sparse, or dense with a bad value: visit the values one by one
+                        total = 0.0;
+                        self.source.for_cell(c, |j, v| {
+                            if !(v.is_finite() && v >= 0.0 && v.fract() == 0.0) {
+                                bad = Some(v);
+                            }
+                            count_row[j] = v as f32;
+                            total += v;
+                        });
+                    }
+                    if let Some(v) = bad {
+                        return Err(if v.is_finite() {
+                            Error::invalid("x", format!("must hold non-negative whole counts for a count likelihood (found {v})"))
+                        } else {
+                            Error::NonFinite { field: "x" }
+                        });
+                    }
+                    if total <= 0.0 {
+                        return Err(Error::invalid("x", "has a cell without any counts"));
+                    }
+                    let scale = (target_sum / total) as f32;
+                    crate::simd::log1p_scaled(count_row, scale, &mut row[..g]);
+                    *log_lib = total.ln() as f32;
+                }
+            }
+            Ok(())
+        };
+        batch.log_library.resize(n, 0.0);
+        let (pi, pc, pl) = (batch.input.as_mut_ptr() as usize, batch.counts.as_mut_ptr() as usize, batch.log_library.as_mut_ptr() as usize);
+        // the first error in cell order, whatever the thread count
+        let first_error: std::sync::Mutex<Option<(usize, Error)>> = std::sync::Mutex::new(None);
+        const ROWS: usize = 16;
+        let chunk = |k: usize| {
+            for r in k * ROWS..((k + 1) * ROWS).min(n) {
+                // SAFETY: row r of each buffer belongs to this chunk alone; the buffers
+                // were sized above (counts only when `counts`).
+                let (row, count_row, log_lib) = unsafe {
+                    (
+                        std::slice::from_raw_parts_mut((pi as *mut f32).add(r * w), w),
+                        if counts { std::slice::from_raw_parts_mut((pc as *mut f32).add(r * g), g) } else { &mut [][..] },
+                        &mut *(pl as *mut f32).add(r),
+                    )
+                };
+                if let Err(e) = fill(cells[r], row, count_row, log_lib) {
+                    let mut slot = first_error.lock().unwrap_or_else(|e| e.into_inner());
+                    if slot.as_ref().is_none_or(|(row, _)| r < *row) {
+                        *slot = Some((r, e));
+                    }
+                    return;
+                }
+            }
+        };
+        match team {
+            Some(team) if n * g >= 1 << 14 => team.run(n.div_ceil(ROWS), &chunk),
+            _ => (0..n.div_ceil(ROWS)).for_each(chunk),
+        }
+        if let Some((_, e)) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(e);
+        }
+        if !counts {
+            batch.log_library.clear();
+        }
+        if self.n_classes > 0 {
+            for r in 0..n {
+                batch.input[r * w + g..(r + 1) * w].copy_from_slice(&batch.condition[r * self.n_classes..(r + 1) * self.n_classes]);
+            }
+        }
+        Ok(())
+    }
+
+    /// The one-hot condition rows of `cells` (`cells.len() × n_classes`).
+    pub fn conditions(&self, cells: &[usize]) -> Vec<f32> {
+        one_hot(cells.iter().map(|&c| self.labels.as_ref().map_or(0, |l| l[c])), cells.len(), self.n_classes)
+    }
+}
+
+/// Row-major one-hot matrix of `n` codes over `k` classes (empty when `k == 0`).
+pub fn one_hot(codes: impl Iterator<Item = u32>, n: usize, k: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; n * k];
+    if k > 0 {
+        for (i, c) in codes.enumerate().take(n) {
+            out[i * k + c as usize] = 1.0;
+        }
+    }
+    out
+}

@@ -1,0 +1,112 @@
+use super::*;
+use crate::error::Error;
+
+// A 3-cell × 2-gene matrix in both layouts.
+const CELLS_IN_ROWS: [f64; 6] = [1.0, 2.0, 3.0, 5.0, 5.0, 5.0];
+const CELLS_IN_COLS: [f64; 6] = [1.0, 5.0, 2.0, 5.0, 3.0, 5.0];
+
+#[test]
+fn layouts_agree_and_constant_genes_scale_to_zero() {
+    let a = DenseView::new(&CELLS_IN_ROWS, 3, 2, Layout::CellsInRows).unwrap();
+    let b = DenseView::new(&CELLS_IN_COLS, 3, 2, Layout::CellsInColumns).unwrap();
+    let sa = Scaling::fit(a).unwrap();
+    assert_eq!(sa, Scaling::fit(b).unwrap());
+    assert_eq!(sa.min, vec![1.0, 5.0]);
+    assert_eq!(sa.max, vec![3.0, 5.0]);
+    let t = Transform::MinMax(sa.clone());
+    let (da, db) = (Dataset::new(a, t.clone(), None, 0).unwrap(), Dataset::new(b, t, None, 0).unwrap());
+    let (mut oa, mut ob) = (Batch::default(), Batch::default());
+    da.gather(&[2, 0, 1], &mut oa).unwrap();
+    db.gather(&[2, 0, 1], &mut ob).unwrap();
+    assert_eq!(oa.input, ob.input);
+    assert_eq!(oa.input, vec![1.0, 0.0, 0.0, 0.0, 0.5, 0.0]);
+    assert!((sa.invert(0, 0.5) - 2.0).abs() < 1e-12);
+}
+
+#[test]
+fn gather_appends_one_hot_labels() {
+    let a = DenseView::new(&CELLS_IN_ROWS, 3, 2, Layout::CellsInRows).unwrap();
+    let s = Scaling::fit(a).unwrap();
+    let labels = [1u32, 0, 1];
+    let d = Dataset::new(a, Transform::MinMax(s), Some(labels.to_vec()), 2).unwrap();
+    let mut out = Batch::default();
+    d.gather(&[0, 1], &mut out).unwrap();
+    assert_eq!(out.input, vec![0.0, 0.0, 0.0, 1.0, 0.5, 0.0, 1.0, 0.0]);
+    assert_eq!(d.conditions(&[1, 2]), vec![1.0, 0.0, 0.0, 1.0]);
+}
+
+#[test]
+fn rejects_non_finite_and_bad_labels() {
+    let mut v = CELLS_IN_ROWS;
+    v[1] = f64::NAN;
+    let a = DenseView::new(&v, 3, 2, Layout::CellsInRows).unwrap();
+    assert_eq!(Scaling::fit(a), Err(Error::NonFinite { field: "x" }));
+    let s = Scaling::new(vec![0.0, 0.0], vec![1.0, 1.0]).unwrap();
+    let d = Dataset::new(a, Transform::MinMax(s.clone()), None, 0).unwrap();
+    assert!(d.gather(&[1], &mut Batch::default()).is_err());
+    assert!(d.gather(&[0], &mut Batch::default()).is_ok());
+    let ok = DenseView::new(&CELLS_IN_ROWS, 3, 2, Layout::CellsInRows).unwrap();
+    let t = Transform::MinMax(s);
+    assert!(Dataset::new(ok, t.clone(), Some(vec![0, 1, 2]), 2).is_err());
+    assert!(Dataset::new(ok, t.clone(), Some(vec![0, 1]), 2).is_err());
+    assert!(Dataset::new(ok, t, None, 2).is_err());
+    assert!(DenseView::new(&CELLS_IN_ROWS, 2, 2, Layout::CellsInRows).is_err());
+}
+
+// The 2 x 3 genes x cells matrix [[0, 2, 0], [5, 0, 1]] as CSC and dense.
+const P: [i32; 4] = [0, 1, 2, 3];
+const I: [i32; 3] = [1, 0, 1];
+const X: [f64; 3] = [5.0, 2.0, 1.0];
+const DENSE: [f64; 6] = [0.0, 5.0, 2.0, 0.0, 0.0, 1.0];
+
+#[test]
+fn sparse_gathers_like_dense() {
+    let sp = CscView::new(&P, &I, &X, 2).unwrap();
+    let de = DenseView::new(&DENSE, 3, 2, Layout::CellsInColumns).unwrap();
+    let (ss, sd) = (Scaling::fit(sp).unwrap(), Scaling::fit(de).unwrap());
+    assert_eq!(ss, sd);
+    let labels = [0u32, 1, 1];
+    for t in [Transform::MinMax(ss), Transform::Counts { target_sum: 10.0 }] {
+        let a = Dataset::new(sp, t.clone(), Some(labels.to_vec()), 2).unwrap();
+        let b = Dataset::new(de, t, Some(labels.to_vec()), 2).unwrap();
+        let (mut ba, mut bb) = (Batch::default(), Batch::default());
+        a.gather(&[2, 0, 1], &mut ba).unwrap();
+        b.gather(&[2, 0, 1], &mut bb).unwrap();
+        assert_eq!(ba.input, bb.input);
+        assert_eq!(ba.counts, bb.counts);
+        assert_eq!(ba.log_library, bb.log_library);
+    }
+    let d = Dataset::new(sp, Transform::Counts { target_sum: 10.0 }, None, 0).unwrap();
+    let mut b = Batch::default();
+    d.gather(&[1], &mut b).unwrap();
+    assert_eq!(b.counts, vec![2.0, 0.0]);
+    assert_eq!(b.input, vec![(2.0f32 * 10.0 / 2.0).ln_1p(), 0.0]);
+    assert_eq!(b.log_library, vec![2f32.ln()]);
+}
+
+#[test]
+fn counts_must_be_whole_and_cells_non_empty() {
+    let x = [0.5, 2.0, 1.0];
+    let sp = CscView::new(&P, &I, &x, 2).unwrap();
+    let d = Dataset::new(sp, Transform::Counts { target_sum: 1e4 }, None, 0).unwrap();
+    assert!(d.gather(&[0], &mut Batch::default()).unwrap_err().to_string().contains("whole counts"));
+    assert!(d.gather(&[1, 2], &mut Batch::default()).is_ok());
+    let empty = CscView::new(&[0, 0, 1], &[0], &[3.0], 2).unwrap();
+    let d = Dataset::new(empty, Transform::Counts { target_sum: 1e4 }, None, 0).unwrap();
+    assert!(d.gather(&[0], &mut Batch::default()).is_err());
+    // malformed slots are refused up front
+    assert!(CscView::new(&[0, 2], &[0, 5], &[1.0, 1.0], 2).is_err());
+    assert!(CscView::new(&[0, 2], &[0, -1], &[1.0, 1.0], 2).is_err());
+    assert!(CscView::new(&[0, 2], &[0, 2], &[1.0, 1.0], 2).is_err());
+    // a bad index far into a long slot (past the first block of the check)
+    let n = 200_001;
+    let mut idx: Vec<i32> = (0..n).map(|k| (k % 7) as i32).collect();
+    let ones = vec![1.0; n];
+    assert!(CscView::new(&[0, n as i32], &idx, &ones, 7).is_ok());
+    idx[n - 2] = 7;
+    assert!(CscView::new(&[0, n as i32], &idx, &ones, 7).is_err());
+    idx[n - 2] = i32::MIN;
+    assert!(CscView::new(&[0, n as i32], &idx, &ones, 7).is_err());
+    assert!(CscView::new(&[1, 2], &[0], &[1.0], 2).is_err());
+    assert!(CscView::new(&[0, 2, 1], &[0, 1], &[1.0, 1.0], 2).is_err());
+}

@@ -1,0 +1,195 @@
+//! Inference with stored weights: latent posteriors of cells, and decoding of latent
+//! codes into cells (values on the training scale, or integer counts drawn from the
+//! likelihood). A `Model` is built once from the weights and keeps its team and
+//! buffers, and runs the same forward code as training (`network.rs`), in chunks of
+//! cells.
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::cpu::{numeric_team, FlushDenormals};
+use crate::data::{one_hot, Batch, Dataset, Scaling};
+use crate::error::{Error, Result};
+use crate::likelihood::GeneCache;
+use crate::network::{Acts, Network};
+use crate::spec::ModelSpec;
+use crate::team::Team;
+use crate::weights::DenseWeights;
+
+/// Cells per chunk of the forward pass.
+const CHUNK: usize = 1024;
+
+/// Integer counts as a sparse genes × samples matrix in CSC form (R's dgCMatrix slots).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SparseCounts {
+    pub p: Vec<i32>,
+    pub i: Vec<i32>,
+    pub x: Vec<f64>,
+}
+
+/// A fitted model ready for inference.
+pub struct Model {
+    net: Network,
+    team: Team,
+    acts: Acts,
+    batch: Batch,
+    genes: GeneCache,
+}
+
+impl Model {
+    /// The model of `weights` (checked against `spec`), computing on `threads` threads.
+    pub fn new(spec: &ModelSpec, weights: &[DenseWeights], threads: usize) -> Result<Model> {
+        if threads == 0 {
+            return Err(Error::invalid("num.threads", "must be a positive integer"));
+        }
+        Ok(Model {
+            net: Network::new(spec, weights)?,
+            team: numeric_team(threads)?,
+            acts: Acts::default(),
+            batch: Batch::default(),
+            genes: None,
+        })
+    }
+
+    pub fn spec(&self) -> &ModelSpec {
+        &self.net.spec
+    }
+
+    /// Posterior q(z|x) of every cell of `data`: (`z_mean`, `z_log_var`), each row-major
+    /// `[cells, latent]`.
+    pub fn encode(&mut self, data: &Dataset) -> Result<(Vec<f32>, Vec<f32>)> {
+        let _flush = FlushDenormals::new();
+        self.net.spec.check_data(data)?;
+        let (n, l) = (data.n_cells(), self.net.spec.latent_dim);
+        let mut means = Vec::with_capacity(n * l);
+        let mut log_vars = Vec::with_capacity(n * l);
+        let cells: Vec<usize> = (0..n).collect();
+        for chunk in cells.chunks(CHUNK) {
+            data.gather_with(chunk, &mut self.batch, Some(&self.team))?;
+            self.net.encode(&self.team, &self.batch.input, chunk.len(), &mut self.acts);
+            means.extend_from_slice(&self.acts.mean[..chunk.len() * l]);
+            log_vars.extend_from_slice(&self.acts.log_var[..chunk.len() * l]);
+        }
+        Ok((means, log_vars))
+    }
+
+    /// Decodes latent codes `z` (row-major `[n, latent]`) with condition codes `labels`
+    /// (0-based, for a CVAE), chunk by chunk, handing each chunk's first row index and
+    /// size to `each` once the decoder's outputs are in `self.acts`.
+    fn decode_chunks(
+        &mut self,
+        z: &[f32],
+        labels: Option<&[u32]>,
+        mut each: impl FnMut(&mut Self, usize, usize) -> Result<()>,
+    ) -> Result<usize> {
+        let n = self.check_codes(z, labels)?;
+        let (l, k) = (self.net.spec.latent_dim, self.net.spec.n_classes);
+        for start in (0..n).step_by(CHUNK) {
+            let m = CHUNK.min(n - start);
+            let cond = labels.map_or_else(Vec::new, |lab| one_hot(lab[start..start + m].iter().copied(), m, k));
+            self.net.set_latent(&z[start * l..(start + m) * l], m, &cond, &mut self.acts);
+            self.net.decode(&self.team, m, &mut self.acts);
+            each(self, start, m)?;
+        }
+        Ok(n)
+    }
+
+    /// Decodes latent codes of a scaled-likelihood model and undoes the scaling.
+    /// Returns the values of gene `g` of sample `i` at `i * genes + g`
+    /// (`cells_in_rows = false`) or `g * n + i` (`true`).
+    pub fn decode(&mut self, z: &[f32], labels: Option<&[u32]>, scaling: &Scaling, cells_in_rows: bool) -> Result<Vec<f64>> {
+        let _flush = FlushDenormals::new();
+        if self.net.spec.likelihood.is_count() {
+            return Err(Error::invalid("likelihood", "is a count likelihood: use decode_counts"));
+        }
+        if scaling.n_genes() != self.net.spec.n_genes {
+            return Err(Error::LengthMismatch { field: "minmax", got: scaling.n_genes(), expected: self.net.spec.n_genes });
+        }
+        let n = z.len() / self.net.spec.latent_dim.max(1);
+        let g = self.net.spec.n_genes;
+        let mut out = vec![0.0f64; n * g];
+        let mut rng = StdRng::seed_from_u64(0); // unused: scaled families draw nothing
+        self.decode_chunks(z, labels, |model, start, m| {
+            let out_ref = &mut out;
+            let mut sink = |r: usize, values: &[f64]| {
+                let i = start + r;
+                for (j, &v) in values.iter().enumerate() {
+                    let idx = if cells_in_rows { j * n + i } else { i * g + j };
+                    out_ref[idx] = scaling.invert(j, v as f32);
+                }
+                Ok(())
+            };
+            model.generate_rows(m, &[], &mut rng, &mut sink)
+        })?;
+        Ok(out)
+    }
+
+    /// Decodes latent codes of a count model and draws integer counts from the fitted
+    /// distribution with mean `library size × softmax(output)`. `log_library[s]` is the
+    /// natural log of sample `s`'s library size; `seed` fixes the draws.
+    pub fn decode_counts(&mut self, z: &[f32], labels: Option<&[u32]>, log_library: &[f64], seed: u64) -> Result<SparseCounts> {
+        let _flush = FlushDenormals::new();
+        if !self.net.spec.likelihood.is_count() {
+            return Err(Error::invalid("likelihood", "is not a count likelihood"));
+        }
+        let n = z.len() / self.net.spec.latent_dim.max(1);
+        if log_library.len() != n {
+            return Err(Error::LengthMismatch { field: "library sizes", got: log_library.len(), expected: n });
+        }
+        if log_library.iter().any(|v| !v.is_finite()) {
+            return Err(Error::invalid("library sizes", "must be positive and finite"));
+        }
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut out = SparseCounts { p: vec![0], ..Default::default() };
+        self.decode_chunks(z, labels, |model, start, m| {
+            let out_ref = &mut out;
+            let mut sink = |_: usize, values: &[f64]| {
+                for (j, &x) in values.iter().enumerate() {
+                    if x > 0.0 {
+                        out_ref.i.push(j as i32);
+                        out_ref.x.push(x);
+                    }
+                }
+                if out_ref.x.len() > i32::MAX as usize {
+                    return Err(Error::invalid("num_samples", "gives more non-zero counts than a dgCMatrix holds"));
+                }
+                out_ref.p.push(out_ref.x.len() as i32);
+                Ok(())
+            };
+            model.generate_rows(m, &log_library[start..start + m], &mut rng, &mut sink)
+        })?;
+        Ok(out)
+    }
+
+    /// The likelihood's values of the `m` decoded cells in `self.acts`.
+    fn generate_rows(
+        &mut self,
+        m: usize,
+        log_library: &[f64],
+        rng: &mut StdRng,
+        sink: &mut dyn FnMut(usize, &[f64]) -> Result<()>,
+    ) -> Result<()> {
+        let Model { net, team, acts, genes, .. } = self;
+        let out = net.outputs(acts, m);
+        net.spec.likelihood.generate(team, &out, &net.gene_params(), log_library, genes, rng, sink)
+    }
+
+    /// Number of codes in `z`, after checking it and the labels.
+    fn check_codes(&self, z: &[f32], labels: Option<&[u32]>) -> Result<usize> {
+        let (l, k) = (self.net.spec.latent_dim, self.net.spec.n_classes);
+        if z.len() % l != 0 {
+            return Err(Error::LengthMismatch { field: "z", got: z.len(), expected: (z.len() / l + 1) * l });
+        }
+        if z.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFinite { field: "z" });
+        }
+        let n = z.len() / l;
+        match labels {
+            Some(lab) if lab.len() != n => return Err(Error::LengthMismatch { field: "labels", got: lab.len(), expected: n }),
+            Some(lab) if lab.iter().any(|&c| c as usize >= k) => return Err(Error::LabelOutOfRange { field: "labels", n_classes: k }),
+            None if k > 0 => return Err(Error::invalid("labels", "are needed by a conditional model")),
+            _ => {}
+        }
+        Ok(n)
+    }
+}

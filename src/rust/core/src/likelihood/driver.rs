@@ -1,0 +1,217 @@
+//! Running a family over a batch: cells spread over the team, gradients and their
+//! column sums in buffers kept between steps; and generation, cell by cell.
+
+use rand::rngs::StdRng;
+
+use super::{Family, GeneCache, Outputs, Row, RowGrad, MAX_GENE_PARAMS, MAX_HEADS};
+use crate::buffers::resize;
+use crate::data::Batch;
+use crate::error::{Error, Result};
+use crate::team::{SendPtr, Team, SPLIT_MIN_VALUES};
+
+/// Rows per block of [`BlockSums`].
+const SUM_ROWS: usize = 16;
+
+/// Column sums of a `[n x g]` gradient (a bias gradient) taken while its rows are
+/// made: each block of `SUM_ROWS` rows is summed in row order into its own row of
+/// `part`, and the block sums are added in block order. The order is fixed, so the
+/// result does not depend on the number of threads, and no pass over the whole
+/// gradient (mostly in the other core's cache) is needed afterwards.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BlockSums {
+    part: Vec<f32>,
+}
+
+impl BlockSums {
+    fn prepare(&mut self, n: usize, g: usize) -> SendPtr<f32> {
+        resize(&mut self.part, n.div_ceil(SUM_ROWS) * g);
+        SendPtr(self.part.as_mut_ptr())
+    }
+
+    /// Adds `row`, row `r` of the gradient, to its block's sums.
+    ///
+    /// # Safety
+    /// `part` comes from `prepare(n, g)` with `r < n`, `row.len() == g`; rows of one
+    /// block are added by one thread, in order.
+    unsafe fn add(part: SendPtr<f32>, r: usize, row: &[f32]) {
+        let g = row.len();
+        let sums = std::slice::from_raw_parts_mut(part.get().add((r / SUM_ROWS) * g), g);
+        if r % SUM_ROWS == 0 {
+            sums.copy_from_slice(row);
+        } else {
+            sums.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+        }
+    }
+
+    /// The column sums of all `n` rows into `out` (`g` values).
+    pub(crate) fn total(&self, n: usize, out: &mut [f32]) {
+        let g = out.len();
+        out.copy_from_slice(&self.part[..g]);
+        for b in 1..n.div_ceil(SUM_ROWS) {
+            out.iter_mut().zip(&self.part[b * g..(b + 1) * g]).for_each(|(o, &v)| *o += v);
+        }
+    }
+}
+
+/// A batch's loss gradients, kept between steps.
+#[derive(Default)]
+pub struct LossWork {
+    pub(crate) row_loss: Vec<f64>,
+    /// `[n, genes]`: with respect to the output layer's pre-activations, ...
+    pub(crate) d_logits: Vec<f32>,
+    /// ... each head's, ...
+    pub(crate) d_heads: Vec<Vec<f32>>,
+    /// ... and each per-gene parameter (per cell).
+    pub(crate) d_genes: Vec<Vec<f32>>,
+    /// Column sums of the above: the output layer's and heads' bias gradients and the
+    /// per-gene parameters' gradients.
+    pub(crate) sum_logits: BlockSums,
+    pub(crate) sum_heads: Vec<BlockSums>,
+    pub(crate) sum_genes: Vec<BlockSums>,
+    genes: GeneCache,
+}
+
+/// The family's per-gene values in `cache`, computed when missing or when `fresh`.
+fn gene_values<'c, F: Family>(f: &F, team: &Team, params: &[&[f32]], cache: &'c mut GeneCache, fresh: bool) -> &'c F::Genes {
+    let reuse = !fresh && cache.as_ref().is_some_and(|c| c.is::<F::Genes>());
+    if !reuse {
+        if !cache.as_ref().is_some_and(|c| c.is::<F::Genes>()) {
+            *cache = Some(Box::new(F::Genes::default()));
+        }
+        if let Some(genes) = cache.as_mut().and_then(|c| c.downcast_mut::<F::Genes>()) {
+            f.prepare(team, params, genes);
+        }
+    }
+    match cache.as_ref().and_then(|c| c.downcast_ref::<F::Genes>()) {
+        Some(genes) => genes,
+        None => unreachable!("the cache was just filled with this family's values"),
+    }
+}
+
+/// Calls `f(first_row, rows_a, rows_b)` on blocks of whole rows of two row-major buffers
+/// (`wa`, `wb` values per row), spread over the team when the work is large enough.
+fn for_rows<F>(team: &Team, n: usize, a: &mut [f32], wa: usize, b: &mut [f64], wb: usize, f: F)
+where
+    F: Fn(usize, &mut [f32], &mut [f64]) + Sync,
+{
+    let threads = team.threads();
+    if threads <= 1 || n * wa.max(1) < SPLIT_MIN_VALUES || n < 2 {
+        f(0, &mut a[..n * wa], &mut b[..n * wb]);
+        return;
+    }
+    // whole blocks of SUM_ROWS rows, so that block sums (see `BlockSums`) are made by
+    // one chunk
+    let rows = n.div_ceil(2 * threads).div_ceil(SUM_ROWS) * SUM_ROWS;
+    let (pa, pb) = (SendPtr(a.as_mut_ptr()), SendPtr(b.as_mut_ptr()));
+    team.run(n.div_ceil(rows), &|c| {
+        let (r0, r1) = (c * rows, ((c + 1) * rows).min(n));
+        // SAFETY: chunk c owns rows r0..r1 of both buffers, inside their lengths.
+        let (ca, cb) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(pa.get().add(r0 * wa), (r1 - r0) * wa),
+                std::slice::from_raw_parts_mut(pb.get().add(r0 * wb), (r1 - r0) * wb),
+            )
+        };
+        f(r0, ca, cb)
+    });
+}
+
+/// Row `r` of each buffer in `ptrs` (`g` values), or empty slices past `used`.
+///
+/// # Safety
+/// The first `used` pointers point to buffers of at least `(r + 1) * g` values whose
+/// row `r` nobody else touches meanwhile.
+unsafe fn rows_of<'a, const N: usize>(ptrs: &[SendPtr; N], used: usize, r: usize, g: usize) -> [&'a mut [f32]; N] {
+    std::array::from_fn(|i| if i < used { std::slice::from_raw_parts_mut(ptrs[i].get().add(r * g), g) } else { &mut [][..] })
+}
+
+fn buffers<const N: usize>(v: &mut [Vec<f32>]) -> [SendPtr; N] {
+    std::array::from_fn(|i| SendPtr(v.get_mut(i).map_or(std::ptr::null_mut(), |b| b.as_mut_ptr())))
+}
+
+pub(super) fn batch_loss<F: Family>(f: &F, team: &Team, out: &Outputs<'_>, batch: &Batch, params: &[&[f32]], w: &mut LossWork) -> f64 {
+    let (n, g) = (batch.n, out.n_genes);
+    let info = F::INFO;
+    let (nh, nq) = (info.heads.len(), info.gene_params.len());
+    let width = batch.input.len() / n.max(1);
+    w.row_loss.clear();
+    w.row_loss.resize(n, 0.0);
+    resize(&mut w.d_logits, n * g);
+    w.d_heads.resize_with(nh, Vec::new);
+    w.d_genes.resize_with(nq, Vec::new);
+    w.d_heads.iter_mut().chain(w.d_genes.iter_mut()).for_each(|d| resize(d, n * g));
+    w.sum_heads.resize_with(nh, BlockSums::default);
+    w.sum_genes.resize_with(nq, BlockSums::default);
+    let genes = gene_values(f, team, params, &mut w.genes, true);
+    // block sums of the gradients this family has (the others stay unallocated)
+    let s_logits = w.sum_logits.prepare(n, g);
+    let s_heads: [SendPtr; MAX_HEADS] =
+        std::array::from_fn(|i| w.sum_heads.get_mut(i).map_or(SendPtr(std::ptr::null_mut()), |s| s.prepare(n, g)));
+    let s_genes: [SendPtr; MAX_GENE_PARAMS] =
+        std::array::from_fn(|i| w.sum_genes.get_mut(i).map_or(SendPtr(std::ptr::null_mut()), |s| s.prepare(n, g)));
+    let (p_heads, p_genes) = (buffers::<MAX_HEADS>(&mut w.d_heads), buffers::<MAX_GENE_PARAMS>(&mut w.d_genes));
+    for_rows(team, n, &mut w.d_logits, g, &mut w.row_loss, 1, |r0, dls, loss| {
+        let mut scratch = F::Scratch::default();
+        for (i, (dl, lrow)) in dls.chunks_mut(g).zip(loss.iter_mut()).enumerate() {
+            let r = r0 + i;
+            let row = Row {
+                logits: &out.logits[r * g..(r + 1) * g],
+                heads: std::array::from_fn(|h| if h < nh { &out.heads[h][r * g..(r + 1) * g] } else { &[][..] }),
+                target: if info.counts { &[] } else { &batch.input[r * width..r * width + g] },
+                counts: if info.counts { &batch.counts[r * g..(r + 1) * g] } else { &[] },
+                log_library: if info.counts { batch.log_library[r] as f64 } else { 0.0 },
+                activation: out.activation,
+                scale: 1.0 / n as f32,
+            };
+            // SAFETY: row r of the heads' and genes' gradients (sized n x g above)
+            // belongs to the block of rows this call owns; so do row r's block sums.
+            unsafe {
+                let mut grad = RowGrad { logits: dl, heads: rows_of(&p_heads, nh, r, g), genes: rows_of(&p_genes, nq, r, g) };
+                *lrow = f.row(&row, genes, &mut scratch, &mut grad);
+                BlockSums::add(s_logits, r, grad.logits);
+                for h in 0..nh {
+                    BlockSums::add(s_heads[h], r, grad.heads[h]);
+                }
+                for q in 0..nq {
+                    BlockSums::add(s_genes[q], r, grad.genes[q]);
+                }
+            }
+        }
+    });
+    w.row_loss.iter().sum::<f64>() / n as f64
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn generate<F: Family>(
+    f: &F,
+    team: &Team,
+    out: &Outputs<'_>,
+    params: &[&[f32]],
+    log_library: &[f64],
+    cache: &mut GeneCache,
+    rng: &mut StdRng,
+    sink: &mut dyn FnMut(usize, &[f64]) -> Result<()>,
+) -> Result<()> {
+    let (n, g) = (out.n, out.n_genes);
+    let info = F::INFO;
+    if info.counts && log_library.len() != n {
+        return Err(Error::LengthMismatch { field: "library sizes", got: log_library.len(), expected: n });
+    }
+    let genes = gene_values(f, team, params, cache, false);
+    let mut scratch = F::Scratch::default();
+    let mut values = vec![0.0f64; g];
+    for r in 0..n {
+        let row = Row {
+            logits: &out.logits[r * g..(r + 1) * g],
+            heads: std::array::from_fn(|h| if h < info.heads.len() { &out.heads[h][r * g..(r + 1) * g] } else { &[][..] }),
+            target: &[],
+            counts: &[],
+            log_library: if info.counts { log_library[r] } else { 0.0 },
+            activation: out.activation,
+            scale: 1.0,
+        };
+        f.generate(&row, genes, &mut scratch, rng, &mut values);
+        sink(r, &values)?;
+    }
+    Ok(())
+}

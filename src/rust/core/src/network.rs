@@ -1,0 +1,214 @@
+//! The dense VAE / CVAE as plain parameter blocks, and its forward pass: the one
+//! written-out forward code that both the training step (`step.rs`) and inference
+//! (`infer.rs`) run, batched and spread over the team.
+//!
+//! encoder: `[x | c]` → dense layers → (`z_mean`, `z_log_var`);
+//! decoder: `[z | c]` → dense layers → output layer (one value per gene) and, beside it,
+//! the likelihood's heads. `c` is the one-hot condition, present only in a conditional
+//! model. Buffers are row-major `[cells, units]`.
+
+use rand::rngs::StdRng;
+
+use crate::buffers::resize;
+use crate::error::Result;
+use crate::likelihood::Outputs;
+use crate::optim::Slot;
+use crate::products::matmul_bias;
+use crate::spec::ModelSpec;
+use crate::team::Team;
+use crate::weights::{check_weights, DenseWeights};
+
+/// One parameter block: a dense layer `y = x W + b` (`W` row-major `[n_in, n_out]`), or
+/// (`n_in = 0`) a per-gene parameter held in `bias`; with optimizer state.
+#[derive(Clone, Debug)]
+pub(crate) struct Layer {
+    pub name: String,
+    pub n_in: usize,
+    pub n_out: usize,
+    pub kernel: Slot,
+    pub bias: Slot,
+}
+
+/// The parameter blocks of a model, in `ModelSpec::blocks` order.
+#[derive(Clone, Debug)]
+pub(crate) struct Network {
+    pub spec: ModelSpec,
+    pub layers: Vec<Layer>,
+}
+
+/// One layer's values for the batch: before (`a`) and after (`h`) the activation.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Act {
+    pub a: Vec<f32>,
+    pub h: Vec<f32>,
+}
+
+/// The forward pass's buffers, kept between batches.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Acts {
+    pub enc: Vec<Act>,
+    pub mean: Vec<f32>,
+    pub log_var: Vec<f32>,
+    /// Reparameterisation noise and `exp(log_var / 2)` (training).
+    pub eps: Vec<f32>,
+    pub sd: Vec<f32>,
+    /// `[z | condition]`, the decoder's input.
+    pub dec_in: Vec<f32>,
+    /// Hidden decoder layers (all but the output layer).
+    pub dec: Vec<Act>,
+    /// The output layer's pre-activations.
+    pub logits: Vec<f32>,
+    /// The likelihood's heads' pre-activations.
+    pub heads: Vec<Vec<f32>>,
+}
+
+/// Standard normal draws (ziggurat, `rand_distr`) from `rng`.
+pub fn standard_normal(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    use rand_distr::{Distribution, StandardNormal};
+    StandardNormal.sample_iter(rng).take(n).collect()
+}
+
+impl Network {
+    /// A model from plain weights (in `ModelSpec::blocks` order), shapes checked.
+    pub fn new(spec: &ModelSpec, weights: &[DenseWeights]) -> Result<Self> {
+        check_weights(spec, weights)?;
+        let layers = spec
+            .blocks()
+            .into_iter()
+            .zip(weights)
+            .map(|(b, w)| Layer {
+                name: b.name,
+                n_in: b.n_in,
+                n_out: b.n_out,
+                // a kernel's gradient buffer is made only if it is needed (gradient.rs)
+                kernel: Slot::new(w.kernel.clone()),
+                bias: Slot::with_grad(w.bias.clone()),
+            })
+            .collect();
+        Ok(Network { spec: spec.clone(), layers })
+    }
+
+    /// The current weights.
+    pub fn weights(&self) -> Vec<DenseWeights> {
+        self.layers
+            .iter()
+            .map(|b| DenseWeights {
+                name: b.name.clone(),
+                n_in: b.n_in,
+                n_out: b.n_out,
+                kernel: b.kernel.value.clone(),
+                bias: b.bias.value.clone(),
+            })
+            .collect()
+    }
+
+    /// Index of the output layer; the heads follow it, then the per-gene parameters.
+    pub fn output_index(&self) -> usize {
+        self.spec.encoder.len() + 1 + self.spec.decoder.len()
+    }
+
+    /// Index of per-gene parameter `q`.
+    pub fn gene_index(&self, q: usize) -> usize {
+        self.output_index() + 1 + self.spec.likelihood.info().heads.len() + q
+    }
+
+    /// The per-gene parameters' values (`Info::gene_params` order).
+    pub fn gene_params(&self) -> Vec<&[f32]> {
+        let nq = self.spec.likelihood.info().gene_params.len();
+        (0..nq).map(|q| self.layers[self.gene_index(q)].bias.value.as_slice()).collect()
+    }
+
+    /// Encoder of `n` cells, `input` `[n, genes + classes]`: fills `acts.enc`,
+    /// `acts.mean` and `acts.log_var`.
+    pub fn encode(&self, team: &Team, input: &[f32], n: usize, acts: &mut Acts) {
+        let spec = &self.spec;
+        let (d, l, m) = (spec.input_dim(), spec.latent_dim, spec.encoder.len());
+        acts.enc.resize_with(m, Act::default);
+        for i in 0..m {
+            let (blk, act) = (&self.layers[i], spec.encoder[i].1);
+            let (before, rest) = acts.enc.split_at_mut(i);
+            let (x, x_w): (&[f32], usize) = if i == 0 { (input, d) } else { (&before[i - 1].h, blk.n_in) };
+            let cur = &mut rest[0];
+            resize(&mut cur.a, n * blk.n_out);
+            matmul_bias(team, n, x_w, blk.n_out, x, false, &blk.kernel.value, false, 0.0, Some(&blk.bias.value), &mut cur.a);
+            resize(&mut cur.h, n * blk.n_out);
+            act.forward(&cur.a, &mut cur.h);
+        }
+        let (hm, hm_w): (&[f32], usize) = if m == 0 { (input, d) } else { (&acts.enc[m - 1].h, spec.encoder[m - 1].0) };
+        for (buf, blk) in [(&mut acts.mean, &self.layers[m]), (&mut acts.log_var, &self.layers[m + 1])] {
+            resize(buf, n * l);
+            matmul_bias(team, n, hm_w, l, hm, false, &blk.kernel.value, false, 0.0, Some(&blk.bias.value), buf);
+        }
+    }
+
+    /// The reparameterisation `z = mean + exp(log_var / 2) * eps`, `eps` drawn from
+    /// `rng`, written with the one-hot `condition` (`[n, classes]`) into `acts.dec_in`.
+    pub fn sample_latent(&self, rng: &mut StdRng, n: usize, condition: &[f32], acts: &mut Acts) {
+        let (l, k) = (self.spec.latent_dim, self.spec.n_classes);
+        acts.eps = standard_normal(rng, n * l);
+        resize(&mut acts.sd, n * l);
+        let dw = l + k;
+        resize(&mut acts.dec_in, n * dw);
+        for r in 0..n {
+            for j in 0..l {
+                let i = r * l + j;
+                let sd = (acts.log_var[i] * 0.5).exp();
+                acts.sd[i] = sd;
+                acts.dec_in[r * dw + j] = acts.mean[i] + sd * acts.eps[i];
+            }
+            if k > 0 {
+                acts.dec_in[r * dw + l..(r + 1) * dw].copy_from_slice(&condition[r * k..(r + 1) * k]);
+            }
+        }
+    }
+
+    /// Given latent codes `z` (`[n, latent]`) and the one-hot `condition`, the
+    /// decoder's input into `acts.dec_in`.
+    pub fn set_latent(&self, z: &[f32], n: usize, condition: &[f32], acts: &mut Acts) {
+        let (l, k) = (self.spec.latent_dim, self.spec.n_classes);
+        let dw = l + k;
+        resize(&mut acts.dec_in, n * dw);
+        for r in 0..n {
+            acts.dec_in[r * dw..r * dw + l].copy_from_slice(&z[r * l..(r + 1) * l]);
+            if k > 0 {
+                acts.dec_in[r * dw + l..(r + 1) * dw].copy_from_slice(&condition[r * k..(r + 1) * k]);
+            }
+        }
+    }
+
+    /// Decoder of `n` cells from `acts.dec_in`: fills `acts.dec`, `acts.logits` and
+    /// `acts.heads`.
+    pub fn decode(&self, team: &Team, n: usize, acts: &mut Acts) {
+        let spec = &self.spec;
+        let (g, m, p) = (spec.n_genes, spec.encoder.len(), spec.decoder.len());
+        acts.dec.resize_with(p - 1, Act::default);
+        for j in 0..p - 1 {
+            let (blk, act) = (&self.layers[m + 2 + j], spec.decoder[j].1);
+            let (before, rest) = acts.dec.split_at_mut(j);
+            let x: &[f32] = if j == 0 { &acts.dec_in } else { &before[j - 1].h };
+            let cur = &mut rest[0];
+            resize(&mut cur.a, n * blk.n_out);
+            matmul_bias(team, n, blk.n_in, blk.n_out, x, false, &blk.kernel.value, false, 0.0, Some(&blk.bias.value), &mut cur.a);
+            resize(&mut cur.h, n * blk.n_out);
+            act.forward(&cur.a, &mut cur.h);
+        }
+        let last: &[f32] = if p == 1 { &acts.dec_in } else { &acts.dec[p - 2].h };
+        let out_i = self.output_index();
+        let out = &self.layers[out_i];
+        resize(&mut acts.logits, n * g);
+        matmul_bias(team, n, out.n_in, g, last, false, &out.kernel.value, false, 0.0, Some(&out.bias.value), &mut acts.logits);
+        let nh = spec.likelihood.info().heads.len();
+        acts.heads.resize_with(nh, Vec::new);
+        for (h, buf) in acts.heads.iter_mut().enumerate() {
+            let head = &self.layers[out_i + 1 + h];
+            resize(buf, n * g);
+            matmul_bias(team, n, head.n_in, g, last, false, &head.kernel.value, false, 0.0, Some(&head.bias.value), buf);
+        }
+    }
+
+    /// The decoder's outputs in `acts` for `n` cells.
+    pub fn outputs<'a>(&self, acts: &'a Acts, n: usize) -> Outputs<'a> {
+        let g = self.spec.n_genes;
+        Outputs { n, n_genes: g, logits: &acts.logits[..n * g], heads: &acts.heads, activation: self.spec.output_activation() }
+    }
+}

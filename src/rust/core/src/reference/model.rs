@@ -1,0 +1,115 @@
+//! The VAE / CVAE as a burn module, built from and read back as plain weights.
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+use crate::spec::{ModelSpec, Role};
+use crate::weights::{check_weights, DenseWeights};
+
+#[derive(Module, Debug)]
+pub struct Vae<B: Backend> {
+    pub(crate) encoder: Vec<Linear<B>>,
+    pub(crate) z_mean: Linear<B>,
+    pub(crate) z_log_var: Linear<B>,
+    /// Hidden decoder layers and the output layer.
+    pub(crate) decoder: Vec<Linear<B>>,
+    /// The likelihood's heads beside the output layer.
+    pub(crate) heads: Vec<Linear<B>>,
+    /// The likelihood's per-gene parameters.
+    pub(crate) genes: Vec<Param<Tensor<B, 1>>>,
+    #[module(skip)]
+    pub(crate) spec: ModelSpec,
+}
+
+/// A dense layer from a row-major `[n_in, n_out]` kernel and a bias.
+fn dense<B: Backend>(kernel: Vec<f32>, bias: Vec<f32>, n_in: usize, n_out: usize, device: &B::Device) -> Linear<B> {
+    Linear {
+        weight: Param::from_tensor(Tensor::from_data(TensorData::new(kernel, [n_in, n_out]), device)),
+        bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [n_out]), device))),
+    }
+}
+
+fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>> {
+    t.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| Error::Internal(format!("{e:?}")))
+}
+
+impl<B: Backend> Vae<B> {
+    /// Rebuild a model from plain weights, checking every shape against `spec`.
+    pub fn from_weights(spec: &ModelSpec, weights: &[DenseWeights], device: &B::Device) -> Result<Self> {
+        check_weights(spec, weights)?;
+        let (mut encoder, mut decoder, mut heads, mut genes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut z_mean, mut z_log_var) = (None, None);
+        for (b, w) in spec.blocks().into_iter().zip(weights) {
+            let layer = || dense::<B>(w.kernel.clone(), w.bias.clone(), b.n_in, b.n_out, device);
+            match b.role {
+                Role::Encoder => encoder.push(layer()),
+                Role::Mean => z_mean = Some(layer()),
+                Role::LogVar => z_log_var = Some(layer()),
+                Role::Decoder | Role::Output => decoder.push(layer()),
+                Role::Head => heads.push(layer()),
+                Role::Gene => genes.push(Param::from_tensor(Tensor::from_data(TensorData::new(w.bias.clone(), [b.n_out]), device))),
+            }
+        }
+        match (z_mean, z_log_var) {
+            (Some(z_mean), Some(z_log_var)) => Ok(Vae { encoder, z_mean, z_log_var, decoder, heads, genes, spec: spec.clone() }),
+            _ => Err(Error::Internal("latent layers missing".into())),
+        }
+    }
+
+    /// Every parameter block, in the order of `ModelSpec::blocks`.
+    pub fn weights(&self) -> Result<Vec<DenseWeights>> {
+        let dense_layers: Vec<&Linear<B>> =
+            self.encoder.iter().chain([&self.z_mean, &self.z_log_var]).chain(self.decoder.iter()).chain(self.heads.iter()).collect();
+        let mut genes = self.genes.iter();
+        let mut dense = dense_layers.into_iter();
+        self.spec
+            .blocks()
+            .into_iter()
+            .map(|b| {
+                let (kernel, bias) = if b.role == Role::Gene {
+                    let p = genes.next().ok_or_else(|| Error::Internal("per-gene parameter missing".into()))?;
+                    (Vec::new(), values(p.val())?)
+                } else {
+                    let l = dense.next().ok_or_else(|| Error::Internal("layer missing".into()))?;
+                    let bias = match &l.bias {
+                        Some(p) => values(p.val())?,
+                        None => vec![0.0; b.n_out],
+                    };
+                    (values(l.weight.val())?, bias)
+                };
+                Ok(DenseWeights { name: b.name, n_in: b.n_in, n_out: b.n_out, kernel, bias })
+            })
+            .collect()
+    }
+
+    /// `x`: `[batch, genes + classes]` (transformed genes, then one-hot condition)
+    /// → (`z_mean`, `z_log_var`), each `[batch, latent]`.
+    pub fn encode(&self, x: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let mut h = x;
+        for (layer, &(_, act)) in self.encoder.iter().zip(&self.spec.encoder) {
+            h = act.burn(layer.forward(h));
+        }
+        (self.z_mean.forward(h.clone()), self.z_log_var.forward(h))
+    }
+
+    /// `z`: `[batch, latent]`, `cond`: `[batch, classes]` for a CVAE → the output
+    /// layer's pre-activations and each head's, `[batch, genes]`.
+    pub fn decode_heads(&self, z: Tensor<B, 2>, cond: Option<Tensor<B, 2>>) -> (Tensor<B, 2>, Vec<Tensor<B, 2>>) {
+        let mut h = match cond {
+            Some(c) => Tensor::cat(vec![z, c], 1),
+            None => z,
+        };
+        let last = self.decoder.len().saturating_sub(1);
+        for (layer, &(_, act)) in self.decoder.iter().zip(&self.spec.decoder).take(last) {
+            h = act.burn(layer.forward(h));
+        }
+        let heads = self.heads.iter().map(|l| l.forward(h.clone())).collect();
+        let logits = match self.decoder.last() {
+            Some(out) => out.forward(h),
+            None => h,
+        };
+        (logits, heads)
+    }
+}

@@ -1,0 +1,195 @@
+//! The fused training step: forward pass (`network.rs`), loss (the likelihood's, plus
+//! the KL term), backward pass and optimizer update of every parameter, written out by
+//! hand over buffers kept between steps.
+//!
+//! burn's autodiff runs the same model op by op (an allocation, a graph node and a pass
+//! over memory for each of dozens of element-wise operations per step, and an unfused
+//! optimizer update), which made its epochs 2-4x the time of the step's matrix products
+//! alone. Here every product goes straight to a kernel (`products.rs`), element-wise
+//! work is one pass per layer, and each kernel's optimizer update follows its gradient
+//! tile by tile (`gradient.rs`). The arithmetic is the model's and the optimizers' as
+//! burn defines them: the tests compare this step with burn's autodiff and optimizers
+//! (the reference engine) on every likelihood, activation and optimizer. Results do not
+//! depend on the number of threads.
+
+use rand::rngs::StdRng;
+
+use crate::buffers::resize;
+use crate::data::Batch;
+use crate::error::Result;
+use crate::gradient::kernel_step;
+use crate::likelihood::LossWork;
+use crate::network::{Acts, Network};
+use crate::optim::{update_slot, Opt};
+use crate::products::{col_sums, matmul};
+use crate::spec::{ModelSpec, TrainSpec};
+use crate::team::Team;
+use crate::weights::DenseWeights;
+
+/// A model in training with the fused step: its parameters (with optimizer state) and
+/// the step's buffers.
+pub(crate) struct Fused {
+    pub net: Network,
+    acts: Acts,
+    loss: LossWork,
+    d_mean: Vec<f32>,
+    d_log_var: Vec<f32>,
+    /// Ping-pong buffers for gradients flowing back through hidden layers.
+    g1: Vec<f32>,
+    g2: Vec<f32>,
+}
+
+impl Fused {
+    pub fn new(spec: &ModelSpec, weights: &[DenseWeights]) -> Result<Self> {
+        Ok(Fused {
+            net: Network::new(spec, weights)?,
+            acts: Acts::default(),
+            loss: LossWork::default(),
+            d_mean: Vec::new(),
+            d_log_var: Vec::new(),
+            g1: Vec::new(),
+            g2: Vec::new(),
+        })
+    }
+
+    /// One minibatch: forward, loss, and (when `learn`) backward and an optimizer update.
+    /// Returns (loss, reconstruction, KL), each averaged over the batch's cells.
+    pub fn step(&mut self, batch: &Batch, train: &TrainSpec, rng: &mut StdRng, learn: bool, team: &Team) -> (f64, f64, f64) {
+        let n = batch.n;
+        self.net.encode(team, &batch.input, n, &mut self.acts);
+        self.net.sample_latent(rng, n, &batch.condition, &mut self.acts);
+        self.net.decode(team, n, &mut self.acts);
+        let recon = {
+            let out = self.net.outputs(&self.acts, n);
+            self.net.spec.likelihood.loss(team, &out, batch, &self.net.gene_params(), &mut self.loss)
+        };
+        let kl = self.kl(n, train.regularization);
+        let value = recon + train.regularization * kl;
+        if learn && value.is_finite() {
+            let opt = Opt { kind: train.optimizer, lr: train.learning_rate as f32 };
+            self.backward(batch, team, opt);
+            // kernels were updated in `backward`; now the biases and per-gene parameters
+            for blk in &mut self.net.layers {
+                if !blk.bias.value.is_empty() {
+                    update_slot(&mut blk.bias, opt, team);
+                }
+            }
+        }
+        (value, recon, kl)
+    }
+
+    /// Mean KL over the cells and, into `d_mean`/`d_log_var`, `regularization` times its
+    /// gradient.
+    fn kl(&mut self, n: usize, regularization: f64) -> f64 {
+        let l = self.net.spec.latent_dim;
+        let a = &self.acts;
+        resize(&mut self.d_mean, n * l);
+        resize(&mut self.d_log_var, n * l);
+        let c = (regularization / n as f64) as f32;
+        let mut total = 0.0f64;
+        for r in 0..n {
+            let mut s = 0.0f32;
+            for j in 0..l {
+                let i = r * l + j;
+                let (m, lv) = (a.mean[i], a.log_var[i]);
+                let e = lv.exp();
+                s += 1.0 + lv - m * m - e;
+                self.d_mean[i] = c * m;
+                self.d_log_var[i] = c * 0.5 * (e - 1.0);
+            }
+            total += (-0.5 * s) as f64;
+        }
+        total / n as f64
+    }
+
+    /// Backward pass: every gradient, and each kernel's optimizer update as soon as its
+    /// gradient is known (block by block, while the block is in cache) and after the
+    /// gradient flowing through it has been computed.
+    fn backward(&mut self, batch: &Batch, team: &Team, opt: Opt) {
+        let (out_i, gene_0) = (self.net.output_index(), self.net.gene_index(0));
+        let Fused { net, acts: a, loss, d_mean, d_log_var, g1, g2 } = self;
+        let (spec, blocks) = (&net.spec, &mut net.layers);
+        let (n, g, l, k) = (batch.n, spec.n_genes, spec.latent_dim, spec.n_classes);
+        let (m, p) = (spec.encoder.len(), spec.decoder.len());
+        let nh = spec.likelihood.info().heads.len();
+        // per-gene parameters, the output layer's and the heads' biases: column sums
+        for (q, sums) in loss.sum_genes.iter().enumerate() {
+            sums.total(n, &mut blocks[gene_0 + q].bias.grad);
+        }
+        loss.sum_logits.total(n, &mut blocks[out_i].bias.grad);
+        for h in 0..nh {
+            loss.sum_heads[h].total(n, &mut blocks[out_i + 1 + h].bias.grad);
+        }
+        // gradient with respect to the output layer's input (old kernels), then the
+        // kernels' gradients and updates
+        let out_in = blocks[out_i].n_in;
+        let mut gy = std::mem::take(g1);
+        let mut gx = std::mem::take(g2);
+        resize(&mut gy, n * out_in);
+        matmul(team, n, g, out_in, &loss.d_logits, false, &blocks[out_i].kernel.value, true, 0.0, &mut gy);
+        for h in 0..nh {
+            matmul(team, n, g, out_in, &loss.d_heads[h], false, &blocks[out_i + 1 + h].kernel.value, true, 1.0, &mut gy);
+        }
+        {
+            let last: &[f32] = if p == 1 { &a.dec_in } else { &a.dec[p - 2].h };
+            kernel_step(team, opt, out_in, n, g, last, &loss.d_logits, &mut blocks[out_i].kernel);
+            for h in 0..nh {
+                kernel_step(team, opt, out_in, n, g, last, &loss.d_heads[h], &mut blocks[out_i + 1 + h].kernel);
+            }
+        }
+        // hidden decoder layers, last to first; gy holds d(output of layer j)
+        for j in (0..p - 1).rev() {
+            let blk = &mut blocks[m + 2 + j];
+            let act = &a.dec[j];
+            spec.decoder[j].1.backward(&act.a, &act.h, &mut gy);
+            let x: &[f32] = if j == 0 { &a.dec_in } else { &a.dec[j - 1].h };
+            col_sums(team, &gy, n, blk.n_out, &mut blk.bias.grad);
+            resize(&mut gx, n * blk.n_in);
+            matmul(team, n, blk.n_out, blk.n_in, &gy, false, &blk.kernel.value, true, 0.0, &mut gx);
+            kernel_step(team, opt, blk.n_in, n, blk.n_out, x, &gy, &mut blk.kernel);
+            std::mem::swap(&mut gx, &mut gy);
+        }
+        // gy: d[z | c]; through the reparameterisation into d_mean / d_log_var (which
+        // already hold the KL part)
+        let dw = l + k;
+        for r in 0..n {
+            for j in 0..l {
+                let i = r * l + j;
+                let dz = gy[r * dw + j];
+                d_mean[i] += dz;
+                d_log_var[i] += dz * a.eps[i] * 0.5 * a.sd[i];
+            }
+        }
+        // latent heads
+        let d = spec.input_dim();
+        let (hm, hm_w): (&[f32], usize) = if m == 0 { (&batch.input, d) } else { (&a.enc[m - 1].h, spec.encoder[m - 1].0) };
+        if m > 0 {
+            resize(&mut gy, n * hm_w);
+            matmul(team, n, l, hm_w, d_mean, false, &blocks[m].kernel.value, true, 0.0, &mut gy);
+            matmul(team, n, l, hm_w, d_log_var, false, &blocks[m + 1].kernel.value, true, 1.0, &mut gy);
+        }
+        for (bi, dv) in [(m, &*d_mean), (m + 1, &*d_log_var)] {
+            let blk = &mut blocks[bi];
+            col_sums(team, dv, n, l, &mut blk.bias.grad);
+            kernel_step(team, opt, hm_w, n, l, hm, dv, &mut blk.kernel);
+        }
+        // encoder layers, last to first
+        for i in (0..m).rev() {
+            let blk = &mut blocks[i];
+            let act = &a.enc[i];
+            spec.encoder[i].1.backward(&act.a, &act.h, &mut gy);
+            let (x, x_w): (&[f32], usize) = if i == 0 { (&batch.input, d) } else { (&a.enc[i - 1].h, blk.n_in) };
+            col_sums(team, &gy, n, blk.n_out, &mut blk.bias.grad);
+            if i > 0 {
+                resize(&mut gx, n * blk.n_in);
+                matmul(team, n, blk.n_out, blk.n_in, &gy, false, &blk.kernel.value, true, 0.0, &mut gx);
+            }
+            kernel_step(team, opt, x_w, n, blk.n_out, x, &gy, &mut blk.kernel);
+            if i > 0 {
+                std::mem::swap(&mut gx, &mut gy);
+            }
+        }
+        *g1 = gy;
+        *g2 = gx;
+    }
+}
