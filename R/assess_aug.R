@@ -21,7 +21,9 @@
 #' the real cells, from real and generated cells together.
 #'
 #' @section Metrics:
-#' Each row of the result has the metric's `value`, a `reference` where one
+#' Each metric is one entry of a table (`R/assess_metrics.R`) that computes
+#' it, its reference and its interpretation. Each row of the result has the
+#' metric's `value`, a `reference` where one
 #' exists (the same statistic between two random halves of the real cells,
 #' i.e. the value a perfect generator would reach with these numbers of
 #' cells), the `best` possible value and a short `interpretation`.
@@ -129,34 +131,58 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
                 else assign(".Random.seed", old, envir = globalenv()), add = TRUE)
         set.seed(seed)
     }
+    ctx <- .assess_context(real, gen, labels_real, labels_gen, assay.type, transform, n_genes,
+                           n_pcs, max_cells, call)
+    ctx$k <- k
+    ctx$threads <- num.threads
+    # in table order, which is also the order in which they draw random numbers
+    rows <- lapply(Filter(function(m) m$applies(ctx), .assess_metrics), function(m) {
+        r <- m$compute(ctx)
+        ref <- if (is.null(r$reference)) NA_real_ else r$reference
+        .metric(m$name, r$value, ref, m$best, m$interpret(r$value, ref, ctx))
+    })
+    out <- do.call(rbind, rows)
+    rownames(out) <- NULL
+    details <- list(genes = ctx$genes, cells = ctx$cells, roc = ctx$roc,
+                    pca = data.frame(PC1 = ctx$pcs[, 1], PC2 = if (ncol(ctx$pcs) > 1) ctx$pcs[, 2] else 0,
+                                     origin = ctx$cells$origin),
+                    transform = ctx$transform, n_real = ncol(ctx$lr), n_gen = ncol(ctx$lg),
+                    n_genes = ncol(ctx$dr))
+    structure(out, class = c("exprsgen_assessment", "data.frame"), details = details)
+}
 
-    # Inputs: genes x cells matrices and labels.
+# What the metrics compare, in an environment (metrics may cache shared results in
+# it, see .cached()): both sets on one log scale (lr, lg: genes x cells), per-gene
+# and per-cell properties, the most variable genes (dr, dg: cells x genes), principal
+# components (pr, pg), equal-sized random subsets (bal_r, bal_g), labels.
+.assess_context <- function(real, gen, labels_real, labels_gen, assay.type, transform,
+                            n_genes, n_pcs, max_cells, call) {
     if (inherits(real, "exprsgen_gen")) {
         if (is.null(gen)) gen <- real
         if (is.null(labels_real)) labels_real <- real$y_train
-        real <- Matrix::t(real$x_train)
+        real <- .genes_by_cells(real$x_train)
     }
     if (is.null(gen)) {
-        .abort("Give the generated cells as {.arg gen} (or a {.fn gen_exprs} result as {.arg real}).")
+        .abort("Give the generated cells as {.arg gen} (or a {.fn gen_exprs} result as {.arg real}).", call = call)
     }
     if (inherits(gen, "exprsgen_gen")) {
         if (is.null(labels_gen)) labels_gen <- gen$y_gen
-        gen <- Matrix::t(gen$x_gen)
+        gen <- .genes_by_cells(gen$x_gen)
     }
     r <- .assess_input(real, labels_real, assay.type, "real", call)
     g <- .assess_input(gen, labels_gen, assay.type, "gen", call)
     if (!is.null(rownames(r$x)) && !is.null(rownames(g$x))) {
         common <- intersect(rownames(r$x), rownames(g$x))
         if (length(common) < 2L) {
-            .abort("{.arg real} and {.arg gen} share {length(common)} gene name{?s}; at least 2 are needed.")
+            .abort("{.arg real} and {.arg gen} share {length(common)} gene name{?s}; at least 2 are needed.", call = call)
         }
         r$x <- r$x[common, , drop = FALSE]
         g$x <- g$x[common, , drop = FALSE]
     } else if (nrow(r$x) != nrow(g$x)) {
-        .abort("{.arg real} has {nrow(r$x)} genes (rows) but {.arg gen} has {nrow(g$x)}.")
+        .abort("{.arg real} has {nrow(r$x)} genes (rows) but {.arg gen} has {nrow(g$x)}.", call = call)
     }
     if (ncol(r$x) < 4L || ncol(g$x) < 2L) {
-        .abort("Need at least 4 real and 2 generated cells, not {ncol(r$x)} and {ncol(g$x)}.")
+        .abort("Need at least 4 real and 2 generated cells, not {ncol(r$x)} and {ncol(g$x)}.", call = call)
     }
     r <- .subsample_cells(r, max_cells)
     g <- .subsample_cells(g, max_cells)
@@ -167,98 +193,41 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
         for (s in list(list(r$x, "real"), list(g$x, "gen"))) {
             v <- if (methods::is(s[[1]], "dgCMatrix")) s[[1]]@x else as.vector(s[[1]])
             if (any(v < 0 | v != round(v))) {
-                .abort("{.arg {s[[2]]}} must hold non-negative whole counts for {.code transform = \"counts\"}.")
+                .abort("{.arg {s[[2]]}} must hold non-negative whole counts for {.code transform = \"counts\"}.", call = call)
             }
         }
     }
-    lib_r <- Matrix::colSums(r$x)
-    lib_g <- Matrix::colSums(g$x)
-    target <- stats::median(lib_r)
-    lr <- .log_scale(r$x, transform, lib_r, target)
-    lg <- .log_scale(g$x, transform, lib_g, target)
-
-    # Per-gene properties on all genes.
-    genes <- data.frame(gene = rownames(lr) %||% paste0("gene", seq_len(nrow(lr))),
-                        mean_real = Matrix::rowMeans(lr), mean_gen = Matrix::rowMeans(lg),
-                        var_real = .row_vars(lr), var_gen = .row_vars(lg),
-                        zero_real = .row_zeros(lr), zero_gen = .row_zeros(lg))
-    cells <- data.frame(origin = factor(rep(c("real", "generated"), c(ncol(lr), ncol(lg))),
-                                        levels = c("real", "generated")),
-                        library_size = c(lib_r, lib_g),
-                        detected = c(Matrix::colSums(r$x != 0), Matrix::colSums(g$x != 0)))
-
-    # Most variable genes (in the real cells), dense, cells in rows.
+    ctx <- new.env(parent = emptyenv())
+    ctx$transform <- transform
+    ctx$lib_r <- Matrix::colSums(r$x)
+    ctx$lib_g <- Matrix::colSums(g$x)
+    target <- stats::median(ctx$lib_r)
+    lr <- ctx$lr <- .log_scale(r$x, transform, ctx$lib_r, target)
+    lg <- ctx$lg <- .log_scale(g$x, transform, ctx$lib_g, target)
+    # per-gene properties on all genes, per-cell properties of both sets
+    genes <- ctx$genes <- data.frame(gene = rownames(lr) %||% paste0("gene", seq_len(nrow(lr))),
+                                     mean_real = Matrix::rowMeans(lr), mean_gen = Matrix::rowMeans(lg),
+                                     var_real = .row_vars(lr), var_gen = .row_vars(lg),
+                                     zero_real = .row_zeros(lr), zero_gen = .row_zeros(lg))
+    ctx$cells <- data.frame(origin = factor(rep(c("real", "generated"), c(ncol(lr), ncol(lg))),
+                                            levels = c("real", "generated")),
+                            library_size = c(ctx$lib_r, ctx$lib_g),
+                            detected = c(Matrix::colSums(r$x != 0), Matrix::colSums(g$x != 0)))
+    # most variable genes (in the real cells), dense, cells in rows
     hv <- order(genes$var_real, decreasing = TRUE)[seq_len(min(n_genes, nrow(lr)))]
     hv <- hv[genes$var_real[hv] > 0]
-    if (length(hv) < 2L) .abort("{.arg real} has fewer than 2 genes that vary between cells.")
-    dr <- t(as.matrix(lr[hv, , drop = FALSE]))
-    dg <- t(as.matrix(lg[hv, , drop = FALSE]))
-    pcs <- .joint_pca(dr, dg, n_pcs)
-    pr <- pcs[seq_len(nrow(dr)), , drop = FALSE]
-    pg <- pcs[nrow(dr) + seq_len(nrow(dg)), , drop = FALSE]
-
-    m <- min(nrow(pr), nrow(pg))
-    bal_r <- sample.int(nrow(pr), m)
-    bal_g <- sample.int(nrow(pg), m)
-    auc <- .classifier_auc(pr[bal_r, , drop = FALSE], pg[bal_g, , drop = FALSE], num.threads)
-    half <- .halves(nrow(pr))
-    mm <- min(length(half$a), nrow(pg), 1000L)
-    a_idx <- half$a[seq_len(min(length(half$a), mm))]
-    b_idx <- half$b[seq_len(min(length(half$b), mm))]
-    sigma <- .median_distance(rbind(pr[a_idx, , drop = FALSE], pg[seq_len(mm), , drop = FALSE]))
-    mmd <- .mmd(pr[a_idx, , drop = FALSE], pg[sample.int(nrow(pg), mm), , drop = FALSE], sigma)
-    mmd_ref <- .mmd(pr[a_idx, , drop = FALSE], pr[b_idx, , drop = FALSE], sigma)
-
-    top <- seq_len(min(200L, ncol(dr)))
-    gg <- .cor_agreement(dr[, top, drop = FALSE], dg[, top, drop = FALSE])
-    gg_ref <- .cor_agreement(dr[half$a, top, drop = FALSE], dr[half$b, top, drop = FALSE])
-
-    mix <- .knn_mixing(pr[bal_r, , drop = FALSE], pg[bal_g, , drop = FALSE], k)
-    nov <- .novelty(pr, pg)
-
-    zeros_gap <- mean(genes$zero_gen) - mean(genes$zero_real)
-    rows <- list(
-        .metric("classifier_auc", auc$auc, NA, 0.5, .interpret_auc(auc$auc)),
-        .metric("mmd", mmd, mmd_ref, 0, if (mmd <= 2 * mmd_ref + 1e-12) "within sampling noise of real vs real"
-                else if (mmd <= 5 * mmd_ref) "somewhat different from real" else "distributions differ"),
-        .metric("gene_mean_cor", .safe_cor(genes$mean_real, genes$mean_gen), NA, 1, NULL),
-        .metric("gene_var_cor", .safe_cor(genes$var_real, genes$var_gen), NA, 1, NULL),
-        .metric("gene_zero_cor", .safe_cor(genes$zero_real, genes$zero_gen), NA, 1,
-                if (stats::sd(genes$zero_gen) == 0 || stats::sd(genes$zero_real) == 0) "undefined: no variation"),
-        .metric("zeros_gap", zeros_gap, NA, 0,
-                if (abs(zeros_gap) <= 0.05) "similar share of zeros"
-                else if (zeros_gap < 0) "fewer zeros than real cells" else "more zeros than real cells"))
-    if (transform == "counts") {
-        rows <- c(rows, list(
-            .metric("library_size_ks", .ks(lib_r, lib_g), NA, 0, NULL),
-            .metric("detected_genes_ks", .ks(cells$detected[cells$origin == "real"],
-                                             cells$detected[cells$origin == "generated"]), NA, 0, NULL)))
-    }
-    rows <- c(rows, list(.metric("gene_gene_cor", gg, gg_ref, 1,
-                                 if (is.na(gg)) "undefined" else if (gg >= 0.8 * gg_ref) "co-expression kept"
-                                 else if (gg >= 0.4 * gg_ref) "co-expression partly kept" else "co-expression lost")))
-    if (!is.null(r$labels) && !is.null(g$labels)) {
-        lab <- .label_metrics(pr, r$labels, pg, g$labels, dr, dg, half, num.threads)
-        rows <- c(rows, list(
-            .metric("label_accuracy", lab$accuracy, lab$oob, 1,
-                    if (lab$accuracy >= 0.8 * lab$oob) "labels recognisable"
-                    else if (lab$accuracy >= 0.5 * lab$oob) "labels partly recognisable" else "labels not recognisable"),
-            .metric("marker_overlap", lab$markers, lab$markers_ref, 1, NULL)))
-    }
-    rows <- c(rows, list(
-        .metric("knn_mixing", mix, NA, 1, if (mix >= 0.7) "well mixed" else if (mix >= 0.3) "partly mixed"
-                else "separate from real cells"),
-        .metric("novelty", nov$ratio, NA, 1, if (nov$ratio < 0.2) "copies of real cells"
-                else if (nov$ratio <= 2) "new cells at real-like distances" else "far from any real cell"),
-        .metric("copies", nov$copies, NA, 0, if (nov$copies >= 0.5) "mostly copies of real cells"
-                else if (nov$copies >= 0.05) "some copies of real cells" else "no copies")))
-    out <- do.call(rbind, rows)
-    rownames(out) <- NULL
-    details <- list(genes = genes, cells = cells, roc = auc$roc,
-                    pca = data.frame(PC1 = pcs[, 1], PC2 = if (ncol(pcs) > 1) pcs[, 2] else 0,
-                                     origin = cells$origin),
-                    transform = transform, n_real = ncol(lr), n_gen = ncol(lg), n_genes = length(hv))
-    structure(out, class = c("exprsgen_assessment", "data.frame"), details = details)
+    if (length(hv) < 2L) .abort("{.arg real} has fewer than 2 genes that vary between cells.", call = call)
+    ctx$dr <- t(as.matrix(lr[hv, , drop = FALSE]))
+    ctx$dg <- t(as.matrix(lg[hv, , drop = FALSE]))
+    ctx$pcs <- .joint_pca(ctx$dr, ctx$dg, n_pcs)
+    ctx$pr <- ctx$pcs[seq_len(nrow(ctx$dr)), , drop = FALSE]
+    ctx$pg <- ctx$pcs[nrow(ctx$dr) + seq_len(nrow(ctx$dg)), , drop = FALSE]
+    m <- min(nrow(ctx$pr), nrow(ctx$pg))
+    ctx$bal_r <- sample.int(nrow(ctx$pr), m)
+    ctx$bal_g <- sample.int(nrow(ctx$pg), m)
+    ctx$labels_real <- r$labels
+    ctx$labels_gen <- g$labels
+    ctx
 }
 
 #' @method print exprsgen_assessment
@@ -273,25 +242,6 @@ print.exprsgen_assessment <- function(x, digits = 3, ...) {
     df$reference <- ifelse(is.na(x$reference), "", formatC(x$reference, digits = digits, format = "fg"))
     print(df, row.names = FALSE, right = FALSE)
     invisible(x)
-}
-
-.metric <- function(metric, value, reference, best, interpretation) {
-    if (is.null(interpretation)) {
-        interpretation <- if (is.na(value)) "undefined" else if (best == 1) {
-            # relative to what real cells reach against each other, when known
-            r <- if (!is.na(reference) && reference > 0) value / reference else value
-            if (r >= 0.9) "good" else if (r >= 0.7) "fair" else "poor"
-        } else {
-            if (value <= 0.1) "similar" else if (value <= 0.3) "somewhat different" else "different"
-        }
-    }
-    data.frame(metric = metric, value = as.numeric(value), reference = as.numeric(reference),
-               best = best, interpretation = interpretation, stringsAsFactors = FALSE)
-}
-
-.interpret_auc <- function(auc) {
-    d <- abs(auc - 0.5)
-    if (d < 0.1) "hard to tell apart" else if (d < 0.3) "partly distinguishable" else "easily told apart"
 }
 
 # One set of cells: genes x cells matrix and labels.
@@ -400,142 +350,4 @@ print.exprsgen_assessment <- function(x, digits = 3, ...) {
         irlba::irlba(fit, nv = n_pcs)$v
     }
     sweep(all, 2, centre) %*% rotation
-}
-
-# Cross-validated AUC of a random forest telling real (0) from generated (1) cells.
-.classifier_auc <- function(pr, pg, threads, folds = 5L) {
-    x <- rbind(pr, pg)
-    colnames(x) <- paste0("PC", seq_len(ncol(x)))
-    y <- factor(rep(c("real", "generated"), c(nrow(pr), nrow(pg))), levels = c("real", "generated"))
-    # Identical cells (e.g. copies of real cells among the generated ones) share a fold:
-    # a held-out cell whose exact twin is in the training folds would be judged by the
-    # twin's label, which biases the AUC (below 0.5 for a bootstrap of the real cells).
-    key <- do.call(paste, c(as.data.frame(signif(x, 6)), sep = "\r"))
-    group <- match(key, unique(key))
-    fold <- sample(rep_len(seq_len(folds), max(group)))[group]
-    # Repeated cells of one class train the forest once: many copies of a few cells
-    # would otherwise make their places look "generated" to held-out cells nearby.
-    first <- !duplicated(paste(key, y))
-    score <- numeric(length(y))
-    for (f in seq_len(folds)) {
-        test <- fold == f
-        train <- !test & first
-        rf <- ranger::ranger(x = x[train, , drop = FALSE], y = y[train], num.trees = 100,
-                             probability = TRUE, num.threads = threads,
-                             min.node.size = .rf_node_size(sum(train)),
-                             seed = sample.int(.Machine$integer.max, 1L), verbose = FALSE)
-        score[test] <- stats::predict(rf, x[test, , drop = FALSE], num.threads = threads)$predictions[, "generated"]
-    }
-    truth <- y == "generated"
-    list(auc = .auc(score, truth), roc = .roc(score, truth))
-}
-
-# Leaves of at least this many cells: a forest that can isolate single cells learns
-# duplicated cells by heart (a bootstrap of the real cells would look distinguishable).
-.rf_node_size <- function(n) max(10L, as.integer(n %/% 20L))
-
-# Mann-Whitney AUC with ties counted half.
-.auc <- function(score, truth) {
-    r <- rank(score)
-    n1 <- sum(truth)
-    n0 <- sum(!truth)
-    (sum(r[truth]) - n1 * (n1 + 1) / 2) / (n1 * n0)
-}
-
-.roc <- function(score, truth) {
-    th <- sort(unique(c(-Inf, score, Inf)), decreasing = TRUE)
-    tpr <- vapply(th, function(t) mean(score[truth] >= t), numeric(1))
-    fpr <- vapply(th, function(t) mean(score[!truth] >= t), numeric(1))
-    data.frame(fpr = fpr, tpr = tpr)
-}
-
-.halves <- function(n) {
-    idx <- sample.int(n)
-    h <- n %/% 2L
-    list(a = idx[seq_len(h)], b = idx[h + seq_len(n - h)])
-}
-
-.sq_dist <- function(a, b) {
-    pmax(0, outer(rowSums(a^2), rowSums(b^2), "+") - 2 * tcrossprod(a, b))
-}
-
-.median_distance <- function(x) {
-    x <- x[seq_len(min(nrow(x), 1000L)), , drop = FALSE]
-    d <- sqrt(.sq_dist(x, x))
-    v <- stats::median(d[upper.tri(d)])
-    if (!is.finite(v) || v <= 0) 1 else v
-}
-
-# Maximum mean discrepancy (biased estimate, square root) with a Gaussian kernel.
-.mmd <- function(a, b, sigma) {
-    k <- function(x, y) exp(-.sq_dist(x, y) / (2 * sigma^2))
-    sqrt(max(0, mean(k(a, a)) + mean(k(b, b)) - 2 * mean(k(a, b))))
-}
-
-# Correlation of the upper triangles of two gene-gene correlation matrices.
-.cor_agreement <- function(a, b) {
-    ca <- suppressWarnings(stats::cor(a))
-    cb <- suppressWarnings(stats::cor(b))
-    ca[is.na(ca)] <- 0
-    cb[is.na(cb)] <- 0
-    ut <- upper.tri(ca)
-    .safe_cor(ca[ut], cb[ut])
-}
-
-.safe_cor <- function(a, b) {
-    ok <- is.finite(a) & is.finite(b)
-    if (sum(ok) < 3L || stats::sd(a[ok]) == 0 || stats::sd(b[ok]) == 0) return(NA_real_)
-    stats::cor(a[ok], b[ok])
-}
-
-.ks <- function(a, b) unname(suppressWarnings(stats::ks.test(a, b)$statistic))
-
-.knn_mixing <- function(pr, pg, k) {
-    x <- rbind(pr, pg)
-    k <- min(k, nrow(x) - 1L)
-    nn <- BiocNeighbors::findKNN(x, k = k, get.distance = FALSE, warn.ties = FALSE)$index
-    gen_rows <- nrow(pr) + seq_len(nrow(pg))
-    real_share <- rowMeans(nn[gen_rows, , drop = FALSE] <= nrow(pr))
-    expected <- nrow(pr) / (nrow(x) - 1)
-    mean(real_share) / expected
-}
-
-.novelty <- function(pr, pg) {
-    d_real <- BiocNeighbors::findKNN(pr, k = 1L, warn.ties = FALSE)$distance[, 1]
-    d_gen <- BiocNeighbors::queryKNN(pr, pg, k = 1L, warn.ties = FALSE)$distance[, 1]
-    ref <- stats::median(d_real)
-    if (!is.finite(ref) || ref <= 0) ref <- max(stats::median(d_gen), .Machine$double.eps)
-    list(ratio = stats::median(d_gen) / ref, copies = mean(d_gen < ref / 20))
-}
-
-.label_metrics <- function(pr, yr, pg, yg, dr, dg, half, threads) {
-    colnames(pr) <- colnames(pg) <- paste0("PC", seq_len(ncol(pr)))
-    rf <- ranger::ranger(x = pr, y = yr, num.trees = 200, num.threads = threads,
-                         seed = sample.int(.Machine$integer.max, 1L), verbose = FALSE)
-    pred <- stats::predict(rf, pg, num.threads = threads)$predictions
-    accuracy <- mean(as.character(pred) == as.character(yg))
-    markers <- .marker_overlap(dr, yr, dg, yg)
-    markers_ref <- .marker_overlap(dr[half$a, , drop = FALSE], yr[half$a],
-                                   dr[half$b, , drop = FALSE], yr[half$b])
-    list(accuracy = accuracy, oob = 1 - rf$prediction.error, markers = markers, markers_ref = markers_ref)
-}
-
-# Mean Jaccard overlap of each class's top markers (mean difference to the other
-# classes) in two sets of cells; classes with at least 2 cells in both sets.
-.marker_overlap <- function(a, ya, b, yb, top = 20L) {
-    ya <- as.character(ya)
-    yb <- as.character(yb)
-    classes <- intersect(names(which(table(ya) >= 2)), names(which(table(yb) >= 2)))
-    classes <- classes[vapply(classes, function(cl) any(ya != cl) && any(yb != cl), logical(1))]
-    if (length(classes) == 0L) return(NA_real_)
-    top <- min(top, ncol(a))
-    mk <- function(x, y, cl) {
-        d <- colMeans(x[y == cl, , drop = FALSE]) - colMeans(x[y != cl, , drop = FALSE])
-        order(d, decreasing = TRUE)[seq_len(top)]
-    }
-    mean(vapply(classes, function(cl) {
-        s1 <- mk(a, ya, cl)
-        s2 <- mk(b, yb, cl)
-        length(intersect(s1, s2)) / length(union(s1, s2))
-    }, numeric(1)))
 }

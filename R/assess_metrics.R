@@ -1,0 +1,267 @@
+# The metrics of assess_aug(), one entry each: its name, the best value, when it
+# applies, how it is computed from the context (.assess_context(): value and,
+# where one exists, reference), and how a value is read. A new metric is one entry.
+# Entries run in table order, which is also the order in which they draw random
+# numbers (the forests' seeds, the halves, BiocNeighbors' index): keep it, or the
+# same seed gives other figures.
+
+.assess_metric <- function(name, best, compute, interpret = function(value, reference, ctx) NULL,
+                           applies = function(ctx) TRUE) {
+    list(name = name, best = best, compute = compute, interpret = interpret, applies = applies)
+}
+
+# A value computed once per assessment and shared by several metrics.
+.cached <- function(ctx, key, f) {
+    if (is.null(ctx[[key]])) ctx[[key]] <- f()
+    ctx[[key]]
+}
+
+# Two random halves of the real cells.
+.real_halves <- function(ctx) .cached(ctx, "half", function() .halves(nrow(ctx$pr)))
+
+.nearest <- function(ctx) .cached(ctx, "novelty", function() .novelty(ctx$pr, ctx$pg))
+
+.labelled <- function(ctx) !is.null(ctx$labels_real) && !is.null(ctx$labels_gen)
+
+.label_results <- function(ctx) {
+    .cached(ctx, "label_results", function() {
+        .label_metrics(ctx$pr, ctx$labels_real, ctx$pg, ctx$labels_gen, ctx$dr, ctx$dg,
+                       .real_halves(ctx), ctx$threads)
+    })
+}
+
+.is_counts <- function(ctx) ctx$transform == "counts"
+
+.gene_cor <- function(real, gen) {
+    function(ctx) list(value = .safe_cor(ctx$genes[[real]], ctx$genes[[gen]]))
+}
+
+.assess_metrics <- list(
+    .assess_metric("classifier_auc", 0.5, function(ctx) {
+        auc <- .classifier_auc(ctx$pr[ctx$bal_r, , drop = FALSE], ctx$pg[ctx$bal_g, , drop = FALSE],
+                               ctx$threads)
+        ctx$roc <- auc$roc
+        list(value = auc$auc)
+    }, function(value, reference, ctx) .interpret_auc(value)),
+    .assess_metric("mmd", 0, function(ctx) {
+        half <- .real_halves(ctx)
+        pr <- ctx$pr
+        pg <- ctx$pg
+        mm <- min(length(half$a), nrow(pg), 1000L)
+        a_idx <- half$a[seq_len(min(length(half$a), mm))]
+        b_idx <- half$b[seq_len(min(length(half$b), mm))]
+        sigma <- .median_distance(rbind(pr[a_idx, , drop = FALSE], pg[seq_len(mm), , drop = FALSE]))
+        list(value = .mmd(pr[a_idx, , drop = FALSE], pg[sample.int(nrow(pg), mm), , drop = FALSE], sigma),
+             reference = .mmd(pr[a_idx, , drop = FALSE], pr[b_idx, , drop = FALSE], sigma))
+    }, function(value, reference, ctx) {
+        if (value <= 2 * reference + 1e-12) "within sampling noise of real vs real"
+        else if (value <= 5 * reference) "somewhat different from real" else "distributions differ"
+    }),
+    .assess_metric("gene_mean_cor", 1, .gene_cor("mean_real", "mean_gen")),
+    .assess_metric("gene_var_cor", 1, .gene_cor("var_real", "var_gen")),
+    .assess_metric("gene_zero_cor", 1, .gene_cor("zero_real", "zero_gen"), function(value, reference, ctx) {
+        if (stats::sd(ctx$genes$zero_gen) == 0 || stats::sd(ctx$genes$zero_real) == 0) "undefined: no variation"
+    }),
+    .assess_metric("zeros_gap", 0, function(ctx) {
+        list(value = mean(ctx$genes$zero_gen) - mean(ctx$genes$zero_real))
+    }, function(value, reference, ctx) {
+        if (abs(value) <= 0.05) "similar share of zeros"
+        else if (value < 0) "fewer zeros than real cells" else "more zeros than real cells"
+    }),
+    .assess_metric("library_size_ks", 0, function(ctx) list(value = .ks(ctx$lib_r, ctx$lib_g)),
+                   applies = .is_counts),
+    .assess_metric("detected_genes_ks", 0, function(ctx) {
+        d <- ctx$cells$detected
+        list(value = .ks(d[ctx$cells$origin == "real"], d[ctx$cells$origin == "generated"]))
+    }, applies = .is_counts),
+    .assess_metric("gene_gene_cor", 1, function(ctx) {
+        half <- .real_halves(ctx)
+        top <- seq_len(min(200L, ncol(ctx$dr)))
+        list(value = .cor_agreement(ctx$dr[, top, drop = FALSE], ctx$dg[, top, drop = FALSE]),
+             reference = .cor_agreement(ctx$dr[half$a, top, drop = FALSE], ctx$dr[half$b, top, drop = FALSE]))
+    }, function(value, reference, ctx) {
+        if (is.na(value)) "undefined" else if (value >= 0.8 * reference) "co-expression kept"
+        else if (value >= 0.4 * reference) "co-expression partly kept" else "co-expression lost"
+    }),
+    .assess_metric("knn_mixing", 1, function(ctx) {
+        list(value = .knn_mixing(ctx$pr[ctx$bal_r, , drop = FALSE], ctx$pg[ctx$bal_g, , drop = FALSE], ctx$k))
+    }, function(value, reference, ctx) {
+        if (value >= 0.7) "well mixed" else if (value >= 0.3) "partly mixed" else "separate from real cells"
+    }),
+    .assess_metric("novelty", 1, function(ctx) list(value = .nearest(ctx)$ratio), function(value, reference, ctx) {
+        if (value < 0.2) "copies of real cells" else if (value <= 2) "new cells at real-like distances"
+        else "far from any real cell"
+    }),
+    .assess_metric("copies", 0, function(ctx) list(value = .nearest(ctx)$copies), function(value, reference, ctx) {
+        if (value >= 0.5) "mostly copies of real cells" else if (value >= 0.05) "some copies of real cells"
+        else "no copies"
+    }),
+    .assess_metric("label_accuracy", 1, function(ctx) {
+        lab <- .label_results(ctx)
+        list(value = lab$accuracy, reference = lab$oob)
+    }, function(value, reference, ctx) {
+        if (value >= 0.8 * reference) "labels recognisable"
+        else if (value >= 0.5 * reference) "labels partly recognisable" else "labels not recognisable"
+    }, applies = .labelled),
+    .assess_metric("marker_overlap", 1, function(ctx) {
+        lab <- .label_results(ctx)
+        list(value = lab$markers, reference = lab$markers_ref)
+    }, applies = .labelled)
+)
+
+.metric <- function(metric, value, reference, best, interpretation) {
+    if (is.null(interpretation)) {
+        interpretation <- if (is.na(value)) "undefined" else if (best == 1) {
+            # relative to what real cells reach against each other, when known
+            r <- if (!is.na(reference) && reference > 0) value / reference else value
+            if (r >= 0.9) "good" else if (r >= 0.7) "fair" else "poor"
+        } else {
+            if (value <= 0.1) "similar" else if (value <= 0.3) "somewhat different" else "different"
+        }
+    }
+    data.frame(metric = metric, value = as.numeric(value), reference = as.numeric(reference),
+               best = best, interpretation = interpretation, stringsAsFactors = FALSE)
+}
+
+.interpret_auc <- function(auc) {
+    d <- abs(auc - 0.5)
+    if (d < 0.1) "hard to tell apart" else if (d < 0.3) "partly distinguishable" else "easily told apart"
+}
+
+# Cross-validated AUC of a random forest telling real (0) from generated (1) cells.
+.classifier_auc <- function(pr, pg, threads, folds = 5L) {
+    x <- rbind(pr, pg)
+    colnames(x) <- paste0("PC", seq_len(ncol(x)))
+    y <- factor(rep(c("real", "generated"), c(nrow(pr), nrow(pg))), levels = c("real", "generated"))
+    # Identical cells (e.g. copies of real cells among the generated ones) share a fold:
+    # a held-out cell whose exact twin is in the training folds would be judged by the
+    # twin's label, which biases the AUC (below 0.5 for a bootstrap of the real cells).
+    key <- do.call(paste, c(as.data.frame(signif(x, 6)), sep = "\r"))
+    group <- match(key, unique(key))
+    fold <- sample(rep_len(seq_len(folds), max(group)))[group]
+    # Repeated cells of one class train the forest once: many copies of a few cells
+    # would otherwise make their places look "generated" to held-out cells nearby.
+    first <- !duplicated(paste(key, y))
+    score <- numeric(length(y))
+    for (f in seq_len(folds)) {
+        test <- fold == f
+        train <- !test & first
+        rf <- ranger::ranger(x = x[train, , drop = FALSE], y = y[train], num.trees = 100,
+                             probability = TRUE, num.threads = threads,
+                             min.node.size = .rf_node_size(sum(train)),
+                             seed = sample.int(.Machine$integer.max, 1L), verbose = FALSE)
+        score[test] <- stats::predict(rf, x[test, , drop = FALSE], num.threads = threads)$predictions[, "generated"]
+    }
+    truth <- y == "generated"
+    list(auc = .auc(score, truth), roc = .roc(score, truth))
+}
+
+# Leaves of at least this many cells: a forest that can isolate single cells learns
+# duplicated cells by heart (a bootstrap of the real cells would look distinguishable).
+.rf_node_size <- function(n) max(10L, as.integer(n %/% 20L))
+
+# Mann-Whitney AUC with ties counted half.
+.auc <- function(score, truth) {
+    r <- rank(score)
+    n1 <- sum(truth)
+    n0 <- sum(!truth)
+    (sum(r[truth]) - n1 * (n1 + 1) / 2) / (n1 * n0)
+}
+
+.roc <- function(score, truth) {
+    th <- sort(unique(c(-Inf, score, Inf)), decreasing = TRUE)
+    tpr <- vapply(th, function(t) mean(score[truth] >= t), numeric(1))
+    fpr <- vapply(th, function(t) mean(score[!truth] >= t), numeric(1))
+    data.frame(fpr = fpr, tpr = tpr)
+}
+
+.halves <- function(n) {
+    idx <- sample.int(n)
+    h <- n %/% 2L
+    list(a = idx[seq_len(h)], b = idx[h + seq_len(n - h)])
+}
+
+.sq_dist <- function(a, b) {
+    pmax(0, outer(rowSums(a^2), rowSums(b^2), "+") - 2 * tcrossprod(a, b))
+}
+
+.median_distance <- function(x) {
+    x <- x[seq_len(min(nrow(x), 1000L)), , drop = FALSE]
+    d <- sqrt(.sq_dist(x, x))
+    v <- stats::median(d[upper.tri(d)])
+    if (!is.finite(v) || v <= 0) 1 else v
+}
+
+# Maximum mean discrepancy (biased estimate, square root) with a Gaussian kernel.
+.mmd <- function(a, b, sigma) {
+    k <- function(x, y) exp(-.sq_dist(x, y) / (2 * sigma^2))
+    sqrt(max(0, mean(k(a, a)) + mean(k(b, b)) - 2 * mean(k(a, b))))
+}
+
+# Correlation of the upper triangles of two gene-gene correlation matrices.
+.cor_agreement <- function(a, b) {
+    ca <- suppressWarnings(stats::cor(a))
+    cb <- suppressWarnings(stats::cor(b))
+    ca[is.na(ca)] <- 0
+    cb[is.na(cb)] <- 0
+    ut <- upper.tri(ca)
+    .safe_cor(ca[ut], cb[ut])
+}
+
+.safe_cor <- function(a, b) {
+    ok <- is.finite(a) & is.finite(b)
+    if (sum(ok) < 3L || stats::sd(a[ok]) == 0 || stats::sd(b[ok]) == 0) return(NA_real_)
+    stats::cor(a[ok], b[ok])
+}
+
+.ks <- function(a, b) unname(suppressWarnings(stats::ks.test(a, b)$statistic))
+
+.knn_mixing <- function(pr, pg, k) {
+    x <- rbind(pr, pg)
+    k <- min(k, nrow(x) - 1L)
+    nn <- BiocNeighbors::findKNN(x, k = k, get.distance = FALSE, warn.ties = FALSE)$index
+    gen_rows <- nrow(pr) + seq_len(nrow(pg))
+    real_share <- rowMeans(nn[gen_rows, , drop = FALSE] <= nrow(pr))
+    expected <- nrow(pr) / (nrow(x) - 1)
+    mean(real_share) / expected
+}
+
+.novelty <- function(pr, pg) {
+    d_real <- BiocNeighbors::findKNN(pr, k = 1L, warn.ties = FALSE)$distance[, 1]
+    d_gen <- BiocNeighbors::queryKNN(pr, pg, k = 1L, warn.ties = FALSE)$distance[, 1]
+    ref <- stats::median(d_real)
+    if (!is.finite(ref) || ref <= 0) ref <- max(stats::median(d_gen), .Machine$double.eps)
+    list(ratio = stats::median(d_gen) / ref, copies = mean(d_gen < ref / 20))
+}
+
+.label_metrics <- function(pr, yr, pg, yg, dr, dg, half, threads) {
+    colnames(pr) <- colnames(pg) <- paste0("PC", seq_len(ncol(pr)))
+    rf <- ranger::ranger(x = pr, y = yr, num.trees = 200, num.threads = threads,
+                         seed = sample.int(.Machine$integer.max, 1L), verbose = FALSE)
+    pred <- stats::predict(rf, pg, num.threads = threads)$predictions
+    accuracy <- mean(as.character(pred) == as.character(yg))
+    markers <- .marker_overlap(dr, yr, dg, yg)
+    markers_ref <- .marker_overlap(dr[half$a, , drop = FALSE], yr[half$a],
+                                   dr[half$b, , drop = FALSE], yr[half$b])
+    list(accuracy = accuracy, oob = 1 - rf$prediction.error, markers = markers, markers_ref = markers_ref)
+}
+
+# Mean Jaccard overlap of each class's top markers (mean difference to the other
+# classes) in two sets of cells; classes with at least 2 cells in both sets.
+.marker_overlap <- function(a, ya, b, yb, top = 20L) {
+    ya <- as.character(ya)
+    yb <- as.character(yb)
+    classes <- intersect(names(which(table(ya) >= 2)), names(which(table(yb) >= 2)))
+    classes <- classes[vapply(classes, function(cl) any(ya != cl) && any(yb != cl), logical(1))]
+    if (length(classes) == 0L) return(NA_real_)
+    top <- min(top, ncol(a))
+    mk <- function(x, y, cl) {
+        d <- colMeans(x[y == cl, , drop = FALSE]) - colMeans(x[y != cl, , drop = FALSE])
+        order(d, decreasing = TRUE)[seq_len(top)]
+    }
+    mean(vapply(classes, function(cl) {
+        s1 <- mk(a, ya, cl)
+        s2 <- mk(b, yb, cl)
+        length(intersect(s1, s2)) / length(union(s1, s2))
+    }, numeric(1)))
+}
