@@ -1,7 +1,7 @@
 //! Likelihoods: the model of a cell's values given the decoder's output. Each family is
 //! one file holding all of it (its loss and gradient per cell, the parameter blocks it
 //! adds beside the output layer, how it generates values) behind one trait, `Family`,
-//! and one line in `LIKELIHOODS`. Everything else (the fused step, the reference
+//! and one entry in the registry (`register!`). Everything else (the fused step, the reference
 //! engine, inference, the block layout, the names R sees) reads the family from there.
 //!
 //! Two kinds of family exist. *Scaled* families (`counts: false`) read and reconstruct
@@ -21,21 +21,25 @@ use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::team::Team;
 
-mod bce;
 mod count;
 mod driver;
-mod mse;
-mod nb;
-mod poisson;
 mod special;
 #[cfg(test)]
 mod tests;
-mod zinb;
 
 pub use driver::LossWork;
 
-/// Every likelihood, in the order R lists them.
-static LIKELIHOODS: [&dyn Likelihood; 5] = [&bce::Bce, &mse::Mse, &poisson::Poisson, &nb::Nb, &zinb::Zinb];
+/// Declares each family's module and registers the family.
+macro_rules! register {
+    ($($module:ident::$family:ident),* $(,)?) => {
+        $(mod $module;)*
+        /// Every likelihood, in the order R lists them.
+        static LIKELIHOODS: &[&dyn Likelihood] = &[$(&$module::$family),*];
+    };
+}
+
+// The registry: a family's module and its type, one entry each.
+register!(bce::Bce, mse::Mse, poisson::Poisson, nb::Nb, zinb::Zinb);
 
 /// Most dense heads a family may add beside the output layer.
 pub const MAX_HEADS: usize = 2;
@@ -194,7 +198,7 @@ impl PartialEq for dyn Likelihood {
 
 /// Every registered likelihood.
 pub fn all() -> &'static [&'static dyn Likelihood] {
-    &LIKELIHOODS
+    LIKELIHOODS
 }
 
 /// The likelihood called `name`.
