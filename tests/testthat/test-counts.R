@@ -26,7 +26,7 @@ test_that("count models train on a dgCMatrix without densifying it", {
 })
 
 test_that("every count likelihood generates integer counts with realistic depth and markers", {
-    for (lik in c("nb", "zinb", "poisson")) {
+    for (lik in c("nb", "zinb", "poisson", "zip")) {
         fit <- count_fit(lik)
         set.seed(1)
         gen <- gen_exprs(fit, labels = c(type1 = 40, type3 = 20))

@@ -3,11 +3,11 @@
 
 test_that("likelihoods, activations, optimizers and engines are the core's", {
     l <- likelihoods()
-    expect_true(all(c("bce", "mse", "poisson", "nb", "zinb") %in% l$name))
-    expect_identical(l$counts[match(c("bce", "mse", "nb"), l$name)], c(FALSE, FALSE, TRUE))
+    expect_true(all(c("bce", "mse", "poisson", "nb", "zinb", "zip") %in% l$name))
+    expect_identical(l$counts[match(c("bce", "mse", "nb", "zip"), l$name)], c(FALSE, FALSE, TRUE, TRUE))
     expect_identical(l$parameters[match(c("bce", "zinb"), l$name)], c("", "dropout, dispersion"))
     expect_error(fit_vae(x_train = sim$x, likelihood = "gaussian", epochs = 1, batch_size = 8),
-                 "zinb", class = "exprsgen_error_argument")
+                 "zip", class = "exprsgen_error_argument")
     expect_identical(layer_dense(3, "identity")$activation, "linear")
     expect_error(layer_dense(3, "swish"), "softplus", class = "exprsgen_error_argument")
     expect_identical(optimizer_sgd()$learning_rate, 0.01)

@@ -112,7 +112,7 @@ fn fused_step_matches_burn_for_count_likelihoods() {
     let (_, labels) = values(n, g, 2);
     let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
     let data = Dataset::new(view, Transform::Counts { target_sum: 1e4 }, Some(labels.clone()), 3).unwrap();
-    for lik in ["poisson", "nb", "zinb"] {
+    for lik in ["poisson", "nb", "zinb", "zip"] {
         let s = model(g, 3, &[(12, "relu")], &[(12, "relu"), (0, "linear")], lik);
         compare(&s, "adam", &data, 5e-3);
     }

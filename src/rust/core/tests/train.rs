@@ -202,7 +202,7 @@ fn count_models_learn_and_generate_integer_counts() {
     let (p, i, x, labels) = nb_counts(n, g, 3);
     let sp = CscView::new(&p, &i, &x, g).unwrap();
     let data = Dataset::new(sp, Transform::Counts { target_sum: 1e4 }, Some(labels.clone()), 2).unwrap();
-    for lik in ["poisson", "nb", "zinb"] {
+    for lik in ["poisson", "nb", "zinb", "zip"] {
         let s = count_spec(g, 2, lik);
         let mut t = Trainer::new(&s, train_spec(1), None).unwrap();
         let l: Vec<f64> = (0..40).map(|_| t.train_epoch(&data).unwrap().reconstruction).collect();

@@ -39,7 +39,7 @@ macro_rules! register {
 }
 
 // The registry: a family's module and its type, one entry each.
-register!(bce::Bce, mse::Mse, poisson::Poisson, nb::Nb, zinb::Zinb);
+register!(bce::Bce, mse::Mse, poisson::Poisson, nb::Nb, zinb::Zinb, zip::Zip);
 
 /// Most dense heads a family may add beside the output layer.
 pub const MAX_HEADS: usize = 2;
