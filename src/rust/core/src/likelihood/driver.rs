@@ -71,20 +71,21 @@ pub struct LossWork {
     genes: GeneCache,
 }
 
-/// The family's per-gene values in `cache`, computed when missing or when `fresh`.
+/// The family's per-gene values in `cache`: computed when missing, or always when
+/// `fresh` (the parameters change at every training step).
 fn gene_values<'c, F: Family>(f: &F, team: &Team, params: &[&[f32]], cache: &'c mut GeneCache, fresh: bool) -> &'c F::Genes {
-    let reuse = !fresh && cache.as_ref().is_some_and(|c| c.is::<F::Genes>());
-    if !reuse {
-        if !cache.as_ref().is_some_and(|c| c.is::<F::Genes>()) {
-            *cache = Some(Box::new(F::Genes::default()));
-        }
-        if let Some(genes) = cache.as_mut().and_then(|c| c.downcast_mut::<F::Genes>()) {
-            f.prepare(team, params, genes);
-        }
+    let have = cache.as_ref().is_some_and(|c| c.is::<F::Genes>());
+    if !have {
+        *cache = Some(Box::new(F::Genes::default()));
     }
-    match cache.as_ref().and_then(|c| c.downcast_ref::<F::Genes>()) {
-        Some(genes) => genes,
-        None => unreachable!("the cache was just filled with this family's values"),
+    match cache.as_mut().and_then(|c| c.downcast_mut::<F::Genes>()) {
+        Some(genes) => {
+            if fresh || !have {
+                f.prepare(team, params, genes);
+            }
+            genes
+        }
+        None => unreachable!("the cache holds this family's values"),
     }
 }
 
