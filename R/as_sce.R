@@ -5,7 +5,7 @@
 #' before the generated ones, for downstream Bioconductor analysis.
 #' `as(gen, "SingleCellExperiment")` is `as_sce(gen)`.
 #'
-#' For count models (`"poisson"`, `"nb"`, `"zinb"`) the `counts` assay holds
+#' For count models (see [likelihoods()]) the `counts` assay holds
 #' the integer counts as a sparse dgCMatrix and `logcounts` the
 #' log-normalised counts ([scuttle::normalizeCounts()], library-size factors).
 #' For the other models the values are on the scale of the training data and

@@ -8,7 +8,7 @@
 #' `"bce"` or `"mse"` likelihood give the decoder's output with the min-max
 #' scaling undone, so values are on the scale of the training data
 #' (log-normalised expression for a `"counts"` assay); count models
-#' (`"poisson"`, `"nb"`, `"zinb"`) draw integer counts from the fitted
+#' (`likelihoods()$counts`) draw integer counts from the fitted
 #' distribution, with library sizes drawn from those of training cells of
 #' the same class.
 #'

@@ -65,7 +65,7 @@
     .check_finite(values, name, call = call)
     if (counts && (any(values < 0) || any(values != round(values)))) {
         .abort(c("{.arg {name}} must hold counts (non-negative whole numbers) for a count likelihood.",
-                 i = "Use {.code likelihood = \"bce\"} or {.code \"mse\"} for other values."),
+                 i = "Use a likelihood that is not a count model (e.g. {.code likelihood = \"bce\"}) for other values."),
                call = call)
     }
     x

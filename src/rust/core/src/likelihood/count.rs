@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::RngExt;
 use rand_distr::{Distribution, Gamma, Poisson};
 
-use super::special::{softplus, LogFactorials};
+use super::special::LogFactorials;
 use super::{Row, RowGrad};
 
 /// The negative log-likelihood of one count and its derivatives with respect to
@@ -104,19 +104,27 @@ pub(crate) fn cell_loss<const HEAD: bool, const GENE: bool>(
 /// entries of sparse data are zeros); larger ones as a Gamma-Poisson mixture.
 const INVERSION_MAX_MEAN: f64 = 8.0;
 
-/// A draw from NB(mu, theta), or Poisson(mu) when `theta` is None.
-pub(crate) fn draw(rng: &mut StdRng, mu: f64, theta: Option<f64>) -> f64 {
+/// The negative binomial of a draw: `theta`, `r = mu / theta` and `l1 = ln(1 + r)` (as
+/// `dispersion_ratios` computes them for a whole cell).
+#[derive(Clone, Copy)]
+pub(crate) struct NbDraw {
+    pub theta: f64,
+    pub r: f64,
+    pub l1: f64,
+}
+
+/// A draw from NB(mu, theta), or Poisson(mu) when `nb` is None.
+pub(crate) fn draw(rng: &mut StdRng, mu: f64, nb: Option<NbDraw>) -> f64 {
     if !(mu > 0.0) {
         return 0.0;
     }
+    let theta = nb.map(|d| d.theta);
     if mu < INVERSION_MAX_MEAN {
         let u: f64 = rng.random::<f64>();
-        // P(0) and the ratio P(k+1)/P(k) = (k + theta)/(k + 1) * q (NB) or mu/(k + 1) (Poisson)
-        let (mut p, q, th) = match theta {
-            Some(th) if th.is_finite() && th > 0.0 => {
-                let log_p_theta = -softplus(mu.ln() - th.ln());
-                ((th * log_p_theta).exp(), mu / (th + mu), th)
-            }
+        // P(0) = (1 + mu / theta)^-theta (NB) or e^-mu (Poisson), and the ratio
+        // P(k+1)/P(k) = (k + theta)/(k + 1) * q with q = mu / (theta + mu), or mu/(k + 1)
+        let (mut p, q, th) = match nb {
+            Some(d) if d.theta.is_finite() && d.theta > 0.0 => ((-d.theta * d.l1).exp(), d.r / (1.0 + d.r), d.theta),
             _ => ((-mu).exp(), 0.0, 0.0),
         };
         let mut cum = p;
@@ -167,7 +175,8 @@ mod tests {
         let n = 60_000;
         // below and above the inversion threshold, NB and Poisson
         for &(mu, th) in &[(0.3, Some(1.5)), (6.0, Some(0.8)), (20.0, Some(3.0)), (2.0, None), (30.0, None)] {
-            let xs: Vec<f64> = (0..n).map(|_| draw(&mut rng, mu, th)).collect();
+            let nb = th.map(|theta: f64| NbDraw { theta, r: mu / theta, l1: (mu / theta).ln_1p() });
+            let xs: Vec<f64> = (0..n).map(|_| draw(&mut rng, mu, nb)).collect();
             let m = xs.iter().sum::<f64>() / n as f64;
             let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n as f64;
             let want_v = mu + th.map_or(0.0, |t| mu * mu / t);
@@ -180,6 +189,6 @@ mod tests {
                 assert!((zeros - p0).abs() < 0.01, "zeros {zeros} vs {p0}");
             }
         }
-        assert_eq!(draw(&mut rng, 0.0, Some(1.0)), 0.0);
+        assert_eq!(draw(&mut rng, 0.0, Some(NbDraw { theta: 1.0, r: 0.0, l1: 0.0 })), 0.0);
     }
 }

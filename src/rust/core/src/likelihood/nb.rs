@@ -98,6 +98,12 @@ pub(crate) fn terms(lf: &LogFactorials, x: f64, mu: f64, log_mu: f64, gene: &Gen
     }
 }
 
+/// Gene `j`'s negative binomial for a draw, from a cell's `dispersion_ratios`.
+#[inline(always)]
+pub(crate) fn nb_draw(genes: &Genes, s: &Scratch, j: usize) -> count::NbDraw {
+    count::NbDraw { theta: genes.terms[j].theta, r: s.ratio[j], l1: s.l1[j] }
+}
+
 impl Family for Nb {
     const INFO: Info = Info {
         name: "nb",
@@ -122,8 +128,9 @@ impl Family for Nb {
 
     fn generate(&self, row: &Row<'_>, genes: &Genes, s: &mut Scratch, rng: &mut StdRng, out: &mut [f64]) {
         let m = count::means(row.logits, row.log_library, &mut s.e);
-        for (j, (o, &e)) in out.iter_mut().zip(&s.e).enumerate() {
-            *o = count::draw(rng, e * m.scale, Some(genes.terms[j].theta));
+        count::dispersion_ratios(s, &m, &genes.inv_theta);
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = count::draw(rng, s.e[j] * m.scale, Some(nb_draw(genes, s, j)));
         }
     }
 }
