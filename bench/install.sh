@@ -3,19 +3,20 @@
 # an incremental rebuild after touching one Rust file, from a copy of this checkout's
 # committed tree, into a temporary library with a fresh cargo target directory.
 #
-#   bash bench/install.sh
+#   bash bench/install.sh          # the committed HEAD
+#   bash bench/install.sh REV      # another commit, for a side-by-side comparison
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-git archive --format=tar HEAD | (mkdir -p "$work/src" && tar -x -C "$work/src")
+git archive --format=tar "${1:-HEAD}" | (mkdir -p "$work/src" && tar -x -C "$work/src")
 mkdir -p "$work/lib"
 export EXPRSGEN_TARGET_DIR="$work/target"
 t0=$(date +%s.%N)
 R CMD INSTALL --no-docs --no-multiarch -l "$work/lib" "$work/src" > "$work/clean.log" 2>&1 \
   || { tail -n 40 "$work/clean.log"; exit 1; }
 t1=$(date +%s.%N)
-touch "$work/src/src/rust/core/src/fused.rs"
+touch "$work/src/src/rust/core/src/lib.rs"
 R CMD INSTALL --no-docs --no-multiarch -l "$work/lib" "$work/src" > "$work/incr.log" 2>&1 \
   || { tail -n 40 "$work/incr.log"; exit 1; }
 t2=$(date +%s.%N)
