@@ -312,7 +312,8 @@ print.exprsgen_fit <- function(x, ...) {
     cat("<exprsgen fit> ", if (s$n_classes) "conditional VAE" else "VAE", ": ",
         s$n_genes, " genes, latent dimension ", s$latent_dim, "\n", sep = "")
     if (s$n_classes) cat("  classes: ", paste(s$classes, collapse = ", "), "\n", sep = "")
-    n_cells <- ncol(.upgrade_preprocessing(x$preprocessing)$x_train)
+    p <- x$preprocessing
+    n_cells <- if (isTRUE(p$cells_in_rows)) nrow(p$x_train) else ncol(p$x_train)
     cat("  trained on ", n_cells, " cells for ", x$params$epochs_run, " epoch",
         if (x$params$epochs_run != 1) "s", " (", x$params$stop_reason, ") in ",
         format(round(x$params$seconds, 1), nsmall = 1), " s, ",

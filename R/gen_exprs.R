@@ -53,7 +53,9 @@
 #'     models a sparse matrix of integer counts (dgRMatrix).}
 #'   \item{`y_gen`}{Factor of the generated cells' labels (`NULL` for a
 #'     plain VAE).}
-#'   \item{`x_train`}{The training cells on the same scale, cells in rows.}
+#'   \item{`x_train`}{The training cells on the same scale, cells in rows
+#'     (sparse training data as a dgRMatrix, the same slots as the genes x
+#'     cells dgCMatrix the model was trained on).}
 #'   \item{`y_train`}{Factor of the training labels (or `NULL`).}
 #'   \item{`latent_vector`}{The training cells' latent means, cells in rows.}
 #' }

@@ -11,9 +11,10 @@
 # each value of a cell from another column). Nothing downstream transposes again
 # to call the core.
 
-# The transpose of a cells x genes matrix (or the reverse): free for a dgRMatrix /
-# dgCMatrix (the CSR slots of one are the CSC slots of the other) and a DelayedArray
-# (delayed), a copy for a dense matrix. The one place exprsgen turns matrices around:
+# The transpose of a cells x genes matrix (or the reverse): free between a dgRMatrix
+# and a dgCMatrix (the CSR slots of one are the CSC slots of the other) and for a
+# DelayedArray (delayed); an O(non-zeros) copy of a dgCMatrix into another dgCMatrix;
+# a copy of a dense matrix. The one place exprsgen turns matrices around:
 # inputs as they are prepared, outputs in VAExprs's orientation.
 .genes_by_cells <- function(x) {
     if (methods::is(x, "dgRMatrix")) {
@@ -195,7 +196,10 @@
     } else if (!is.null(y_val)) {
         .abort("{.arg y_val} is given but {.arg y_train} is not.", call = call)
     }
-    # the training matrix's kind: dense with dense, sparse with sparse
+    # the training matrix's kind: dense with dense, sparse with sparse, in memory
+    if (.is_delayed(x_val)) {
+        x_val <- if (DelayedArray::is_sparse(x_val)) methods::as(x_val, "dgCMatrix") else as.matrix(x_val)
+    }
     x_val <- .genes_by_cells(x_val)
     if (methods::is(p$x_train, "dgCMatrix")) {
         x_val <- methods::as(x_val, "CsparseMatrix")

@@ -67,3 +67,11 @@ test_that("an on-disk x_train with cells in rows trains like its genes x cells o
     expect_identical(rows$model$weights, cols$model$weights)
     expect_identical(rows$history, cols$history)
 })
+
+test_that("an on-disk x_val is read into memory for an in-memory x_train", {
+    val <- sim$x[1:30, ]
+    a <- quick_fit(x_train = sim$x, x_val = DelayedArray::DelayedArray(val))
+    b <- quick_fit(x_train = sim$x, x_val = val)
+    expect_identical(a$history, b$history)
+    expect_true(is.matrix(a$preprocessing$x_val))
+})

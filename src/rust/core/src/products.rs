@@ -272,8 +272,6 @@ fn product_nt(team: &Team, isa: Isa, m: usize, k: usize, n: usize, a: &[f32], b:
     });
 }
 
-/// Calls `f(first_row, rows_a, rows_b)` on blocks of whole rows of two row-major buffers
-/// (`wa`, `wb` values per row), spread over the team when the work is large enough.
 /// Sums of columns `c0..c0 + out.len()` of a row-major `[n, w]` matrix into `out`,
 /// rows added in order.
 fn col_sums_range(x: &[f32], n: usize, w: usize, c0: usize, out: &mut [f32]) {

@@ -19,7 +19,7 @@ pub struct DenseWeights {
 }
 
 /// Checks plain weights against `spec`: one block per `ModelSpec::blocks` entry, in
-/// order, with names and sizes as the architecture says, and finite values.
+/// order, with the sizes the architecture says, and finite values.
 pub(crate) fn check_weights(spec: &ModelSpec, weights: &[DenseWeights]) -> Result<()> {
     let shapes = spec.blocks();
     if weights.len() != shapes.len() {

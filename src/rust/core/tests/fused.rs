@@ -1,4 +1,4 @@
-//! The fused training step (fused.rs) against burn's autodiff and optimizers: the same
+//! The fused training step (step.rs) against burn's autodiff and optimizers: the same
 //! seed must give the same weights after several steps, for every likelihood,
 //! activation, optimizer and architecture shape; and the fused step must not depend on
 //! the number of threads.
