@@ -70,6 +70,44 @@
 #'   \item{`copies`}{Share of generated cells closer to a real cell than a
 #'     twentieth of the real cells' median nearest-neighbour distance
 #'     (near-copies of real cells). 0 is best for augmentation.}
+#'   \item{`within_class_gene_cor`}{(with labels) As `gene_gene_cor`, after
+#'     removing each class's mean from its cells (classes with at least 2
+#'     cells in both sets): whether the co-variation of genes within a cell
+#'     type is kept, which class means alone cannot give. `reference`: the
+#'     same between two halves of the real cells split evenly within each
+#'     class.}
+#' }
+#'
+#' @section Held-out cells: memorisation and augmentation utility:
+#' When the generator's training cells are known (`train`, or taken from a
+#' [gen_exprs()] result given as `gen`) and the `real` cells are other cells
+#' (held out from training; real cells that are among the training cells,
+#' matched by name, switch these metrics off), four more rows compare the
+#' three sets. For the first two, equal numbers of held-out, generated and
+#' training cells are put in principal components fitted to all three:
+#' \describe{
+#'   \item{`memorisation`}{Median distance from a generated cell to its
+#'     nearest training cell, divided by the same for held-out real cells.
+#'     Near 1 (or above): generated cells are no closer to the training cells
+#'     than new real cells are; well below 1: the generator copies its
+#'     training cells (0 for exact copies).}
+#'   \item{`closer_to_train`}{Share of generated cells whose nearest training
+#'     cell is nearer than their nearest held-out cell. `reference`: the same
+#'     share for held-out cells (nearest training cell vs nearest other
+#'     held-out cell), about 0.5. Near the reference is best; near 1: copies.}
+#'   \item{`augmentation_accuracy`, `augmentation_rare_recall`}{(with labels
+#'     for all three sets) The point of augmentation: a random forest (200
+#'     trees, balanced class weights, on `n_pcs` principal components of the
+#'     training cells' `n_genes` most variable genes) trained on the training
+#'     cells alone (`reference`) and on the training cells plus the generated
+#'     cells of their classes (`value`) predicts the held-out cells' labels.
+#'     Rows: balanced accuracy (mean recall over classes), and mean recall of
+#'     the three classes with the fewest training cells. Higher than the
+#'     reference: the generated cells help. To measure what generation adds
+#'     to a small study, fit the model on a few cells per class (e.g. 10 % of
+#'     a training half, at least 3 per class) and assess against the other
+#'     half, as CFGen reports; the per-class recalls are in
+#'     `attr(x, "details")$utility`.}
 #' }
 #'
 #' @param real The real cells: a SingleCellExperiment (or
@@ -97,11 +135,16 @@
 #'   number generator (so `set.seed()` fixes the result either way). R's
 #'   random state is left as it was when a seed is given.
 #' @param num.threads Integer scalar: threads for ranger.
+#' @param train,labels_train Optional: the cells the generator was trained on
+#'   (any form of `real`, or a [gen_exprs()] result) and their labels, for the
+#'   held-out metrics (see below). Taken from `gen` when it is a [gen_exprs()]
+#'   result.
 #'
 #' @return A data.frame of class `exprsgen_assessment` with columns `metric`,
 #'   `value`, `reference`, `best` and `interpretation`, printed as a summary.
 #'   The per-gene and per-cell values and the ROC curve behind it are kept
-#'   for [plot_assess()] in `attr(x, "details")`.
+#'   for [plot_assess()] in `attr(x, "details")` (with `utility`: the
+#'   per-class recalls behind the augmentation rows).
 #' @seealso [plot_assess()] to see the comparison, [gen_exprs()],
 #'   [plot_aug()].
 #' @examples
@@ -116,7 +159,7 @@
 assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
                        assay.type = NULL, transform = c("auto", "counts", "log", "none"),
                        n_genes = 2000, n_pcs = 20, max_cells = 5000, k = 10, seed = NULL,
-                       num.threads = 1L) {
+                       num.threads = 1L, train = NULL, labels_train = NULL) {
     call <- rlang::current_env()
     transform <- .check_choice(transform, "transform", call)
     n_genes <- .check_count(n_genes, "n_genes", min = 2L, call = call)
@@ -132,7 +175,7 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
         set.seed(seed)
     }
     ctx <- .assess_context(real, gen, labels_real, labels_gen, assay.type, transform, n_genes,
-                           n_pcs, max_cells, call)
+                           n_pcs, max_cells, call, train, labels_train)
     ctx$k <- k
     ctx$threads <- num.threads
     # in table order, which is also the order in which they draw random numbers
@@ -147,16 +190,19 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
                     pca = data.frame(PC1 = ctx$pcs[, 1], PC2 = if (ncol(ctx$pcs) > 1) ctx$pcs[, 2] else 0,
                                      origin = ctx$cells$origin),
                     transform = ctx$transform, n_real = ncol(ctx$lr), n_gen = ncol(ctx$lg),
-                    n_genes = ncol(ctx$dr))
+                    n_train = if (!is.null(ctx$lt)) ncol(ctx$lt) else 0L,
+                    n_genes = ncol(ctx$dr), utility = ctx$utility)
     structure(out, class = c("exprsgen_assessment", "data.frame"), details = details)
 }
 
 # What the metrics compare, in an environment (metrics may cache shared results in
 # it, see .cached()): both sets on one log scale (lr, lg: genes x cells), per-gene
 # and per-cell properties, the most variable genes (dr, dg: cells x genes), principal
-# components (pr, pg), equal-sized random subsets (bal_r, bal_g), labels.
+# components (pr, pg), equal-sized random subsets (bal_r, bal_g), labels; and when
+# the generator's training cells are known and differ from the real ones, those on
+# the same scale (lt; dt: the most variable genes, cells x genes).
 .assess_context <- function(real, gen, labels_real, labels_gen, assay.type, transform,
-                            n_genes, n_pcs, max_cells, call) {
+                            n_genes, n_pcs, max_cells, call, train = NULL, labels_train = NULL) {
     if (inherits(real, "exprsgen_gen")) {
         if (is.null(gen)) gen <- real
         if (is.null(labels_real)) labels_real <- real$y_train
@@ -165,21 +211,40 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
     if (is.null(gen)) {
         .abort("Give the generated cells as {.arg gen} (or a {.fn gen_exprs} result as {.arg real}).", call = call)
     }
+    if (inherits(train, "exprsgen_gen")) {
+        if (is.null(labels_train)) labels_train <- train$y_train
+        train <- .genes_by_cells(train$x_train)
+    }
     if (inherits(gen, "exprsgen_gen")) {
         if (is.null(labels_gen)) labels_gen <- gen$y_gen
+        if (is.null(train)) {
+            train <- .genes_by_cells(gen$x_train)
+            if (is.null(labels_train)) labels_train <- gen$y_train
+        }
         gen <- .genes_by_cells(gen$x_gen)
     }
     r <- .assess_input(real, labels_real, assay.type, "real", call)
     g <- .assess_input(gen, labels_gen, assay.type, "gen", call)
+    tr <- if (!is.null(train)) .assess_input(train, labels_train, assay.type, "train", call)
+    # Real cells that are the training cells themselves leave nothing held out.
+    if (!is.null(tr) && !is.null(colnames(r$x)) && !is.null(colnames(tr$x)) &&
+        any(colnames(r$x) %in% colnames(tr$x))) {
+        tr <- NULL
+    }
     if (!is.null(rownames(r$x)) && !is.null(rownames(g$x))) {
         common <- intersect(rownames(r$x), rownames(g$x))
+        if (!is.null(tr) && !is.null(rownames(tr$x))) common <- intersect(common, rownames(tr$x))
         if (length(common) < 2L) {
             .abort("{.arg real} and {.arg gen} share {length(common)} gene name{?s}; at least 2 are needed.", call = call)
         }
         r$x <- r$x[common, , drop = FALSE]
         g$x <- g$x[common, , drop = FALSE]
+        if (!is.null(tr) && !is.null(rownames(tr$x))) tr$x <- tr$x[common, , drop = FALSE]
     } else if (nrow(r$x) != nrow(g$x)) {
         .abort("{.arg real} has {nrow(r$x)} genes (rows) but {.arg gen} has {nrow(g$x)}.", call = call)
+    }
+    if (!is.null(tr) && nrow(tr$x) != nrow(r$x)) {
+        .abort("{.arg train} has {nrow(tr$x)} genes (rows) but {.arg real} has {nrow(r$x)}.", call = call)
     }
     if (ncol(r$x) < 4L || ncol(g$x) < 2L) {
         .abort("Need at least 4 real and 2 generated cells, not {ncol(r$x)} and {ncol(g$x)}.", call = call)
@@ -227,8 +292,23 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
     ctx$bal_g <- sample.int(nrow(ctx$pg), m)
     ctx$labels_real <- r$labels
     ctx$labels_gen <- g$labels
+    ctx$n_genes <- n_genes
+    ctx$n_pcs <- n_pcs
+    if (!is.null(tr)) {
+        # after every draw above, so that the other metrics do not depend on it
+        tr <- .subsample_cells(tr, max_cells)
+        tr$x <- .as_numeric_matrix(tr$x, "train", call)
+        if (transform == "counts" && any(.values(tr$x) < 0 | .values(tr$x) != round(.values(tr$x)))) {
+            .abort("{.arg train} must hold non-negative whole counts for {.code transform = \"counts\"}.", call = call)
+        }
+        ctx$lt <- .log_scale(tr$x, transform, Matrix::colSums(tr$x), target)
+        ctx$dt <- t(as.matrix(ctx$lt[hv, , drop = FALSE]))
+        ctx$labels_train <- tr$labels
+    }
     ctx
 }
+
+.values <- function(x) if (methods::is(x, "dgCMatrix")) x@x else as.vector(x)
 
 #' @method print exprsgen_assessment
 #' @export
@@ -344,10 +424,12 @@ print.exprsgen_assessment <- function(x, digits = 3, ...) {
     centre <- colMeans(fit)
     n_pcs <- min(n_pcs, ncol(fit) - 1L, nrow(fit) - 1L)
     fit <- sweep(fit, 2, centre)
-    rotation <- if (n_pcs >= min(dim(fit)) / 2) {
-        svd(fit, nu = 0, nv = n_pcs)$v
-    } else {
-        irlba::irlba(fit, nv = n_pcs)$v
-    }
+    rotation <- .rotation(fit, n_pcs)
     sweep(all, 2, centre) %*% rotation
 }
+
+.rotation <- function(centred, n_pcs) {
+    if (n_pcs >= min(dim(centred)) / 2) svd(centred, nu = 0, nv = n_pcs)$v
+    else irlba::irlba(centred, nv = n_pcs)$v
+}
+

@@ -36,6 +36,15 @@
     function(ctx) list(value = .safe_cor(ctx$genes[[real]], ctx$genes[[gen]]))
 }
 
+.has_train <- function(ctx) !is.null(ctx$dt)
+
+.augmentable <- function(ctx) .labelled(ctx) && .has_train(ctx) && !is.null(ctx$labels_train)
+
+.interpret_gain <- function(gain) {
+    if (is.na(gain)) "undefined" else if (gain >= 0.01) sprintf("generated cells help (%+.3f)", gain)
+    else if (gain > -0.01) sprintf("no change (%+.3f)", gain) else sprintf("generated cells hurt (%+.3f)", gain)
+}
+
 .assess_metrics <- list(
     .assess_metric("classifier_auc", 0.5, function(ctx) {
         auc <- .classifier_auc(ctx$pr[ctx$bal_r, , drop = FALSE], ctx$pg[ctx$bal_g, , drop = FALSE],
@@ -106,8 +115,145 @@
     .assess_metric("marker_overlap", 1, function(ctx) {
         lab <- .label_results(ctx)
         list(value = lab$markers, reference = lab$markers_ref)
-    }, applies = .labelled)
+    }, applies = .labelled),
+    .assess_metric("within_class_gene_cor", 1, function(ctx) {
+        top <- seq_len(min(200L, ncol(ctx$dr)))
+        half <- .stratified_halves(ctx$labels_real)
+        yr <- ctx$labels_real
+        list(value = .within_class_agreement(ctx$dr[, top, drop = FALSE], yr, ctx$dg[, top, drop = FALSE],
+                                             ctx$labels_gen),
+             reference = .within_class_agreement(ctx$dr[half$a, top, drop = FALSE], yr[half$a],
+                                                 ctx$dr[half$b, top, drop = FALSE], yr[half$b]))
+    }, function(value, reference, ctx) {
+        if (is.na(value)) "undefined" else if (is.na(reference) || reference <= 0) "no co-expression within classes to keep"
+        else if (value >= 0.8 * reference) "co-expression within classes kept"
+        else if (value >= 0.4 * reference) "co-expression within classes partly kept"
+        else "co-expression within classes lost"
+    }, applies = .labelled),
+    .assess_metric("memorisation", 1, function(ctx) list(value = .memorised(ctx)$ratio),
+                   function(value, reference, ctx) {
+        if (value < 0.5) "copies of training cells" else if (value < 0.9) "closer to the training cells than new real cells are"
+        else "no sign of copying"
+    }, applies = .has_train),
+    .assess_metric("closer_to_train", 0.5, function(ctx) {
+        m <- .memorised(ctx)
+        list(value = m$share_gen, reference = m$share_real)
+    }, function(value, reference, ctx) {
+        if (value <= reference + 0.1) "as close to training as to held-out cells"
+        else if (value < 0.9) "nearer the training cells" else "copies of training cells"
+    }, applies = .has_train),
+    .assess_metric("augmentation_accuracy", 1, function(ctx) {
+        u <- .augmentation(ctx)
+        list(value = u$with$balanced, reference = u$without$balanced)
+    }, function(value, reference, ctx) .interpret_gain(value - reference), applies = .augmentable),
+    .assess_metric("augmentation_rare_recall", 1, function(ctx) {
+        u <- .augmentation(ctx)
+        list(value = u$with$rare, reference = u$without$rare)
+    }, function(value, reference, ctx) .interpret_gain(value - reference), applies = .augmentable)
 )
+
+# Two halves of the cells with each class split evenly.
+.stratified_halves <- function(y) {
+    a <- unlist(lapply(split(seq_along(y), y), function(i) i[sample.int(length(i), length(i) %/% 2L)]),
+                use.names = FALSE)
+    list(a = sort(a), b = setdiff(seq_along(y), a))
+}
+
+# Gene-gene correlation agreement after removing each class's mean (cells of
+# classes with at least 2 cells in both sets): co-variation within cell types.
+.within_class_agreement <- function(a, ya, b, yb) {
+    ya <- as.character(ya)
+    yb <- as.character(yb)
+    classes <- intersect(names(which(table(ya) >= 2)), names(which(table(yb) >= 2)))
+    if (!length(classes)) return(NA_real_)
+    centre <- function(x, y) {
+        keep <- y %in% classes
+        x <- x[keep, , drop = FALSE]
+        y <- y[keep]
+        x - rowsum(x, y)[y, , drop = FALSE] / as.vector(table(y)[y])
+    }
+    .cor_agreement(centre(a, ya), centre(b, yb))
+}
+
+# Generated and held-out real cells against the training cells, equal numbers of
+# each (in PCA space): the median distance to the nearest training cell (generated /
+# held-out: 1 = no closer than new real cells are), and the share of cells whose
+# nearest training cell is nearer than their nearest held-out cell (0.5 when
+# training and held-out cells are alike; the reference is that share for held-out
+# cells against the other held-out cells).
+.memorised <- function(ctx) {
+    .cached(ctx, "memorised", function() {
+        n <- min(length(ctx$bal_r), nrow(ctx$dt))
+        rows <- function(x, idx) x[idx, , drop = FALSE]
+        dr <- rows(ctx$dr, ctx$bal_r[seq_len(n)])
+        dg <- rows(ctx$dg, ctx$bal_g[seq_len(n)])
+        dt <- rows(ctx$dt, sample.int(nrow(ctx$dt), n))
+        # components fitted to all three sets: cells outside a fit have shrunk scores,
+        # which would bring the training cells nearer to everything
+        # (distinct cells only, as in .joint_pca())
+        all <- rbind(dr, dg, dt)
+        fit <- all[!duplicated(all), , drop = FALSE]
+        centre <- colMeans(fit)
+        p <- sweep(all, 2, centre) %*% .rotation(sweep(fit, 2, centre), min(ctx$n_pcs, ncol(fit) - 1L, nrow(fit) - 1L))
+        pr <- rows(p, seq_len(n))
+        pg <- rows(p, n + seq_len(n))
+        pt <- rows(p, 2L * n + seq_len(n))
+        nearest <- function(ref, query) BiocNeighbors::queryKNN(ref, query, k = 1L, warn.ties = FALSE)$distance[, 1]
+        d_gt <- nearest(pt, pg)
+        d_rt <- nearest(pt, pr)
+        d_gr <- nearest(pr, pg)
+        d_rr <- BiocNeighbors::findKNN(pr, k = 1L, warn.ties = FALSE)$distance[, 1]
+        ref <- stats::median(d_rt)
+        list(ratio = if (ref > 0) stats::median(d_gt) / ref else NA_real_,
+             share_gen = mean(d_gt < d_gr), share_real = mean(d_rt < d_rr))
+    })
+}
+
+# Augmentation utility: a random forest (balanced class weights) trained on the
+# generator's training cells alone, and on them plus the generated cells of their
+# classes, predicts the held-out real cells. Features: principal components of the
+# training cells' most variable genes. Returns balanced accuracy and mean recall of
+# the (up to) 3 rarest training classes, with and without.
+.augmentation <- function(ctx) {
+    .cached(ctx, "utility", function() {
+        yt <- as.character(ctx$labels_train)
+        classes <- unique(yt)
+        lt <- ctx$lt
+        vt <- .row_vars(lt)
+        hv <- order(vt, decreasing = TRUE)[seq_len(min(ctx$n_genes, nrow(lt)))]
+        hv <- hv[vt[hv] > 0]
+        xt <- t(as.matrix(lt[hv, , drop = FALSE]))
+        centre <- colMeans(xt)
+        rot <- .rotation(sweep(xt, 2, centre), min(ctx$n_pcs, nrow(xt) - 1L, ncol(xt) - 1L))
+        pcs <- function(l) sweep(t(as.matrix(l[hv, , drop = FALSE])), 2, centre) %*% rot
+        keep_g <- as.character(ctx$labels_gen) %in% classes
+        keep_r <- as.character(ctx$labels_real) %in% classes
+        pt <- pcs(lt)
+        pg <- pcs(ctx$lg[, keep_g, drop = FALSE])
+        pr <- pcs(ctx$lr[, keep_r, drop = FALSE])
+        yg <- as.character(ctx$labels_gen)[keep_g]
+        yr <- as.character(ctx$labels_real)[keep_r]
+        rare <- names(sort(table(yt)))[seq_len(min(3L, length(classes)))]
+        rare <- intersect(rare, yr)
+        score <- function(x, y) {
+            colnames(x) <- paste0("PC", seq_len(ncol(x)))
+            y <- factor(y, levels = sort(classes))
+            w <- as.vector(1 / table(y))
+            w[!is.finite(w)] <- 0
+            rf <- ranger::ranger(x = x, y = y, num.trees = 200, class.weights = w / sum(w),
+                                 num.threads = ctx$threads, seed = sample.int(.Machine$integer.max, 1L),
+                                 verbose = FALSE)
+            colnames(pr) <- colnames(x)
+            pred <- as.character(stats::predict(rf, pr, num.threads = ctx$threads)$predictions)
+            recall <- vapply(split(pred == yr, yr), mean, numeric(1))
+            list(balanced = mean(recall), rare = if (length(rare)) mean(recall[rare]) else NA_real_,
+                 recall = recall)
+        }
+        without <- score(pt, yt)
+        with <- score(rbind(pt, pg), c(yt, yg))
+        list(without = without, with = with, rare = rare)
+    })
+}
 
 .metric <- function(metric, value, reference, best, interpretation) {
     if (is.null(interpretation)) {
