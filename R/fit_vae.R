@@ -45,8 +45,8 @@
 #'   object from [optimizer_adam()] and friends to set the learning rate.
 #' @param validation_split Numeric scalar in \[0, 1): the fraction of cells
 #'   held out at random for validation when `x_val` is not given.
-#' @param callbacks `NULL`, or a [callback_early_stopping()] (or a list
-#'   holding one).
+#' @param callbacks `NULL`, a [callback_early_stopping()] or a
+#'   [callback_reduce_lr_on_plateau()], or a list holding one of each.
 #' @param assay.type Character scalar: the assay of `object` to use. With the
 #'   `"bce"` or `"mse"` likelihood a `"counts"` assay is log-normalised with
 #'   [scuttle::logNormCounts()] (as VAExprs does) and any other assay is used
@@ -84,6 +84,14 @@
 #'   threads train large models about 1.6-1.8 times as fast as one. Results
 #'   do not depend on it.
 #' @param verbose Logical scalar: report progress and per-epoch losses.
+#' @param kl_warmup Integer scalar >= 0: epochs of KL warm-up (scVI's
+#'   `n_epochs_kl_warmup`). In epoch `e < kl_warmup` the KL term is weighted
+#'   `regularization * e / kl_warmup` instead of `regularization`, so that the
+#'   decoder learns to use the latent code before the prior pulls the codes
+#'   together; 0 (the default) trains with the full weight from the start.
+#'   The weight of each epoch is in `history$kl_weight`; `history$loss` is
+#'   always computed with the full weight, so epochs compare (also for early
+#'   stopping).
 #'
 #' @section Training engine:
 #' Each minibatch step (forward pass, loss, backward pass, optimizer update)
@@ -111,8 +119,9 @@
 #'     genes in rows and cells in columns, their labels, and the scaling
 #'     parameters (`minmax`).}
 #'   \item{`history`}{A data.frame with one row per epoch: `loss`,
-#'     `val_loss` (NA without validation cells) and the parts of the loss
-#'     (`reconstruction`, `kl`).}
+#'     `val_loss` (NA without validation cells), the parts of the loss
+#'     (`reconstruction`, `kl`, and `val_` of each), and the `kl_weight` and
+#'     `learning_rate` in effect in that epoch.}
 #'   \item{`params`}{The training settings, the seed, the epochs run, why
 #'     training stopped, and `epoch_seconds`: wall and process-CPU seconds of
 #'     each epoch's training pass.}
@@ -135,7 +144,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
                     optimizer = "adam", validation_split = 0, callbacks = NULL,
                     assay.type = "counts", labels = NULL,
                     likelihood = "bce", seed = NULL,
-                    num.threads = 1L, verbose = TRUE) {
+                    num.threads = 1L, verbose = TRUE, kl_warmup = 0) {
     call <- rlang::current_env()
     # Cheap checks first, before any data is touched.
     if (missing(epochs)) .abort("{.arg epochs} is missing: how many passes over the data?")
@@ -153,7 +162,8 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     optimizer <- .as_optimizer(optimizer)
     likelihood <- .check_one_of(likelihood, .vocabulary()$likelihoods$name, "likelihood")
     counts <- .is_count_likelihood(likelihood)
-    stopping <- .as_early_stopping(callbacks)
+    cbs <- .as_callbacks(callbacks)
+    kl_warmup <- .check_count(kl_warmup, "kl_warmup", min = 0)
     layers_given <- c(encoder = !missing(encoder_layers), decoder = !missing(decoder_layers))
     if (sum(layers_given) == 1L) {
         missing_arg <- paste0(names(layers_given)[!layers_given], "_layers")
@@ -207,12 +217,13 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     train <- list(optimizer = optimizer$name, learning_rate = optimizer$learning_rate,
                   regularization = regularization, batch_size = batch_size,
                   seed = seed, threads = num.threads, engine = .engine())
-    run <- .train(spec, train, prep, epochs, stopping, verbose)
+    run <- .train(spec, train, prep, epochs, cbs$stopping, verbose,
+                  schedule = list(kl_warmup = kl_warmup, plateau = cbs$plateau))
 
     model <- structure(list(spec = spec, weights = run$weights), class = "exprsgen_model")
     params <- list(epochs = epochs, epochs_run = nrow(run$history), batch_size = batch_size,
                    optimizer = optimizer$name, learning_rate = optimizer$learning_rate,
-                   regularization = regularization, latent_dim = latent_dim, seed = seed,
+                   regularization = regularization, kl_warmup = kl_warmup, latent_dim = latent_dim, seed = seed,
                    num.threads = num.threads, stop_reason = run$stop_reason,
                    best_epoch = run$best_epoch, seconds = run$seconds,
                    epoch_seconds = run$epoch_seconds)
@@ -248,13 +259,21 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     x
 }
 
-.as_early_stopping <- function(callbacks, call = rlang::caller_env()) {
-    if (is.null(callbacks)) return(NULL)
+# list(stopping, plateau): the early-stopping and learning-rate callbacks (or NULL).
+.as_callbacks <- function(callbacks, call = rlang::caller_env()) {
+    if (is.null(callbacks)) return(list(stopping = NULL, plateau = NULL))
     if (inherits(callbacks, "exprsgen_callback")) callbacks <- list(callbacks)
     ok <- is.list(callbacks) && all(vapply(callbacks, inherits, logical(1), "exprsgen_callback"))
-    if (!ok) .abort("{.arg callbacks} must be {.fn callback_early_stopping} (or a list of them).", call = call)
-    if (length(callbacks) > 1L) .abort("{.arg callbacks} may hold one early-stopping callback.", call = call)
-    if (length(callbacks)) callbacks[[1]] else NULL
+    if (!ok) {
+        .abort("{.arg callbacks} must be {.fn callback_early_stopping} or {.fn callback_reduce_lr_on_plateau} (or a list of them).",
+               call = call)
+    }
+    type <- vapply(callbacks, function(cb) cb$type %||% "early_stopping", character(1))
+    for (t in unique(type[duplicated(type)])) {
+        .abort("{.arg callbacks} may hold one callback of each kind (two of type {.val {t}}).", call = call)
+    }
+    list(stopping = if (any(type == "early_stopping")) callbacks[[which(type == "early_stopping")]],
+         plateau = if (any(type == "reduce_lr_on_plateau")) callbacks[[which(type == "reduce_lr_on_plateau")]])
 }
 
 .check_preprocessing <- function(p, call) {

@@ -47,6 +47,11 @@
     .core(.Call(wrap__eg_trainer_block, trainer, x, labels, train))
 }
 
+# Sets the KL weight and learning rate of the next steps; returns the previous ones.
+.eg_trainer_rates <- function(trainer, regularization, learning_rate) {
+    .core(.Call(wrap__eg_trainer_rates, trainer, as.double(regularization), as.double(learning_rate)))
+}
+
 .eg_trainer_snapshot <- function(trainer) {
     .core(.Call(wrap__eg_trainer_snapshot, trainer))
 }

@@ -1,6 +1,10 @@
 # The epoch loop, driven from R: progress after each epoch, early stopping, and a
 # clean stop on interrupt (the model of the last complete epoch is kept).
-.train <- function(spec, train, prep, epochs, stopping, verbose) {
+# `schedule`: list(kl_warmup = epochs of KL warm-up (0: none), plateau = a
+# callback_reduce_lr_on_plateau() or NULL); the KL weight and learning rate in effect
+# in each epoch are recorded in the history.
+.train <- function(spec, train, prep, epochs, stopping, verbose,
+                   schedule = list(kl_warmup = 0L, plateau = NULL)) {
     codes <- function(y) if (is.null(y)) NULL else as.integer(y)
     y_train <- codes(prep$y_train)
     y_val <- codes(prep$y_val)
@@ -14,18 +18,22 @@
     x_train <- if (on_disk) prep$x_train
     x_val <- if (on_disk) prep$x_val
     has_val <- !is.null(prep$x_val)
-    monitor <- NULL
-    if (!is.null(stopping)) {
-        monitor <- stopping$monitor
-        if (monitor == "val_loss" && !has_val) {
-            cli::cli_warn(c("Early stopping monitors {.val val_loss} but there are no validation cells.",
+    monitored <- function(cb, what) {
+        if (is.null(cb)) return(NULL)
+        if (cb$monitor == "val_loss" && !has_val) {
+            cli::cli_warn(c("{what} monitors {.val val_loss} but there are no validation cells.",
                             i = "Monitoring the training {.val loss} instead."))
-            monitor <- "loss"
+            return("loss")
         }
+        cb$monitor
     }
-    hist <- matrix(NA_real_, epochs, 6,
+    monitor <- monitored(stopping, "Early stopping")
+    plateau <- schedule$plateau
+    plateau_monitor <- monitored(plateau, "Reducing the learning rate on a plateau")
+    rates <- .schedule(train$regularization, train$learning_rate, schedule$kl_warmup, plateau)
+    hist <- matrix(NA_real_, epochs, 8,
                    dimnames = list(NULL, c("loss", "val_loss", "reconstruction", "kl",
-                                           "val_reconstruction", "val_kl")))
+                                           "val_reconstruction", "val_kl", "kl_weight", "learning_rate")))
     timing <- matrix(NA_real_, epochs, 2, dimnames = list(NULL, c("wall", "cpu")))
     cpu_now <- function() sum(proc.time()[c("user.self", "sys.self")])
     best <- list(value = Inf, epoch = NA_integer_)
@@ -36,16 +44,20 @@
     start <- proc.time()[["elapsed"]]
     tryCatch({
         for (epoch in seq_len(epochs)) {
+            r <- rates$before(epoch)
+            if (r$changed) .eg_trainer_rates(trainer, r$kl_weight, r$learning_rate)
             t0 <- c(proc.time()[["elapsed"]], cpu_now())
-            st <- .pass(trainer, x_train, y_train, TRUE, train$batch_size)
+            st <- rates$full_loss(.pass(trainer, x_train, y_train, TRUE, train$batch_size))
             hist[epoch, c("loss", "reconstruction", "kl")] <- st
+            hist[epoch, c("kl_weight", "learning_rate")] <- c(r$kl_weight, r$learning_rate)
             done <- epoch
             timing[epoch, ] <- c(proc.time()[["elapsed"]], cpu_now()) - t0
             if (has_val) {
-                sv <- .pass(trainer, x_val, y_val, FALSE, train$batch_size)
+                sv <- rates$full_loss(.pass(trainer, x_val, y_val, FALSE, train$batch_size))
                 hist[epoch, c("val_loss", "val_reconstruction", "val_kl")] <- sv
             }
             progress$update(epoch, hist[epoch, "loss"], hist[epoch, "val_loss"])
+            if (!is.null(plateau_monitor)) rates$after(hist[epoch, plateau_monitor])
             if (!is.null(monitor)) {
                 value <- hist[epoch, monitor]
                 reference <- if (is.finite(best$value)) best$value else
@@ -85,6 +97,49 @@
     list(weights = weights, history = history, stop_reason = stop_reason,
          best_epoch = best$epoch, seconds = seconds,
          epoch_seconds = data.frame(epoch = seq_len(done), timing[seq_len(done), , drop = FALSE]))
+}
+
+# The KL weight and learning rate of each epoch: a linear KL warm-up over the first
+# `kl_warmup` epochs (weight regularization * epoch / kl_warmup, as scVI's
+# n_epochs_kl_warmup), and the learning rate divided on plateaus of the monitored
+# loss (keras's ReduceLROnPlateau). The loss is always reported with the full KL
+# weight (reconstruction + regularization * kl), so that epochs compare.
+.schedule <- function(regularization, learning_rate, kl_warmup, plateau) {
+    current <- c(kl_weight = regularization, learning_rate = learning_rate)
+    lr <- learning_rate
+    best <- Inf
+    wait <- 0L
+    cooldown <- 0L
+    weight <- function(epoch) {
+        if (kl_warmup > 0 && epoch < kl_warmup) regularization * epoch / kl_warmup else regularization
+    }
+    list(before = function(epoch) {
+        new <- c(kl_weight = weight(epoch), learning_rate = lr)
+        changed <- !identical(new, current)
+        current <<- new
+        list(changed = changed, kl_weight = new[["kl_weight"]], learning_rate = new[["learning_rate"]])
+    }, full_loss = function(st) {
+        # (the core's loss is exact when the weight is the full one)
+        if (current[["kl_weight"]] != regularization) st[1] <- st[2] + regularization * st[3]
+        st
+    }, after = function(value) {
+        # keras's ReduceLROnPlateau.on_epoch_end
+        if (cooldown > 0L) {
+            cooldown <<- cooldown - 1L
+            wait <<- 0L
+        }
+        if (value < best - plateau$min_delta) {
+            best <<- value
+            wait <<- 0L
+        } else if (cooldown == 0L) {
+            wait <<- wait + 1L
+            if (wait >= plateau$patience) {
+                lr <<- max(lr * plateau$factor, plateau$min_lr)
+                wait <<- 0L
+                cooldown <<- plateau$cooldown
+            }
+        }
+    })
 }
 
 # Progress reporting: a cli progress bar in interactive sessions, a line every

@@ -1,23 +1,65 @@
-# Realism check (issue 3): hold out half of each class, fit a CVAE on the other half
-# with the bce, nb and zinb likelihoods, generate as many cells per class as were
-# held out, and compare generated with held-out cells.
+# Realism benchmark (issue 12): how hard are generated cells to tell from held-out
+# real cells, and how much do they help a classifier trained on few real cells?
 #
-#   Rscript bench/realism.R [path/to/shared/data]      (default ../shared/data)
+#   Rscript bench/realism.R [--data bladder,celseq,yan,sim] [--variants v1,v2,...]
+#                           [--epochs 100] [--threads 2] [--no-utility] [--out results.tsv]
+#                           [--shared ../shared/data]
 #
-# Data: a simulated NB count data set with four cell types, and celseq2_3cl (UMI
-# counts, three cell lines) from shared/data. Metrics, all on log-normalised values
-# (library-size factors, log2(x + 1)) of the 2,000 most variable genes:
-#   knn_mixing  mean share of other-origin cells among each cell's 10 nearest
-#               neighbours in the held-out cells' PCA space (top 10 PCs), pooled
-#               held-out + generated; 0.5 = fully mixed, 0 = separate
-#   cor_mean    correlation of per-gene means (generated vs held-out)
-#   cor_var     correlation of per-gene variances
-#   cor_zero    correlation of per-gene fractions of zeros
-#   zero_frac   overall fraction of zeros, generated (held-out in brackets)
-#   ks_libsize  Kolmogorov-Smirnov distance of library sizes (count models only)
+# Protocol (../shared/notes/realism.md): the 2,000 most variable genes (log-normalised
+# counts of all cells); a stratified half of each class trains the model, the other
+# half is the reference; as many cells per class are generated as the reference has,
+# and assess_aug(held-out, generated, n_pcs = 50) gives every number (the training
+# half is the generator's `train`). Reference rows on the same split: `copy` (the
+# training half itself as "generated": the best a generator can do at that size, and
+# what memorisation looks like) and `independent` (each gene drawn independently
+# from its class's training cells).
+# Utility: the same generator fitted on 10 % of each class of the training half (at
+# least 3 cells) generates each class back to its size in that half; assess_aug's
+# augmentation rows compare a few-cell classifier with and without those cells on
+# the held-out half (gain = with - without).
+# Data: mouse_bladder and celseq2_3cl (UMI counts), yan (RPKM: only the bce
+# variants, which model it as VAExprs does), and a simulated NB data set.
+# Variants are the entries of `variants` below: fit_vae() and gen_exprs() arguments.
 args <- commandArgs(trailingOnly = TRUE)
-shared <- if (length(args)) args[1] else file.path("..", "shared", "data")
+opt <- function(name, default) {
+    i <- which(args == paste0("--", name))
+    if (length(i) == 0L) default else args[max(i) + 1L]
+}
+flag <- function(name) any(args == paste0("--", name))
+shared <- opt("shared", file.path("..", "shared", "data"))
+which_data <- strsplit(opt("data", "bladder,celseq,yan,sim"), ",")[[1]]
+epochs <- as.integer(opt("epochs", "100"))
+threads <- as.integer(opt("threads", "2"))
+out_file <- opt("out", "")
+utility <- !flag("no-utility")
 suppressMessages({library(exprsgen); library(SingleCellExperiment)})
+
+hidden <- function(units, genes, lik, depth = 1L) {
+    out <- if (lik %in% c("bce", "mse")) "sigmoid" else "linear"
+    list(encoder_layers = c(list(layer_input(genes)), rep(list(layer_dense(units, "relu")), depth)),
+         decoder_layers = c(rep(list(layer_dense(units, "relu")), depth), list(layer_dense(genes, out))))
+}
+
+# name = list(likelihood, fit = extra fit_vae() arguments (a function of the number of
+# genes), gen = extra gen_exprs() arguments)
+variants <- list(
+    bce_vaexprs = list(likelihood = "bce", fit = function(g) list()),
+    nb_defaults = list(likelihood = "nb", fit = function(g) list()),
+    nb_l10_h128 = list(likelihood = "nb", fit = function(g) c(hidden(128, g, "nb"), latent_dim = 10)),
+    nb_l10_h128_post = list(likelihood = "nb", fit = function(g) c(hidden(128, g, "nb"), latent_dim = 10),
+                            gen = list(latent = "posterior"))
+)
+chosen <- strsplit(opt("variants", paste(names(variants), collapse = ",")), ",")[[1]]
+unknown <- setdiff(chosen, c(names(variants), "copy", "independent"))
+if (length(unknown)) stop("unknown variants: ", paste(unknown, collapse = ", "))
+
+read_mtx <- function(dir) {
+    m <- methods::as(Matrix::readMM(gzfile(file.path(dir, "counts.mtx.gz"))), "CsparseMatrix")
+    dimnames(m) <- list(readLines(file.path(dir, "genes.txt")), readLines(file.path(dir, "cells.txt")))
+    lab <- utils::read.delim(file.path(dir, "labels.tsv"))
+    list(counts = m, label = factor(lab$label[match(colnames(m), lab[[1]])] %||% lab$label), counts_data = TRUE)
+}
+`%||%` <- function(a, b) if (is.null(a) || anyNA(a)) b else a
 
 simulated <- function(n_per = 250, genes = 2000, types = 4) {
     set.seed(7)
@@ -29,90 +71,183 @@ simulated <- function(n_per = 250, genes = 2000, types = 4) {
         p / sum(p)
     })
     label <- factor(rep(paste0("type", seq_len(types)), each = n_per))
-    lib <- round(stats::rlnorm(length(label), log(5000), 0.5))
-    mu <- prof[, as.integer(label)] * rep(lib, each = genes)
+    n <- length(label)
+    # two gene programs whose activity varies from cell to cell (co-variation within a type)
+    prog <- split(sample.int(genes, 200), rep(1:2, each = 100))
+    mu <- prof[, as.integer(label)]
+    for (p in prog) mu[p, ] <- mu[p, ] * rep(exp(stats::rnorm(n, 0, 0.6)), each = length(p))
+    lib <- round(stats::rlnorm(n, log(5000), 0.5))
+    mu <- sweep(mu, 2, colSums(mu), "/") * rep(lib, each = genes)
     x <- matrix(stats::rnbinom(length(mu), size = 1.5, mu = mu), genes)
-    # dropouts on top: a quarter of the expressed entries of low-mean genes
-    drop <- stats::runif(length(x)) < 0.25 * (mu < 1)
-    x[drop] <- 0
-    dimnames(x) <- list(paste0("g", seq_len(genes)), paste0("c", seq_along(label)))
-    list(counts = Matrix::Matrix(x, sparse = TRUE), label = label)
+    dimnames(x) <- list(paste0("g", seq_len(genes)), paste0("c", seq_len(n)))
+    list(counts = Matrix::Matrix(x, sparse = TRUE), label = label, counts_data = TRUE)
 }
 
-celseq <- function(dir) {
-    m <- Matrix::readMM(gzfile(file.path(dir, "counts.mtx.gz")))
-    m <- methods::as(m, "CsparseMatrix")
-    dimnames(m) <- list(readLines(file.path(dir, "genes.txt")), readLines(file.path(dir, "cells.txt")))
-    lab <- utils::read.delim(file.path(dir, "labels.tsv"))
-    list(counts = m, label = factor(lab$label))
-}
+datasets <- list(
+    bladder = function() read_mtx(file.path(shared, "mouse_bladder")),
+    celseq = function() read_mtx(file.path(shared, "celseq2_3cl")),
+    yan = function() {
+        d <- read_mtx(file.path(shared, "yan"))
+        d$counts_data <- FALSE
+        d
+    },
+    sim = simulated
+)
 
 lognorm <- function(counts) {
-    as.matrix(scuttle::normalizeCounts(counts, size.factors = scuttle::librarySizeFactors(counts)))
+    lib <- Matrix::colSums(counts)
+    log1p(Matrix::t(Matrix::t(counts) / lib * stats::median(lib)))
 }
 
-evaluate <- function(real_log, gen_log, real_counts = NULL, gen_counts = NULL) {
-    pca <- stats::prcomp(t(real_log), rank. = 10)
-    proj <- function(m) scale(t(m), center = pca$center, scale = FALSE) %*% pca$rotation
-    pts <- rbind(proj(real_log), proj(gen_log))
-    origin <- rep(c("real", "gen"), c(ncol(real_log), ncol(gen_log)))
-    d <- as.matrix(stats::dist(pts))
-    diag(d) <- Inf
-    nn <- t(apply(d, 1, function(r) order(r)[1:10]))
-    mixing <- mean(rowMeans(matrix(origin[nn], nrow(nn)) != origin))
-    zero <- function(m) rowMeans(m == 0)
-    out <- data.frame(knn_mixing = mixing,
-                      cor_mean = stats::cor(rowMeans(real_log), rowMeans(gen_log)),
-                      cor_var = stats::cor(apply(real_log, 1, stats::var), apply(gen_log, 1, stats::var)),
-                      cor_zero = stats::cor(zero(real_log), zero(gen_log)),
-                      zero_frac = sprintf("%.3f (%.3f)", mean(gen_log == 0), mean(real_log == 0)),
-                      ks_libsize = NA_real_)
-    if (!is.null(gen_counts)) {
-        out$ks_libsize <- suppressWarnings(stats::ks.test(Matrix::colSums(real_counts),
-                                                          Matrix::colSums(gen_counts))$statistic)
-    }
-    out
-}
-
-check <- function(name, data) {
-    set.seed(1)
-    counts <- data$counts[Matrix::rowSums(data$counts > 0) >= 3, ]
-    # the 2,000 most variable genes of the log-normalised data
-    v <- apply(lognorm(counts), 1, stats::var)
+# Genes detected in >= 3 cells, then the 2,000 most variable (log-normalised).
+prepare <- function(d) {
+    counts <- d$counts[Matrix::rowSums(d$counts > 0) >= 3, ]
+    l <- lognorm(counts)
+    v <- Matrix::rowMeans(l^2) - Matrix::rowMeans(l)^2
     counts <- counts[order(v, decreasing = TRUE)[seq_len(min(2000, length(v)))], ]
-    counts <- counts[, Matrix::colSums(counts) > 0]
-    label <- droplevels(data$label[match(colnames(counts), colnames(data$counts))])
-    held <- unlist(lapply(split(seq_along(label), label), function(i) i[sample.int(length(i), length(i) %/% 2)]))
-    train <- setdiff(seq_along(label), held)
-    sce <- SingleCellExperiment(assays = list(counts = counts[, train]),
-                                colData = S4Vectors::DataFrame(label = label[train]))
-    want <- table(label[held])
-    real_counts <- counts[, held]
-    real_log <- lognorm(real_counts)
-    genes <- nrow(counts)
-    rows <- list()
-    for (lik in c("bce", "nb", "zinb")) {
-        t <- system.time(fit <- fit_vae(sce, labels = "label", likelihood = lik,
-            encoder_layers = list(layer_input(genes), layer_dense(128, "relu")),
-            decoder_layers = list(layer_dense(128, "relu"),
-                                  layer_dense(genes, if (lik == "bce") "sigmoid" else "linear")),
-            latent_dim = 10, epochs = 100, batch_size = 32, seed = 1, verbose = FALSE))[["elapsed"]]
-        set.seed(2)
-        gen <- suppressMessages(gen_exprs(fit, labels = stats::setNames(as.integer(want), names(want))))
-        if (lik == "bce") {
-            gen_log <- t(gen$x_gen)
-            res <- evaluate(real_log, gen_log)
-        } else {
-            gen_counts <- Matrix::t(methods::as(gen$x_gen, "CsparseMatrix"))
-            res <- evaluate(real_log, lognorm(gen_counts), real_counts, gen_counts)
-        }
-        rows[[lik]] <- cbind(data.frame(data = name, likelihood = lik, fit_s = round(t, 1)), res)
-    }
-    do.call(rbind, rows)
+    keep <- Matrix::colSums(counts) > 0
+    list(counts = counts[, keep], label = droplevels(d$label[keep]), counts_data = d$counts_data)
 }
 
-results <- rbind(check("simulated (4 types, 1000 cells)", simulated()),
-                 check("celseq2_3cl (3 lines, 240 cells)", celseq(file.path(shared, "celseq2_3cl"))))
-num <- vapply(results, is.numeric, logical(1))
-results[num] <- lapply(results[num], function(v) round(v, 3))
-print(results, row.names = FALSE)
+stratified <- function(label, share) {
+    idx <- unlist(lapply(split(seq_along(label), label), function(i) {
+        i[sample.int(length(i), max(min(3L, length(i)), round(share * length(i))))]
+    }), use.names = FALSE)
+    sort(idx)
+}
+
+sce_of <- function(counts, label) {
+    SingleCellExperiment(assays = list(counts = counts), colData = S4Vectors::DataFrame(label = label))
+}
+
+# Each gene drawn from its class's cells independently (counts, genes x cells).
+independent_genes <- function(counts, label, sizes) {
+    parts <- lapply(names(sizes), function(cl) {
+        x <- as.matrix(counts[, label == cl, drop = FALSE])
+        n <- sizes[[cl]]
+        cols <- matrix(sample.int(ncol(x), nrow(x) * n, replace = TRUE), nrow(x))
+        matrix(x[cbind(rep(seq_len(nrow(x)), n), as.vector(cols))], nrow(x))
+    })
+    x <- do.call(cbind, parts)
+    dimnames(x) <- list(rownames(counts), paste0("ind", seq_len(ncol(x))))
+    list(x = Matrix::Matrix(x, sparse = TRUE), y = factor(rep(names(sizes), sizes), levels = levels(label)))
+}
+
+# Variants that differ only in gen_exprs() arguments share their fits.
+fits <- new.env()
+fit_and_generate <- function(v, sce, sizes, ep) {
+    g <- nrow(sce)
+    args <- c(list(likelihood = v$likelihood, epochs = ep, batch_size = 128, seed = 1,
+                   num.threads = threads, verbose = FALSE), v$fit(g))
+    key <- paste(ncol(sce), paste(deparse(args), collapse = ""))
+    if (is.null(fits[[key]])) {
+        t <- system.time(fit <- do.call(fit_vae, c(list(sce, labels = "label"), args)))[["elapsed"]]
+        fits[[key]] <- list(fit = fit, seconds = t)
+    }
+    fit <- fits[[key]]$fit
+    t <- fits[[key]]$seconds
+    set.seed(2)
+    gen <- suppressMessages(do.call(gen_exprs, c(list(fit, labels = sizes), v$gen)))
+    list(gen = gen, seconds = t, epochs = fit$params$epochs_run %||% nrow(fit$history))
+}
+
+# Smooth (bce/mse) models generate log-normalised values (scuttle::logNormCounts of
+# the training cells, as fit_vae() does): they are compared with the held-out cells'.
+assess <- function(held, gen, labels_gen = NULL, train = NULL, labels_train = NULL, smooth = FALSE) {
+    if (smooth) held <- scuttle::logNormCounts(held)
+    as.data.frame(assess_aug(held, gen, labels_real = "label", labels_gen = labels_gen, train = train,
+                             labels_train = labels_train, n_pcs = 50, seed = 1, num.threads = threads,
+                             assay.type = if (smooth) "logcounts", transform = if (smooth) "none" else "auto"))
+}
+
+rows <- list()
+record <- function(data, variant, a, seconds = NA, epochs_run = NA) {
+    a$data <- data
+    a$variant <- variant
+    a$fit_s <- seconds
+    a$epochs_run <- epochs_run
+    rows[[length(rows) + 1L]] <<- a
+    cat(sprintf("  %-22s AUC %.3f  fit %s s\n", variant, a$value[a$metric == "classifier_auc"],
+                format(round(seconds, 1))))
+}
+
+for (dn in which_data) {
+    set.seed(1)
+    d <- prepare(datasets[[dn]]())
+    train_idx <- stratified(d$label, 0.5)
+    held_idx <- setdiff(seq_along(d$label), train_idx)
+    train_sce <- sce_of(d$counts[, train_idx], d$label[train_idx])
+    held_sce <- sce_of(d$counts[, held_idx], d$label[held_idx])
+    sizes <- table(d$label[held_idx])
+    sizes <- stats::setNames(as.integer(sizes), names(sizes))
+    # few cells for the utility runs: 10 % of each class of the training half, >= 3
+    set.seed(3)
+    few_idx <- train_idx[stratified(d$label[train_idx], 0.1)]
+    few_sce <- sce_of(d$counts[, few_idx], d$label[few_idx])
+    back <- table(d$label[train_idx])
+    back <- stats::setNames(as.integer(back), names(back))
+    rm(list = ls(fits), envir = fits)
+    cat(sprintf("%s: %d genes, %d training, %d held-out, %d few cells, %d classes\n", dn, nrow(d$counts),
+                length(train_idx), length(held_idx), length(few_idx), nlevels(d$label)))
+    for (vn in chosen) {
+        if (vn == "copy") {
+            a <- assess(held_sce, train_sce, labels_gen = train_sce$label, train = train_sce,
+                        labels_train = train_sce$label)
+            if (utility) {
+                # the best augmentation there is: the rest of the training half, real cells
+                u <- assess(held_sce, train_sce, labels_gen = train_sce$label, train = few_sce,
+                            labels_train = few_sce$label)
+                a <- rbind(a[!grepl("^augmentation", a$metric), ], u[grepl("^augmentation", u$metric), ])
+            }
+            record(dn, vn, a)
+            next
+        }
+        if (vn == "independent") {
+            set.seed(2)
+            ind <- independent_genes(counts(train_sce), train_sce$label, sizes)
+            a <- assess(held_sce, ind$x, ind$y, train_sce, train_sce$label)
+            if (utility) {
+                ind_few <- independent_genes(counts(few_sce), few_sce$label, back)
+                u <- assess(held_sce, ind_few$x, ind_few$y, few_sce, few_sce$label)
+                a <- rbind(a[!grepl("^augmentation", a$metric), ], u[grepl("^augmentation", u$metric), ])
+            }
+            record(dn, vn, a)
+            next
+        }
+        v <- variants[[vn]]
+        if (!d$counts_data && !v$likelihood %in% c("bce", "mse")) next
+        smooth <- v$likelihood %in% c("bce", "mse")
+        r <- fit_and_generate(v, train_sce, sizes, epochs)
+        a <- assess(held_sce, r$gen, smooth = smooth)
+        if (utility) {
+            u <- fit_and_generate(v, few_sce, back, max(epochs, 200L))
+            ua <- assess(held_sce, u$gen, smooth = smooth)
+            a <- rbind(a[!grepl("^augmentation", a$metric), ], ua[grepl("^augmentation", ua$metric), ])
+        }
+        record(dn, vn, a, r$seconds, r$epochs)
+    }
+}
+
+results <- do.call(rbind, rows)
+if (nzchar(out_file)) utils::write.table(results, out_file, sep = "\t", quote = FALSE, row.names = FALSE)
+
+# One line per data set and variant: value (reference) of the main metrics.
+wide <- do.call(rbind, lapply(split(results, list(results$data, results$variant), drop = TRUE), function(a) {
+    v <- function(m) a$value[a$metric == m][1]
+    r <- function(m) a$reference[a$metric == m][1]
+    f <- function(x) if (is.null(x) || length(x) == 0L || is.na(x)) "-" else sprintf("%.2f", x)
+    vr <- function(m) paste0(f(v(m)), "/", f(r(m)))
+    gain <- function(m) if (is.na(v(m) - r(m))) "-" else sprintf("%+.3f", v(m) - r(m))
+    data.frame(data = a$data[1], variant = a$variant[1], auc = f(v("classifier_auc")),
+               mmd = vr("mmd"), knn = f(v("knn_mixing")), gene_mean = f(v("gene_mean_cor")),
+               gene_gene = vr("gene_gene_cor"), within = vr("within_class_gene_cor"),
+               label_acc = vr("label_accuracy"), markers = vr("marker_overlap"),
+               memo = f(v("memorisation")), closer = vr("closer_to_train"),
+               lib_ks = f(v("library_size_ks")),
+               util = paste0(f(r("augmentation_accuracy")), gain("augmentation_accuracy")),
+               rare = paste0(f(r("augmentation_rare_recall")), gain("augmentation_rare_recall")),
+               fit_s = f(a$fit_s[1]), stringsAsFactors = FALSE)
+}))
+wide <- wide[order(match(wide$data, which_data), match(wide$variant, chosen)), ]
+cat("\nvalue/reference; util, rare: without + gain from generated cells; knn = knn_mixing (1 = mixed)\n")
+print(wide, row.names = FALSE)

@@ -209,6 +209,23 @@ pub fn eg_trainer_permutation(trainer: Robj, n: Robj) -> Robj {
     })
 }
 
+/// Set the KL weight and learning rate of the following steps; returns the previous
+/// `c(regularization, learning_rate)`.
+#[extendr]
+pub fn eg_trainer_rates(trainer: Robj, regularization: Robj, learning_rate: Robj) -> Robj {
+    guard(|| {
+        let num = |x: &Robj, name: &'static str| {
+            x.as_real().ok_or(Error::InvalidParameter { field: name, rule: "must be a number".into() })
+        };
+        let (reg, lr) = (num(&regularization, "regularization")?, num(&learning_rate, "learning_rate")?);
+        with_trainer(&trainer, |t| {
+            let old = t.trainer.rates();
+            t.trainer.set_rates(reg, lr)?;
+            Ok(Robj::from(vec![old.0, old.1]))
+        })
+    })
+}
+
 /// Remember the trainer's current weights (the best so far).
 #[extendr]
 pub fn eg_trainer_snapshot(trainer: Robj) -> Robj {
@@ -352,6 +369,7 @@ extendr_module! {
     fn eg_trainer_epoch;
     fn eg_trainer_block;
     fn eg_trainer_snapshot;
+    fn eg_trainer_rates;
     fn eg_trainer_permutation;
     fn eg_trainer_weights;
     fn eg_minmax;

@@ -89,6 +89,25 @@ impl Trainer {
         &self.model_spec
     }
 
+    /// The KL weight and learning rate of the steps from now on (warm-up and
+    /// learning-rate schedules); the optimizer's state is kept.
+    pub fn set_rates(&mut self, regularization: f64, learning_rate: f64) -> Result<()> {
+        if !(regularization.is_finite() && regularization >= 0.0) {
+            return Err(Error::invalid("regularization", "must be a non-negative number"));
+        }
+        if !(learning_rate.is_finite() && learning_rate > 0.0) {
+            return Err(Error::invalid("learning_rate", "must be a positive number"));
+        }
+        self.spec.regularization = regularization;
+        self.spec.learning_rate = learning_rate;
+        Ok(())
+    }
+
+    /// The current `(regularization, learning_rate)`.
+    pub fn rates(&self) -> (f64, f64) {
+        (self.spec.regularization, self.spec.learning_rate)
+    }
+
     /// One pass over `data` in a fresh random order, one optimizer step per minibatch.
     pub fn train_epoch(&mut self, data: &Dataset) -> Result<EpochStats> {
         self.model_spec.check_data(data)?;
