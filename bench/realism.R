@@ -3,10 +3,13 @@
 #
 #   Rscript bench/realism.R [--data bladder,celseq,yan,sim] [--variants v1,v2,...]
 #                           [--epochs 100] [--threads 2] [--no-utility] [--out results.tsv]
-#                           [--shared ../shared/data]
+#                           [--genes all] [--shared ../shared/data]
 #
-# Protocol (../shared/notes/realism.md): the 2,000 most variable genes (log-normalised
-# counts of all cells); a stratified half of each class trains the model, the other
+# Protocol (../shared/notes/realism.md): the model trains on every gene detected in at
+# least 3 cells (`--genes 2000`: on the 2,000 most variable genes of the log-normalised
+# counts instead, which is faster and a different protocol: library sizes then count
+# those genes only); assess_aug() compares cells on the 2,000 genes most variable in
+# the held-out cells. A stratified half of each class trains the model, the other
 # half is the reference; as many cells per class are generated as the reference has,
 # and assess_aug(held-out, generated, n_pcs = 50) gives every number (the training
 # half is the generator's `train`). Reference rows on the same split: `copy` (the
@@ -31,6 +34,7 @@ which_data <- strsplit(opt("data", "bladder,celseq,yan,sim"), ",")[[1]]
 epochs <- as.integer(opt("epochs", "100"))
 threads <- as.integer(opt("threads", "2"))
 out_file <- opt("out", "")
+n_genes <- opt("genes", "all")
 utility <- !flag("no-utility")
 suppressMessages({library(exprsgen); library(SingleCellExperiment)})
 
@@ -42,12 +46,36 @@ hidden <- function(units, genes, lik, depth = 1L) {
 
 # name = list(likelihood, fit = extra fit_vae() arguments (a function of the number of
 # genes), gen = extra gen_exprs() arguments)
+l10 <- function(...) {
+    extra <- list(...)
+    function(g) c(hidden(128, g, "nb"), list(latent_dim = 10), extra)
+}
+post <- list(latent = "posterior")
+# a validation tenth for the schedule and early stopping
+val_es <- function(...) l10(validation_split = 0.1, callbacks = list(
+    callback_early_stopping(patience = 20, restore_best_weights = TRUE),
+    callback_reduce_lr_on_plateau(factor = 0.5, patience = 8)), ...)
 variants <- list(
     bce_vaexprs = list(likelihood = "bce", fit = function(g) list()),
     nb_defaults = list(likelihood = "nb", fit = function(g) list()),
-    nb_l10_h128 = list(likelihood = "nb", fit = function(g) c(hidden(128, g, "nb"), latent_dim = 10)),
-    nb_l10_h128_post = list(likelihood = "nb", fit = function(g) c(hidden(128, g, "nb"), latent_dim = 10),
-                            gen = list(latent = "posterior"))
+    nb_l10_h128 = list(likelihood = "nb", fit = l10()),
+    nb_l10_h128_post = list(likelihood = "nb", fit = l10(), gen = post),
+    nb_l10_e300 = list(likelihood = "nb", fit = l10(), epochs = 300),
+    nb_l10_e300_post = list(likelihood = "nb", fit = l10(), epochs = 300, gen = post),
+    nb_l10_warm = list(likelihood = "nb", fit = l10(kl_warmup = 50)),
+    nb_l10_warm_post = list(likelihood = "nb", fit = l10(kl_warmup = 50), gen = post),
+    nb_l10_sched = list(likelihood = "nb", fit = val_es(kl_warmup = 50), epochs = 400),
+    nb_l10_sched_post = list(likelihood = "nb", fit = val_es(kl_warmup = 50), epochs = 400, gen = post),
+    zinb_l10_post = list(likelihood = "zinb", fit = l10(), gen = post),
+    # a lighter KL term (beta-VAE, beta < 1) keeps more of each cell in its code
+    nb_l10_beta05_post = list(likelihood = "nb", fit = l10(regularization = 0.5), gen = post),
+    nb_l10_beta02_post = list(likelihood = "nb", fit = l10(regularization = 0.2), gen = post),
+    nb_l20_beta05_post = list(likelihood = "nb", gen = post,
+                              fit = function(g) c(hidden(128, g, "nb"), list(latent_dim = 20, regularization = 0.5))),
+    nb_l10_h256_post = list(likelihood = "nb", gen = post,
+                            fit = function(g) c(hidden(256, g, "nb"), list(latent_dim = 10))),
+    nb_l10_d2_post = list(likelihood = "nb", gen = post,
+                          fit = function(g) c(hidden(128, g, "nb", depth = 2L), list(latent_dim = 10)))
 )
 chosen <- strsplit(opt("variants", paste(names(variants), collapse = ",")), ",")[[1]]
 unknown <- setdiff(chosen, c(names(variants), "copy", "independent"))
@@ -99,12 +127,14 @@ lognorm <- function(counts) {
     log1p(Matrix::t(Matrix::t(counts) / lib * stats::median(lib)))
 }
 
-# Genes detected in >= 3 cells, then the 2,000 most variable (log-normalised).
+# Genes detected in >= 3 cells (then, with --genes N, the N most variable).
 prepare <- function(d) {
     counts <- d$counts[Matrix::rowSums(d$counts > 0) >= 3, ]
-    l <- lognorm(counts)
-    v <- Matrix::rowMeans(l^2) - Matrix::rowMeans(l)^2
-    counts <- counts[order(v, decreasing = TRUE)[seq_len(min(2000, length(v)))], ]
+    if (n_genes != "all") {
+        l <- lognorm(counts)
+        v <- Matrix::rowMeans(l^2) - Matrix::rowMeans(l)^2
+        counts <- counts[order(v, decreasing = TRUE)[seq_len(min(as.integer(n_genes), length(v)))], ]
+    }
     keep <- Matrix::colSums(counts) > 0
     list(counts = counts[, keep], label = droplevels(d$label[keep]), counts_data = d$counts_data)
 }
@@ -167,6 +197,10 @@ record <- function(data, variant, a, seconds = NA, epochs_run = NA) {
     a$fit_s <- seconds
     a$epochs_run <- epochs_run
     rows[[length(rows) + 1L]] <<- a
+    if (nzchar(out_file)) {  # written as it goes, so a long run that stops keeps its rows
+        utils::write.table(a, out_file, sep = "\t", quote = FALSE, row.names = FALSE,
+                           append = length(rows) > 1L, col.names = length(rows) == 1L)
+    }
     cat(sprintf("  %-22s AUC %.3f  fit %s s\n", variant, a$value[a$metric == "classifier_auc"],
                 format(round(seconds, 1))))
 }
@@ -217,10 +251,11 @@ for (dn in which_data) {
         v <- variants[[vn]]
         if (!d$counts_data && !v$likelihood %in% c("bce", "mse")) next
         smooth <- v$likelihood %in% c("bce", "mse")
-        r <- fit_and_generate(v, train_sce, sizes, epochs)
+        ep <- v$epochs %||% epochs
+        r <- fit_and_generate(v, train_sce, sizes, ep)
         a <- assess(held_sce, r$gen, smooth = smooth)
         if (utility) {
-            u <- fit_and_generate(v, few_sce, back, max(epochs, 200L))
+            u <- fit_and_generate(v, few_sce, back, max(ep, 200L))
             ua <- assess(held_sce, u$gen, smooth = smooth)
             a <- rbind(a[!grepl("^augmentation", a$metric), ], ua[grepl("^augmentation", ua$metric), ])
         }
@@ -229,7 +264,6 @@ for (dn in which_data) {
 }
 
 results <- do.call(rbind, rows)
-if (nzchar(out_file)) utils::write.table(results, out_file, sep = "\t", quote = FALSE, row.names = FALSE)
 
 # One line per data set and variant: value (reference) of the main metrics.
 wide <- do.call(rbind, lapply(split(results, list(results$data, results$variant), drop = TRUE), function(a) {

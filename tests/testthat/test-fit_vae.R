@@ -177,6 +177,17 @@ test_that("default layers are used when both encoder and decoder are omitted", {
     fit <- fit_vae(x_train = sim$x, epochs = 1, batch_size = 32, verbose = FALSE)
     expect_identical(fit$model$spec$encoder_units, 256L)
     expect_identical(fit$model$spec$decoder_units, c(256L, n_genes))
+    expect_identical(fit$model$spec$latent_dim, 2L)
+    # count models: the benchmark's choice (latent 10, 128 hidden units)
+    counts <- round(sim$x)
+    nb <- fit_vae(x_train = counts, likelihood = "nb", epochs = 1, batch_size = 32, verbose = FALSE)
+    expect_identical(nb$model$spec$latent_dim, 10L)
+    expect_identical(nb$model$spec$encoder_units, 128L)
+    expect_identical(nb$model$spec$decoder_units, c(128L, n_genes))
+    expect_identical(nb$params$latent_dim, 10L)
+    # what the user asks for stands
+    expect_identical(fit_vae(x_train = counts, likelihood = "nb", latent_dim = 3, epochs = 1, batch_size = 32,
+                             verbose = FALSE)$model$spec$latent_dim, 3L)
 })
 
 test_that("R's own arithmetic keeps subnormal numbers after training and generation", {
