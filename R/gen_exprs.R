@@ -1,10 +1,12 @@
 #' Generate synthetic cells from a fitted VAE
 #'
 #' As VAExprs's `gen_exprs()`: the training cells are encoded, latent codes
-#' are drawn, and the decoder turns them into cells. By default
-#' (`latent = "gmm"`) a Gaussian mixture is fitted by BIC with
-#' [mclust::Mclust()] to the training cells' latent means (separately for
-#' each class of a conditional VAE) and sampled. Models fitted with the
+#' are drawn, and the decoder turns them into cells. For `"bce"` and `"mse"`
+#' models (by default, `latent = "gmm"`, as VAExprs) a Gaussian mixture is
+#' fitted by BIC with [mclust::Mclust()] to the training cells' latent means
+#' (separately for each class of a conditional VAE) and sampled; count models
+#' draw from the aggregate posterior by default (`latent = "posterior"`: a
+#' random training cell of the class, then z ~ q(z|x)). Models fitted with the
 #' `"bce"` or `"mse"` likelihood give the decoder's output with the min-max
 #' scaling undone, so values are on the scale of the training data
 #' (log-normalised expression for a `"counts"` assay); count models
@@ -39,9 +41,14 @@
 #'   the exact number of cells to generate per class, e.g.
 #'   `c(B = 100, "CD14+ Mono" = 50)`; classes not named get none.
 #' @param latent Where latent codes come from: `"gmm"` (the VAExprs mixture),
-#'   `"prior"` (the standard normal prior N(0, I)), or `"posterior"` (around
-#'   given training cells: each generated cell draws from the posterior
-#'   q(z|x) of one of `cells`, chosen at random).
+#'   `"prior"` (the standard normal prior N(0, I)), or `"posterior"` (the
+#'   aggregate posterior, around given training cells: each generated cell
+#'   draws from the posterior q(z|x) of one of `cells`, chosen at random, and
+#'   for count models takes its library size). `NULL` (the default):
+#'   `"posterior"` for count models, whose generated cells it made harder to
+#'   tell from held-out real cells and more useful for augmentation in the
+#'   realism benchmark (`bench/realism.R`), and `"gmm"` for `"bce"` and
+#'   `"mse"` models, as VAExprs.
 #' @param cells With `latent = "posterior"`: indices or names of training
 #'   cells (default: all). Their labels set the generated cells' labels, and
 #'   for count models their library sizes are used.
@@ -75,16 +82,17 @@
 #' dim(gen$x_gen)
 #' @export
 gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
-                      labels = NULL, latent = c("gmm", "prior", "posterior"), cells = NULL) {
+                      labels = NULL, latent = NULL, cells = NULL) {
     if (!inherits(x, "exprsgen_fit")) {
         .abort("{.arg x} must be the result of {.fn fit_vae}, not {.cls {class(x)[1]}}.")
     }
-    latent <- .check_choice(latent, "latent")
     if (!is.null(batch_size)) .check_count(batch_size, "batch_size")
     .check_flag(use_generator, "use_generator")
     spec <- x$model$spec
     prep <- .upgrade_preprocessing(x$preprocessing)
     counts_model <- identical(prep$transform$type, "counts")
+    latent <- .check_one_of(latent %||% (if (counts_model) "posterior" else "gmm"),
+                            c("gmm", "prior", "posterior"), "latent")
     codes <- if (spec$n_classes) as.integer(prep$y_train) else NULL
     train_cells <- colnames(prep$x_train)
     pool <- .pool_cells(cells, latent, train_cells)

@@ -72,7 +72,15 @@ test_that("latent = prior and posterior, and cells =", {
     expect_identical(post$x_gen, post2$x_gen)
     expect_error(gen_exprs(fit, 5, latent = "posterior", cells = "nope"), "cells",
                  class = "exprsgen_error")
-    expect_error(gen_exprs(fit, 5, cells = 1:3), "posterior", class = "exprsgen_error")
+    expect_error(gen_exprs(fit, 5, latent = "gmm", cells = 1:3), "posterior", class = "exprsgen_error")
+    # count models draw from the aggregate posterior by default; bce models from the mixture
+    set.seed(3)
+    expect_identical(gen_exprs(fit, 25, cells = 1:3)$x_gen, post$x_gen)
+    set.seed(3)
+    gmm <- gen_exprs(fit, 25, latent = "gmm")
+    set.seed(3)
+    expect_false(identical(gen_exprs(fit, 25)$x_gen, gmm$x_gen))
+    expect_error(gen_exprs(fit, 5, latent = "flow"), "latent", class = "exprsgen_error_argument")
     expect_error(gen_exprs(fit, labels = c(type9 = 3)), "type9", class = "exprsgen_error")
     expect_error(gen_exprs(fit, 10, labels = c(type1 = 3)), "num_samples", class = "exprsgen_error")
     expect_error(gen_exprs(fit, latent = "posterior", cells = 1:3, labels = c(type2 = 3)),

@@ -16,6 +16,9 @@ test_that("gen_exprs returns VAExprs's list with dimnames", {
     lo <- apply(sim$x, 2, min)
     hi <- apply(sim$x, 2, max)
     expect_true(all(sweep(gen$x_gen, 2, lo) >= -1e-9) && all(sweep(gen$x_gen, 2, hi) <= 1e-9))
+    # a smooth model samples VAExprs's mixture by default
+    set.seed(1)
+    expect_identical(gen_exprs(fit, num_samples = 50, latent = "gmm")$x_gen, gen$x_gen)
 })
 
 test_that("the same seed gives the identical generated matrix", {
