@@ -75,7 +75,13 @@ variants <- list(
     nb_l10_h256_post = list(likelihood = "nb", gen = post,
                             fit = function(g) c(hidden(256, g, "nb"), list(latent_dim = 10))),
     nb_l10_d2_post = list(likelihood = "nb", gen = post,
-                          fit = function(g) c(hidden(128, g, "nb", depth = 2L), list(latent_dim = 10)))
+                          fit = function(g) c(hidden(128, g, "nb", depth = 2L), list(latent_dim = 10))),
+    # more optimizer steps: smaller batches, or larger ones taken further
+    nb_l10_bs32_post = list(likelihood = "nb", fit = l10(), gen = post, batch_size = 32),
+    nb_l10_lr3_post = list(likelihood = "nb", fit = l10(optimizer = optimizer_adam(3e-3)), gen = post),
+    nb_l10_lr3_e300_post = list(likelihood = "nb", fit = l10(optimizer = optimizer_adam(3e-3)), gen = post,
+                                epochs = 300),
+    nb_l10_bs32_e300_post = list(likelihood = "nb", fit = l10(), gen = post, batch_size = 32, epochs = 300)
 )
 chosen <- strsplit(opt("variants", paste(names(variants), collapse = ",")), ",")[[1]]
 unknown <- setdiff(chosen, c(names(variants), "copy", "independent"))
@@ -167,7 +173,7 @@ independent_genes <- function(counts, label, sizes) {
 fits <- new.env()
 fit_and_generate <- function(v, sce, sizes, ep) {
     g <- nrow(sce)
-    args <- c(list(likelihood = v$likelihood, epochs = ep, batch_size = 128, seed = 1,
+    args <- c(list(likelihood = v$likelihood, epochs = ep, batch_size = v$batch_size %||% 128L, seed = 1,
                    num.threads = threads, verbose = FALSE), v$fit(g))
     key <- paste(ncol(sce), paste(deparse(args), collapse = ""))
     if (is.null(fits[[key]])) {
