@@ -76,6 +76,12 @@ variants <- list(
                             fit = function(g) c(hidden(256, g, "nb"), list(latent_dim = 10))),
     nb_l10_d2_post = list(likelihood = "nb", gen = post,
                           fit = function(g) c(hidden(128, g, "nb", depth = 2L), list(latent_dim = 10))),
+    # a heavier KL term (beta > 1): codes that keep less of each cell's sampling noise
+    nb_l10_beta2_post = list(likelihood = "nb", fit = l10(regularization = 2), gen = post),
+    nb_l10_beta3_post = list(likelihood = "nb", fit = l10(regularization = 3), gen = post),
+    nb_l10_beta3_gmm = list(likelihood = "nb", fit = l10(regularization = 3), gen = list(latent = "gmm")),
+    nb_l10_beta5_post = list(likelihood = "nb", fit = l10(regularization = 5), gen = post),
+    nb_l10_beta3_e300_post = list(likelihood = "nb", fit = l10(regularization = 3), gen = post, epochs = 300),
     # more optimizer steps: smaller batches, or larger ones taken further
     nb_l10_bs32_post = list(likelihood = "nb", fit = l10(), gen = post, batch_size = 32),
     nb_l10_lr3_post = list(likelihood = "nb", fit = l10(optimizer = optimizer_adam(3e-3)), gen = post),
