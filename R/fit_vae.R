@@ -36,8 +36,9 @@
 #'   many units as there are genes (typically `activation = "sigmoid"`).
 #' @param latent_dim Integer scalar: dimension of the latent space. `NULL`
 #'   (the default) is 2 for the `"bce"` and `"mse"` likelihoods (VAExprs's
-#'   default) and 10 for count likelihoods, which the realism benchmark
-#'   (`bench/realism.R`) found better on every real data set measured.
+#'   default) and 10 for count likelihoods, which generated cells harder to
+#'   tell from held-out real ones in the realism benchmark (`bench/realism.R`;
+#'   figures in `bench/realism.md`).
 #' @param regularization Numeric scalar >= 0: weight of the KL term.
 #' @param epochs Integer scalar: number of passes over the training cells.
 #' @param batch_size Integer scalar: cells per minibatch.
@@ -274,8 +275,9 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
                call = call)
     }
     type <- vapply(callbacks, function(cb) cb$type %||% "early_stopping", character(1))
-    for (t in unique(type[duplicated(type)])) {
-        .abort("{.arg callbacks} may hold one callback of each kind (two of type {.val {t}}).", call = call)
+    twice <- unique(type[duplicated(type)])
+    if (length(twice)) {
+        .abort("{.arg callbacks} may hold one callback of each kind (two of type {.val {twice}}).", call = call)
     }
     list(stopping = if (any(type == "early_stopping")) callbacks[[which(type == "early_stopping")]],
          plateau = if (any(type == "reduce_lr_on_plateau")) callbacks[[which(type == "reduce_lr_on_plateau")]])

@@ -48,7 +48,8 @@
 #'   `"posterior"` for count models, whose generated cells it made harder to
 #'   tell from held-out real cells and more useful for augmentation in the
 #'   realism benchmark (`bench/realism.R`), and `"gmm"` for `"bce"` and
-#'   `"mse"` models, as VAExprs.
+#'   `"mse"` models, as VAExprs (`"posterior"` for them too when `cells` is
+#'   given).
 #' @param cells With `latent = "posterior"`: indices or names of training
 #'   cells (default: all). Their labels set the generated cells' labels, and
 #'   for count models their library sizes are used.
@@ -91,7 +92,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     spec <- x$model$spec
     prep <- .upgrade_preprocessing(x$preprocessing)
     counts_model <- identical(prep$transform$type, "counts")
-    latent <- .check_one_of(latent %||% (if (counts_model) "posterior" else "gmm"),
+    latent <- .check_one_of(latent %||% (if (counts_model || !is.null(cells)) "posterior" else "gmm"),
                             c("gmm", "prior", "posterior"), "latent")
     codes <- if (spec$n_classes) as.integer(prep$y_train) else NULL
     train_cells <- colnames(prep$x_train)

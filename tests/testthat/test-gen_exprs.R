@@ -19,6 +19,10 @@ test_that("gen_exprs returns VAExprs's list with dimnames", {
     # a smooth model samples VAExprs's mixture by default
     set.seed(1)
     expect_identical(gen_exprs(fit, num_samples = 50, latent = "gmm")$x_gen, gen$x_gen)
+    # ... and draws around given cells when they are named
+    set.seed(2)
+    around <- gen_exprs(fit, num_samples = 10, cells = 1:5)
+    expect_identical(as.character(unique(around$y_gen)), as.character(sim$group[1]))
 })
 
 test_that("the same seed gives the identical generated matrix", {
