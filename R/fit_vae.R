@@ -220,6 +220,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     prep$scan <- NULL
 
     # Training.
+    if (counts && verbose) .advise_steps(epochs, ncol(prep$x_train), batch_size)
     train <- list(optimizer = optimizer$name, learning_rate = optimizer$learning_rate,
                   regularization = regularization, batch_size = batch_size,
                   seed = seed, threads = num.threads, engine = .engine())
@@ -235,6 +236,20 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
                    epoch_seconds = run$epoch_seconds)
     structure(list(model = model, preprocessing = prep, history = run$history, params = params),
               class = "exprsgen_fit")
+}
+
+# Count models kept improving over thousands of optimizer steps in the realism
+# benchmark (bench/realism.md): say so when a fit will take far fewer.
+.advise_steps <- function(epochs, n_cells, batch_size, enough = 2000) {
+    per_epoch <- ceiling(n_cells / min(batch_size, n_cells))
+    steps <- epochs * per_epoch
+    if (steps < enough) {
+        cli::cli_inform(c(i = paste0("{steps} optimizer step{?s} ({epochs} epoch{?s} of {per_epoch} minibatch{?es}): ",
+                                     "count models usually need a few thousand to generate realistic cells."),
+                          " " = "More {.arg epochs} or a smaller {.arg batch_size} give more."),
+                        class = "exprsgen_message_few_steps")
+    }
+    invisible(steps)
 }
 
 # The training engine: option exprsgen.engine, "fused" (default) or another of the

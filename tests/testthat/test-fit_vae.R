@@ -185,6 +185,12 @@ test_that("default layers are used when both encoder and decoder are omitted", {
     expect_identical(nb$model$spec$encoder_units, 128L)
     expect_identical(nb$model$spec$decoder_units, c(128L, n_genes))
     expect_identical(nb$params$latent_dim, 10L)
+    # few optimizer steps for a count model: a hint, only when verbose
+    expect_message(fit_vae(x_train = counts, likelihood = "nb", epochs = 2, batch_size = 32),
+                   "optimizer steps", class = "exprsgen_message_few_steps")
+    expect_no_message(fit_vae(x_train = counts, likelihood = "nb", epochs = 2, batch_size = 32, verbose = FALSE),
+                      class = "exprsgen_message_few_steps")
+    expect_no_message(fit_vae(x_train = sim$x, epochs = 2, batch_size = 32), class = "exprsgen_message_few_steps")
     # what the user asks for stands
     expect_identical(fit_vae(x_train = counts, likelihood = "nb", latent_dim = 3, epochs = 1, batch_size = 32,
                              verbose = FALSE)$model$spec$latent_dim, 3L)
