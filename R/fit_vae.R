@@ -37,7 +37,7 @@
 #' @param latent_dim Integer scalar: dimension of the latent space. `NULL`
 #'   (the default) is 2 for the `"bce"` and `"mse"` likelihoods (VAExprs's
 #'   default) and 10 for count likelihoods, which generated cells harder to
-#'   tell from held-out real ones in the realism benchmark (`bench/realism.R`;
+#'   tell from held-out real ones in the realism benchmark (`bench/realism.R` in the source repository;
 #'   figures in `bench/realism.md`).
 #' @param regularization Numeric scalar >= 0: weight of the KL term.
 #' @param epochs Integer scalar: number of passes over the training cells.
