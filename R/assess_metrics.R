@@ -36,7 +36,8 @@
     function(ctx) list(value = .safe_cor(ctx$genes[[real]], ctx$genes[[gen]]))
 }
 
-.has_train <- function(ctx) !is.null(ctx$dt)
+# (distances to the nearest other cell need at least 2 cells of each set)
+.has_train <- function(ctx) !is.null(ctx$dt) && nrow(ctx$dt) >= 2L
 
 .augmentable <- function(ctx) .labelled(ctx) && .has_train(ctx) && !is.null(ctx$labels_train)
 

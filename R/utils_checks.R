@@ -12,6 +12,9 @@
         x != round(x) || x < min) {
         .abort("{.arg {name}} must be a whole number >= {min}.", call = call)
     }
+    if (x > .Machine$integer.max) {
+        .abort("{.arg {name}} must be at most {(.Machine$integer.max)}, not {format(x)}.", call = call)
+    }
     as.integer(x)
 }
 

@@ -110,4 +110,8 @@ test_that("a gen_exprs() result brings its training cells; they are not held-out
     expect_equal(nrow(attr(sub, "details")$genes), 50)
     expect_error(assess_aug(held$x, fresh$x, train = train$x, labels_train = 1:3), "labels_train",
                  class = "exprsgen_error_argument")
+    # a single training cell: nothing to measure against, no error
+    one <- assess_aug(held$x, fresh$x, labels_real = held$y, labels_gen = fresh$y, train = train$x[, 1, drop = FALSE],
+                      labels_train = train$y[1], seed = 1)
+    expect_false(any(c("memorisation", "augmentation_accuracy") %in% one$metric))
 })

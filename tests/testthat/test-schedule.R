@@ -55,6 +55,7 @@ test_that("schedule arguments are checked", {
     expect_error(callback_reduce_lr_on_plateau(patience = 0), "patience", class = "exprsgen_error_argument")
     expect_error(callback_reduce_lr_on_plateau(monitor = "acc"), "monitor", class = "exprsgen_error_argument")
     expect_error(quick_fit(x_train = sim$x, kl_warmup = -1), "kl_warmup", class = "exprsgen_error_argument")
+    expect_error(quick_fit(x_train = sim$x, kl_warmup = 1e12), "kl_warmup. must be at most", class = "exprsgen_error_argument")
     expect_error(quick_fit(x_train = sim$x, callbacks = list(callback_early_stopping(), callback_early_stopping())),
                  "one callback of each kind", class = "exprsgen_error_argument")
     expect_output(print(callback_reduce_lr_on_plateau()), "learning rate x 0.1")
