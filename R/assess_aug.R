@@ -314,8 +314,9 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
 #' @export
 print.exprsgen_assessment <- function(x, digits = 3, ...) {
     d <- attr(x, "details")
-    cat(sprintf("Real vs generated cells: %d real, %d generated, %d variable genes, transform \"%s\"\n",
-                d$n_real, d$n_gen, d$n_genes, d$transform))
+    cat(sprintf("Real vs generated cells: %d real, %d generated%s, %d variable genes, transform \"%s\"\n",
+                d$n_real, d$n_gen, if (isTRUE(d$n_train > 0)) sprintf(", %d training", d$n_train) else "",
+                d$n_genes, d$transform))
     df <- as.data.frame(unclass(x)[c("metric", "value", "reference", "best", "interpretation")],
                         stringsAsFactors = FALSE)
     df$value <- formatC(df$value, digits = digits, format = "fg")

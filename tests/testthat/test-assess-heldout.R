@@ -100,6 +100,7 @@ test_that("a gen_exprs() result brings its training cells; they are not held-out
     expect_true(all(c("memorisation", "closer_to_train", "within_class_gene_cor",
                       "augmentation_accuracy", "augmentation_rare_recall") %in% a$metric))
     expect_equal(attr(a, "details")$n_train, ncol(train$x))
+    expect_output(print(a), "360 training")
     # the training cells as "real": nothing is held out
     expect_false("memorisation" %in% assess_aug(gen, seed = 1)$metric)
     expect_false("memorisation" %in% assess_aug(sce, gen, labels_real = "type", seed = 1)$metric)
