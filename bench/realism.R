@@ -84,6 +84,8 @@ variants <- list(
     nb_l10_beta3_e300_post = list(likelihood = "nb", fit = l10(regularization = 3), gen = post, epochs = 300),
     # more optimizer steps: smaller batches, or larger ones taken further
     nb_l10_bs32_post = list(likelihood = "nb", fit = l10(), gen = post, batch_size = 32),
+    nb_l10_bs64_post = list(likelihood = "nb", fit = l10(), gen = post, batch_size = 64),
+    nb_l10_e200_post = list(likelihood = "nb", fit = l10(), gen = post, epochs = 200),
     nb_l10_lr3_post = list(likelihood = "nb", fit = l10(optimizer = optimizer_adam(3e-3)), gen = post),
     nb_l10_lr3_e300_post = list(likelihood = "nb", fit = l10(optimizer = optimizer_adam(3e-3)), gen = post,
                                 epochs = 300),
