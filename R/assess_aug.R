@@ -254,14 +254,8 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
     r$x <- .as_numeric_matrix(r$x, "real", call)
     g$x <- .as_numeric_matrix(g$x, "gen", call)
     if (transform == "auto") transform <- .guess_transform(r$x)
-    if (transform == "counts") {
-        for (s in list(list(r$x, "real"), list(g$x, "gen"))) {
-            v <- if (methods::is(s[[1]], "dgCMatrix")) s[[1]]@x else as.vector(s[[1]])
-            if (any(v < 0 | v != round(v))) {
-                .abort("{.arg {s[[2]]}} must hold non-negative whole counts for {.code transform = \"counts\"}.", call = call)
-            }
-        }
-    }
+    .check_whole_counts(r$x, transform, "real", call)
+    .check_whole_counts(g$x, transform, "gen", call)
     ctx <- new.env(parent = emptyenv())
     ctx$transform <- transform
     ctx$lib_r <- Matrix::colSums(r$x)
@@ -298,9 +292,7 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
         # after every draw above, so that the other metrics do not depend on it
         tr <- .subsample_cells(tr, max_cells)
         tr$x <- .as_numeric_matrix(tr$x, "train", call)
-        if (transform == "counts" && any(.values(tr$x) < 0 | .values(tr$x) != round(.values(tr$x)))) {
-            .abort("{.arg train} must hold non-negative whole counts for {.code transform = \"counts\"}.", call = call)
-        }
+        .check_whole_counts(tr$x, transform, "train", call)
         ctx$lt <- .log_scale(tr$x, transform, Matrix::colSums(tr$x), target)
         ctx$dt <- t(as.matrix(ctx$lt[hv, , drop = FALSE]))
         ctx$labels_train <- tr$labels
@@ -308,7 +300,16 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
     ctx
 }
 
+# The stored values of a base matrix or dgCMatrix (a sparse matrix's zeros left out).
 .values <- function(x) if (methods::is(x, "dgCMatrix")) x@x else as.vector(x)
+
+.check_whole_counts <- function(x, transform, name, call) {
+    if (transform != "counts") return(invisible())
+    v <- .values(x)
+    if (any(v < 0 | v != round(v))) {
+        .abort("{.arg {name}} must hold non-negative whole counts for {.code transform = \"counts\"}.", call = call)
+    }
+}
 
 #' @method print exprsgen_assessment
 #' @export
@@ -383,7 +384,7 @@ print.exprsgen_assessment <- function(x, digits = 3, ...) {
 }
 
 .guess_transform <- function(x) {
-    v <- if (methods::is(x, "dgCMatrix")) x@x else as.vector(x)
+    v <- .values(x)
     if (length(v) && all(v >= 0) && all(v == round(v))) "counts"
     else if (length(v) && max(v) > 50) "log" else "none"
 }

@@ -39,7 +39,13 @@
 # (distances to the nearest other cell need at least 2 cells of each set)
 .has_train <- function(ctx) !is.null(ctx$dt) && nrow(ctx$dt) >= 2L
 
-.augmentable <- function(ctx) .labelled(ctx) && .has_train(ctx) && !is.null(ctx$labels_train)
+# Utility needs two or more training classes that the held-out cells have too, and
+# training cells that vary.
+.augmentable <- function(ctx) {
+    .labelled(ctx) && .has_train(ctx) && !is.null(ctx$labels_train) &&
+        sum(unique(as.character(ctx$labels_train)) %in% as.character(ctx$labels_real)) >= 2L &&
+        sum(.row_vars(ctx$lt) > 0) >= 2L
+}
 
 .interpret_gain <- function(gain) {
     if (is.na(gain)) "undefined" else if (gain >= 0.01) sprintf("generated cells help (%+.3f)", gain)

@@ -115,4 +115,16 @@ test_that("a gen_exprs() result brings its training cells; they are not held-out
     one <- assess_aug(held$x, fresh$x, labels_real = held$y, labels_gen = fresh$y, train = train$x[, 1, drop = FALSE],
                       labels_train = train$y[1], seed = 1)
     expect_false(any(c("memorisation", "augmentation_accuracy") %in% one$metric))
+    # utility needs two training classes the held-out cells share, and training cells that vary
+    no_util <- function(tr, y) {
+        a <- assess_aug(held$x, fresh$x, labels_real = held$y, labels_gen = fresh$y, train = tr, labels_train = y,
+                        seed = 1)
+        expect_true("memorisation" %in% a$metric)
+        expect_false("augmentation_accuracy" %in% a$metric)
+    }
+    no_util(train$x[, 1:10], rep("type1", 10))
+    no_util(train$x[, 1:10], rep(c("other", "unknown"), 5))
+    flat <- train$x[, 1:10]
+    flat[] <- 3
+    no_util(flat, train$y[1:10])
 })
