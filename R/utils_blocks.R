@@ -57,18 +57,24 @@
 
 # One training epoch (train = TRUE) or evaluation pass over the trainer's data (x
 # NULL: the in-memory data it was created with), or over an on-disk x block by block,
-# in an order drawn from the trainer's random stream.
+# in an order drawn from the trainer's random stream. Returns c(loss, reconstruction,
+# kl, cells): a user interrupt ends the pass after its current minibatch, and `cells`
+# then says how many cells it covered.
 .pass <- function(trainer, x, y, train, batch_size) {
     if (is.null(x)) return(.eg_trainer_epoch(trainer, train))
     blocks <- .cell_blocks(ncol(x), .block_size(nrow(x), batch_size))
     order <- if (train) .eg_trainer_permutation(trainer, length(blocks)) else seq_along(blocks)
     total <- 0
-    for (b in order) {
+    cells <- 0
+    # An interrupt while a block is read ends the pass as one inside the core does.
+    tryCatch(for (b in order) {
         idx <- blocks[[b]]
         st <- .eg_trainer_block(trainer, .read_cells(x, idx), y[idx], train)
-        total <- total + st * length(idx)
-    }
-    total / ncol(x)
+        total <- total + st[1:3] * st[[4]]
+        cells <- cells + st[[4]]
+        if (st[[4]] < length(idx)) break
+    }, interrupt = function(e) NULL)
+    c(total / max(cells, 1), cells)
 }
 
 # Posterior means and log-variances of all training cells (model handle from

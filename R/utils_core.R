@@ -2,6 +2,8 @@
 # string of class "exprsgen_core_error", raised here as an R error.
 
 .core <- function(result, call = rlang::caller_env(2)) {
+    # Ctrl-C seen by the core between chunks of cells: the user's interrupt, resumed.
+    if (inherits(result, "exprsgen_core_interrupt")) rlang::interrupt()
     if (inherits(result, "exprsgen_core_error")) {
         msg <- unclass(result)
         cli::cli_abort("{msg}", class = c("exprsgen_error_core", "exprsgen_error"),

@@ -1,5 +1,6 @@
 # The epoch loop, driven from R: progress after each epoch, early stopping, and a
-# clean stop on interrupt (the model of the last complete epoch is kept).
+# clean stop on interrupt: the core asks R between minibatches (every 0.1 s) and ends
+# the pass, so the model after the last complete minibatch is kept.
 # `schedule`: list(kl_warmup = epochs of KL warm-up (0: none), plateau = a
 # callback_reduce_lr_on_plateau() or NULL); the KL weight and learning rate in effect
 # in each epoch are recorded in the history.
@@ -40,6 +41,9 @@
     wait <- 0L
     done <- 0L
     stop_reason <- "completed"
+    partial <- NA_real_  # cells trained on in an interrupted last epoch
+    n_train <- ncol(prep$x_train)
+    n_val <- if (has_val) ncol(prep$x_val) else 0L
     progress <- .progress(epochs, has_val, verbose)
     start <- proc.time()[["elapsed"]]
     tryCatch({
@@ -48,13 +52,26 @@
             if (r$changed) .eg_trainer_rates(trainer, r$kl_weight, r$learning_rate)
             t0 <- c(proc.time()[["elapsed"]], cpu_now())
             st <- rates$full_loss(.pass(trainer, x_train, y_train, TRUE, train$batch_size))
-            hist[epoch, c("loss", "reconstruction", "kl")] <- st
+            if (st[[4]] == 0) {  # interrupted before its first step
+                stop_reason <- "interrupted"
+                break
+            }
+            hist[epoch, c("loss", "reconstruction", "kl")] <- st[1:3]
             hist[epoch, c("kl_weight", "learning_rate")] <- c(r$kl_weight, r$learning_rate)
             done <- epoch
             timing[epoch, ] <- c(proc.time()[["elapsed"]], cpu_now()) - t0
+            if (st[[4]] < n_train) {  # interrupted: the model after its last step is kept
+                partial <- st[[4]]
+                stop_reason <- "interrupted"
+                break
+            }
             if (has_val) {
                 sv <- rates$full_loss(.pass(trainer, x_val, y_val, FALSE, train$batch_size))
-                hist[epoch, c("val_loss", "val_reconstruction", "val_kl")] <- sv
+                if (sv[[4]] < n_val) {
+                    stop_reason <- "interrupted"
+                    break
+                }
+                hist[epoch, c("val_loss", "val_reconstruction", "val_kl")] <- sv[1:3]
             }
             progress$update(epoch, hist[epoch, "loss"], hist[epoch, "val_loss"])
             if (!is.null(plateau_monitor)) rates$after(hist[epoch, plateau_monitor])
@@ -79,19 +96,25 @@
         stop_reason <<- "interrupted"
     })
     seconds <- proc.time()[["elapsed"]] - start
-    progress$done(done, seconds, stop_reason, hist[max(done, 1L), ])
     if (done == 0L) {
-        .abort("Training was interrupted before the first epoch completed; no model to return.",
+        .abort("Training was interrupted before its first minibatch completed; no model to return.",
                class = "exprsgen_error_interrupted", call = NULL)
     }
+    progress$done(done, seconds, stop_reason, hist[done, ])
     weights <- NULL
     if (!is.null(stopping) && stopping$restore_best_weights && !is.na(best$epoch)) {
         weights <- .eg_trainer_weights(trainer, snapshot = TRUE)
     }
     if (is.null(weights)) weights <- .eg_trainer_weights(trainer)
     if (stop_reason == "interrupted") {
-        cli::cli_warn("Training was interrupted after {done} epoch{?s}; the model of that epoch is returned.",
-                      class = "exprsgen_warning_interrupted")
+        if (is.na(partial)) {
+            cli::cli_warn("Training was interrupted after {done} epoch{?s}; the model of that epoch is returned.",
+                          class = "exprsgen_warning_interrupted")
+        } else {
+            cli::cli_warn(c("Training was interrupted in epoch {done}, after {partial} of {n_train} cells; the model after that minibatch is returned.",
+                            i = "The last row of the history covers those {partial} cells."),
+                          class = "exprsgen_warning_interrupted")
+        }
     }
     history <- data.frame(epoch = seq_len(done), hist[seq_len(done), , drop = FALSE])
     list(weights = weights, history = history, stop_reason = stop_reason,

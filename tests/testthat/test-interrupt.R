@@ -37,3 +37,65 @@ test_that("an interrupt (SIGINT) stops training cleanly and keeps the model", {
     expect_lt(fit$params$epochs_run, 100000L)
     expect_identical(nrow(fit$history), fit$params$epochs_run)
 })
+
+# An Rscript child training one long epoch (about 15 s here); it writes "training"
+# just before fit_vae() is called and the fit's summary when it returns.
+interrupt_child <- function(verbose) {
+    script <- tempfile(fileext = ".R")
+    out <- tempfile(fileext = ".rds")
+    writeLines(c(
+        "suppressMessages(library(exprsgen))",
+        "set.seed(1)",
+        "x <- matrix(rexp(40000 * 300), 40000, 300)",
+        "cat('training\\n')",
+        sprintf("fit <- fit_vae(x_train = x, encoder_layers = list(layer_input(300), layer_dense(1024, 'relu')),
+            decoder_layers = list(layer_dense(1024, 'relu'), layer_dense(300, 'sigmoid')),
+            epochs = 1, batch_size = 8, seed = 1, verbose = %s)", verbose),
+        "cat('returned\\n')",
+        "gen <- gen_exprs(fit, 3)",
+        sprintf("saveRDS(list(params = fit$params, history = fit$history, n_gen = nrow(gen$x_gen)), '%s')", out)),
+        script)
+    p <- processx::process$new(file.path(R.home("bin"), "Rscript"), script,
+                               stdout = "|", stderr = "2>&1")
+    list(p = p, out = out)
+}
+
+for (verbose in c(FALSE, TRUE)) {
+    test_that(paste0("an interrupt in the middle of a long first epoch takes effect within a second (verbose = ",
+                     verbose, ")"), {
+        skip_on_os("windows")
+        skip_on_cran()
+        ch <- interrupt_child(verbose)
+        p <- ch$p
+        on.exit(p$kill(), add = TRUE)
+        seen <- ""
+        deadline <- Sys.time() + 60
+        while (!grepl("training", seen) && Sys.time() < deadline && p$is_alive()) {
+            p$poll_io(200)
+            seen <- paste0(seen, p$read_output())
+        }
+        expect_match(seen, "training")
+        Sys.sleep(3)  # data preparation done, well inside the first epoch
+        expect_true(p$is_alive())
+        sent <- Sys.time()
+        p$interrupt()
+        # fit_vae() returns (the epoch alone lasts far longer)
+        while (!grepl("returned", seen) && Sys.time() < sent + 30 && p$is_alive()) {
+            p$poll_io(100)
+            seen <- paste0(seen, p$read_output())
+        }
+        took <- as.numeric(difftime(Sys.time(), sent, units = "secs"))
+        p$wait(60000)
+        rest <- paste0(seen, p$read_all_output())
+        expect_identical(p$get_exit_status(), 0L)
+        expect_lt(took, 2)
+        expect_match(rest, "interrupted in epoch 1")
+        expect_match(rest, "returned")
+        fit <- readRDS(ch$out)
+        expect_identical(fit$params$stop_reason, "interrupted")
+        expect_identical(fit$params$epochs_run, 1L)
+        expect_identical(nrow(fit$history), 1L)
+        expect_true(is.finite(fit$history$loss))
+        expect_identical(fit$n_gen, 3L)
+    })
+}

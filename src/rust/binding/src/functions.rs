@@ -2,15 +2,17 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
+use std::time::Duration;
 
-use exprsgen_core::{vocabulary, Dataset, Error, Model, Trainer, Transform};
+use exprsgen_core::{vocabulary, Dataset, Error, Model, Pass, Trainer, Transform};
 use extendr_api::prelude::*;
 
 use crate::convert::*;
 
 static INIT: Once = Once::new();
 
-/// Run `f`; turn an error or a panic into an `exprsgen_core_error` string.
+/// Run `f`; turn an error or a panic into an `exprsgen_core_error` string (a user
+/// interrupt into an `exprsgen_core_interrupt` one).
 fn guard(f: impl FnOnce() -> CoreResult<Robj>) -> Robj {
     INIT.call_once(|| {
         // Panics are caught below and reported once, as an R error; the default hook
@@ -23,8 +25,13 @@ fn guard(f: impl FnOnce() -> CoreResult<Robj>) -> Robj {
             std::env::set_var("MATMUL_NUM_THREADS", "1");
         }
     });
+    let mut class = "exprsgen_core_error";
     let out = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(value)) => return value,
+        Ok(Err(Error::Interrupted)) => {
+            class = "exprsgen_core_interrupt";
+            Error::Interrupted.to_string()
+        }
         Ok(Err(e)) => e.to_string(),
         Err(payload) => {
             let what = payload
@@ -36,7 +43,7 @@ fn guard(f: impl FnOnce() -> CoreResult<Robj>) -> Robj {
         }
     };
     let mut r: Robj = out.into();
-    let _ = r.set_class(["exprsgen_core_error"]);
+    let _ = r.set_class([class]);
     r
 }
 
@@ -156,12 +163,18 @@ pub fn eg_trainer_new(model: Robj, train: Robj, weights: Robj, data: Robj) -> Ro
     })
 }
 
-fn stats(st: exprsgen_core::EpochStats) -> Robj {
-    vec![st.loss, st.reconstruction, st.kl].into()
+/// `c(loss, reconstruction, kl, cells)`: the pass's mean losses over the `cells` it
+/// covered (fewer than all when a user interrupt ended it).
+fn stats(p: Pass) -> Robj {
+    vec![p.stats.loss, p.stats.reconstruction, p.stats.kl, p.cells as f64].into()
 }
 
+/// How often a pass asks R whether the user pressed Ctrl-C.
+const POLL: Duration = Duration::from_millis(100);
+
 /// One epoch of training over the trainer's data (`train = TRUE`) or an evaluation pass
-/// over its validation data (`FALSE`). Returns `c(loss, reconstruction, kl)`.
+/// over its validation data (`FALSE`), ended early by a user interrupt. Returns
+/// `c(loss, reconstruction, kl, cells)`.
 #[extendr]
 pub fn eg_trainer_epoch(trainer: Robj, train: Robj) -> Robj {
     guard(|| {
@@ -169,10 +182,11 @@ pub fn eg_trainer_epoch(trainer: Robj, train: Robj) -> Robj {
         with_trainer(&trainer, |t| {
             let TrainerHandle { trainer, train: data, val, .. } = t;
             let missing = || Error::Internal("the trainer has no such data".into());
+            let mut stop = crate::interrupt::poller(POLL);
             let st = if train {
-                trainer.train_epoch(&data.as_ref().ok_or_else(missing)?.data)?
+                trainer.train_pass(&data.as_ref().ok_or_else(missing)?.data, &mut stop)?
             } else {
-                trainer.evaluate(&val.as_ref().ok_or_else(missing)?.data)?
+                trainer.evaluate_pass(&val.as_ref().ok_or_else(missing)?.data, &mut stop)?
             };
             Ok(stats(st))
         })
@@ -180,7 +194,8 @@ pub fn eg_trainer_epoch(trainer: Robj, train: Robj) -> Robj {
 }
 
 /// A training (`train = TRUE`) or evaluation pass over one block of cells `x` (genes x
-/// cells, dense or dgCMatrix) with 1-based `labels`, for data read block by block.
+/// cells, dense or dgCMatrix) with 1-based `labels`, for data read block by block;
+/// returns as `eg_trainer_epoch`.
 #[extendr]
 pub fn eg_trainer_block(trainer: Robj, x: Robj, labels: Robj, train: Robj) -> Robj {
     guard(|| {
@@ -189,7 +204,8 @@ pub fn eg_trainer_block(trainer: Robj, x: Robj, labels: Robj, train: Robj) -> Ro
             let k = t.trainer.model_spec().n_classes;
             let src = source(&x, false, "x")?;
             let data = Dataset::new(src, t.transform.clone(), crate::convert::labels(&labels, "labels")?, k)?;
-            let st = if train { t.trainer.train_epoch(&data)? } else { t.trainer.evaluate(&data)? };
+            let mut stop = crate::interrupt::poller(POLL);
+            let st = if train { t.trainer.train_pass(&data, &mut stop)? } else { t.trainer.evaluate_pass(&data, &mut stop)? };
             Ok(stats(st))
         })
     })
@@ -266,7 +282,9 @@ pub fn eg_model_new(model: Robj, weights: Robj, threads: Robj) -> Robj {
         let spec = model_params(&model)?.check()?;
         let w = weights_from_r(&weights)?;
         let threads = usize_of(&threads, "num.threads")?;
-        Ok(ExternalPtr::new(Model::new(&spec, &w, threads)?).into())
+        let mut m = Model::new(&spec, &w, threads)?;
+        m.set_interrupt(crate::interrupt::pending);
+        Ok(ExternalPtr::new(m).into())
     })
 }
 

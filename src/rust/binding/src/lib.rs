@@ -6,5 +6,6 @@
 
 mod convert;
 mod functions;
+mod interrupt;
 
 // The registration table (`extendr_module!`) sits beside the functions in functions.rs.

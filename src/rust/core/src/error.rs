@@ -23,6 +23,9 @@ pub enum Error {
     /// The loss stopped being a finite number.
     #[error("training diverged: the loss became {value} in epoch {epoch}; try a smaller learning rate")]
     Diverged { epoch: usize, value: f64 },
+    /// The user asked to stop (Ctrl-C); the binding turns it into an R interrupt.
+    #[error("interrupted by the user")]
+    Interrupted,
     /// A failure inside the engine that user input should not be able to cause.
     #[error("internal error: {0}")]
     Internal(String),

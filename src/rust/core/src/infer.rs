@@ -34,6 +34,8 @@ pub struct Model {
     acts: Acts,
     batch: Batch,
     genes: GeneCache,
+    /// Asked between chunks; true ends the call with `Error::Interrupted`.
+    interrupt: Option<fn() -> bool>,
 }
 
 impl Model {
@@ -48,7 +50,21 @@ impl Model {
             acts: Acts::default(),
             batch: Batch::default(),
             genes: None,
+            interrupt: None,
         })
+    }
+
+    /// Lets `check` (e.g. "has the user pressed Ctrl-C?") end long encodings and
+    /// decodings between chunks of cells.
+    pub fn set_interrupt(&mut self, check: fn() -> bool) {
+        self.interrupt = Some(check);
+    }
+
+    fn interrupted(&self, start: usize) -> Result<()> {
+        match self.interrupt {
+            Some(check) if start > 0 && check() => Err(Error::Interrupted),
+            _ => Ok(()),
+        }
     }
 
     pub fn spec(&self) -> &ModelSpec {
@@ -64,7 +80,8 @@ impl Model {
         let mut means = Vec::with_capacity(n * l);
         let mut log_vars = Vec::with_capacity(n * l);
         let cells: Vec<usize> = (0..n).collect();
-        for chunk in cells.chunks(CHUNK) {
+        for (c, chunk) in cells.chunks(CHUNK).enumerate() {
+            self.interrupted(c)?;
             data.gather_with(chunk, &mut self.batch, Some(&self.team))?;
             self.net.encode(&self.team, &self.batch.input, chunk.len(), &mut self.acts);
             means.extend_from_slice(&self.acts.mean[..chunk.len() * l]);
@@ -85,6 +102,7 @@ impl Model {
         let n = self.check_codes(z, labels)?;
         let (l, k) = (self.net.spec.latent_dim, self.net.spec.n_classes);
         for start in (0..n).step_by(CHUNK) {
+            self.interrupted(start)?;
             let m = CHUNK.min(n - start);
             let cond = labels.map_or_else(Vec::new, |lab| one_hot(lab[start..start + m].iter().copied(), m, k));
             self.net.set_latent(&z[start * l..(start + m) * l], m, &cond, &mut self.acts);

@@ -47,6 +47,6 @@ pub use likelihood::Likelihood;
 pub use network::standard_normal;
 pub use optim::OptimizerKind;
 pub use spec::{BlockShape, Engine, ModelParams, ModelSpec, Role, TrainParams, TrainSpec};
-pub use train::{EpochStats, Trainer};
+pub use train::{EpochStats, Pass, Trainer};
 pub use vocabulary::{vocabulary, Vocabulary};
 pub use weights::{initial_weights, DenseWeights};

@@ -27,6 +27,15 @@ pub struct EpochStats {
     pub kl: f64,
 }
 
+/// One pass's statistics over the `cells` it covered; `complete` is false when it was
+/// ended early.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pass {
+    pub stats: EpochStats,
+    pub cells: usize,
+    pub complete: bool,
+}
+
 /// The model in training and its optimizer state, in one of the two engines.
 enum State {
     Fused { step: Box<Fused>, snapshot: Option<Vec<DenseWeights>>, team: Team },
@@ -110,6 +119,14 @@ impl Trainer {
 
     /// One pass over `data` in a fresh random order, one optimizer step per minibatch.
     pub fn train_epoch(&mut self, data: &Dataset) -> Result<EpochStats> {
+        self.train_pass(data, &mut || false).map(|p| p.stats)
+    }
+
+    /// As [`Trainer::train_epoch`], but `stop` is asked before every minibatch after the
+    /// first and ends the pass early when it returns true (a user interrupt): the
+    /// weights are then those after the last complete step, and the statistics cover
+    /// the cells trained on.
+    pub fn train_pass(&mut self, data: &Dataset, stop: &mut dyn FnMut() -> bool) -> Result<Pass> {
         self.model_spec.check_data(data)?;
         let n = data.n_cells();
         let order = self.permutation(n);
@@ -117,41 +134,55 @@ impl Trainer {
         let (batch, rng, spec, epoch) = (&mut self.batch, &mut self.rng, &self.spec, self.epoch);
         let check = |v: (f64, f64, f64)| if v.0.is_finite() { Ok(v) } else { Err(Error::Diverged { epoch: epoch + 1, value: v.0 }) };
         let mut sums = Sums::default();
-        match &mut self.state {
-            State::Fused { step, team, .. } => {
-                let _flush = FlushDenormals::new();
-                for cells in order.chunks(bs) {
+        let mut done = 0usize;
+        for cells in order.chunks(bs) {
+            if done > 0 && stop() {
+                break;
+            }
+            match &mut self.state {
+                State::Fused { step, team, .. } => {
+                    let _flush = FlushDenormals::new();
                     data.gather_with(cells, batch, Some(team))?;
                     sums.add(check(step.step(batch, spec, rng, true, team))?, cells.len());
                 }
-            }
-            State::Burn(engine) => engine.run(|e| -> Result<()> {
-                for cells in order.chunks(bs) {
+                State::Burn(engine) => engine.run(|e| -> Result<()> {
                     data.gather(cells, batch)?;
                     sums.add(check(e.train_batch(batch, spec, rng)?)?, cells.len());
-                }
-                Ok(())
-            })?,
+                    Ok(())
+                })?,
+            }
+            done += cells.len();
         }
         self.epoch += 1;
-        Ok(sums.mean(n))
+        Ok(Pass { stats: sums.mean(done.max(1)), cells: done, complete: done == n })
     }
 
     /// The loss on `data` with the current weights, without training (sampling noise
     /// included, as for the training loss).
     pub fn evaluate(&mut self, data: &Dataset) -> Result<EpochStats> {
+        self.evaluate_pass(data, &mut || false).map(|p| p.stats)
+    }
+
+    /// As [`Trainer::evaluate`], ended early when `stop` returns true (asked before
+    /// every minibatch after the first; the reference engine runs its pass whole).
+    pub fn evaluate_pass(&mut self, data: &Dataset, stop: &mut dyn FnMut() -> bool) -> Result<Pass> {
         self.model_spec.check_data(data)?;
         let n = data.n_cells();
         let cells: Vec<usize> = (0..n).collect();
         let bs = self.spec.batch_size.max(1);
         let (batch, rng, spec) = (&mut self.batch, &mut self.rng, &self.spec);
         let mut sums = Sums::default();
+        let mut done = 0usize;
         match &mut self.state {
             State::Fused { step, team, .. } => {
                 let _flush = FlushDenormals::new();
                 for chunk in cells.chunks(bs) {
+                    if done > 0 && stop() {
+                        break;
+                    }
                     data.gather_with(chunk, batch, Some(team))?;
                     sums.add(step.step(batch, spec, rng, false, team), chunk.len());
+                    done += chunk.len();
                 }
             }
             State::Burn(engine) => engine.run(|e| -> Result<()> {
@@ -159,11 +190,12 @@ impl Trainer {
                 for chunk in cells.chunks(bs) {
                     data.gather(chunk, batch)?;
                     sums.add(e.eval_batch(&model, batch, spec, rng), chunk.len());
+                    done += chunk.len();
                 }
                 Ok(())
             })?,
         }
-        Ok(sums.mean(n))
+        Ok(Pass { stats: sums.mean(done.max(1)), cells: done, complete: done == n })
     }
 
     /// The current weights.
