@@ -349,6 +349,7 @@ print.exprsgen_assessment <- function(x, digits = 3, ...) {
                call = call)
     }
     if (is.matrix(x) && !is.numeric(x)) .abort("{.arg {name}} must be numeric.", call = call)
+    if (methods::is(x, "sparseMatrix")) .check_sparse(x, name, call)
     if (!is.null(labels)) {
         if (length(labels) != ncol(x)) {
             .abort("{.arg labels_{name}} has {length(labels)} value{?s} but {.arg {name}} has {ncol(x)} cells.",

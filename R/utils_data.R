@@ -52,6 +52,7 @@
         return(x)
     }
     if (methods::is(x, "sparseMatrix")) {
+        .check_sparse(x, name, call)
         if (!methods::is(x, "dgCMatrix")) {
             x <- methods::as(methods::as(methods::as(x, "CsparseMatrix"), "generalMatrix"), "dMatrix")
         }
