@@ -220,6 +220,8 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     prep$scan <- NULL
 
     # Training.
+    .check_fit_memory(spec, batch_size, ncol(prep$x_train), if (is.null(object)) "x_train" else "object",
+                      isTRUE(cbs$stopping$restore_best_weights), call)
     if (counts && verbose) .advise_steps(epochs, ncol(prep$x_train), batch_size)
     train <- list(optimizer = optimizer$name, learning_rate = optimizer$learning_rate,
                   regularization = regularization, batch_size = batch_size,

@@ -99,6 +99,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     pool <- .pool_cells(cells, latent, train_cells)
     sizes <- .class_sizes(spec, labels, num_samples, missing(num_samples), codes, pool)
     num_samples <- sum(sizes)
+    .check_gen_memory(spec, num_samples, counts_model, prep$x_train)
 
     # the weights cross into the core once, for encoding and decoding
     handle <- .eg_model_new(x$model, x$params$num.threads %||% 1L)
@@ -170,7 +171,8 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     if (!is.null(labels)) {
         if (!spec$n_classes) .abort("{.arg labels} needs a conditional VAE (fitted with labels).", call = call)
         if (!is.numeric(labels) || is.null(names(labels)) || anyNA(labels) ||
-            any(labels < 0) || any(labels != round(labels)) || anyDuplicated(names(labels))) {
+            any(labels < 0) || any(labels != round(labels)) || anyDuplicated(names(labels)) ||
+            any(!nzchar(names(labels)))) {
             .abort("{.arg labels} must be a named vector of non-negative whole numbers, one per class.",
                    call = call)
         }
@@ -178,6 +180,10 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
         if (length(unknown)) {
             .abort(c("{.arg labels} names unknown class{?es} {.val {unknown}}.",
                      i = "Classes: {.val {spec$classes}}."), call = call)
+        }
+        if (sum(labels) > .Machine$integer.max) {
+            .abort("{.arg labels} asks for {format(sum(labels), big.mark = ',', scientific = FALSE)} cells, more than {format(.Machine$integer.max, big.mark = ',')} (one matrix's limit).",
+                   call = call)
         }
         sizes <- integer(spec$n_classes)
         sizes[match(names(labels), spec$classes)] <- as.integer(labels)
@@ -196,7 +202,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
 
 # Split n among classes in proportion to `sizes` (largest remainders).
 .allocate <- function(sizes, n) {
-    share <- n * sizes / sum(sizes)
+    share <- as.numeric(n) * sizes / sum(sizes)
     out <- floor(share)
     left <- n - sum(out)
     if (left > 0) {
@@ -305,4 +311,24 @@ print.exprsgen_gen <- function(x, ...) {
     cat("  with ", nrow(x$x_train), " training cells; as_sce() makes a SingleCellExperiment\n",
         sep = "")
     invisible(x)
+}
+
+# Memory the generated matrix needs (the core's copy and R's): dense values for
+# bce/mse models; for count models the non-zeros, estimated from the training cells'
+# density (twice it, at most all entries). Refused early rather than failing late.
+.check_gen_memory <- function(spec, n, counts_model, x_train, call = rlang::caller_env()) {
+    entries <- as.numeric(n) * spec$n_genes
+    bytes <- if (counts_model) {
+        density <- if (methods::is(x_train, "dgCMatrix")) length(x_train@x) / max(1, prod(dim(x_train)))
+                   else if (is.matrix(x_train)) mean(x_train[seq_len(min(length(x_train), 1e6))] != 0)
+                   else 0.5
+        entries * min(1, 2 * density) * 36
+    } else {
+        entries * 16
+    }
+    bytes <- bytes + as.numeric(n) * spec$latent_dim * 8 * 3
+    .check_memory(bytes, paste0(format(n, big.mark = ",", scientific = FALSE), " generated cells of ",
+                                format(spec$n_genes, big.mark = ","), " genes"),
+                  "Ask for fewer cells with {.arg num_samples} (or {.arg labels}), e.g. in several calls.",
+                  call = call)
 }

@@ -94,3 +94,48 @@
     if (has("x") && length(x@x) != nnz) bad("its {.code @x} has a different length than its indices")
     invisible(x)
 }
+
+# Bytes this R session can still allocate: the option `exprsgen.memory_limit` (bytes)
+# when set, else what Linux reports (MemAvailable, and the room left under an
+# address-space limit such as `ulimit -v`); Inf where unknown.
+.memory_available <- function(call = rlang::caller_env()) {
+    opt <- getOption("exprsgen.memory_limit")
+    if (!is.null(opt)) {
+        if (!is.numeric(opt) || length(opt) != 1L || is.na(opt) || opt <= 0) {
+            .abort("Option {.code exprsgen.memory_limit} must be a positive number of bytes, not {.val {format(opt)}}.",
+                   call = call)
+        }
+        return(as.numeric(opt))
+    }
+    read <- function(f) tryCatch(suppressWarnings(readLines(f)), error = function(e) character(0))
+    kb <- function(lines, key) {
+        v <- grep(paste0("^", key, ":"), lines, value = TRUE)
+        if (length(v)) as.numeric(gsub("[^0-9]", "", v[1])) * 1024 else NA_real_
+    }
+    avail <- kb(read("/proc/meminfo"), "MemAvailable")
+    limits <- grep("^Max address space", read("/proc/self/limits"), value = TRUE)
+    if (length(limits)) {
+        soft <- suppressWarnings(as.numeric(strsplit(trimws(sub("^Max address space", "", limits[1])), " +")[[1]][1]))
+        used <- kb(read("/proc/self/status"), "VmSize")
+        if (is.finite(soft) && is.finite(used)) avail <- min(avail, soft - used, na.rm = TRUE)
+    }
+    if (is.na(avail)) Inf else max(avail, 0)
+}
+
+.format_bytes <- function(b) {
+    units <- c("bytes", "kB", "MB", "GB", "TB", "PB", "EB")
+    k <- if (b < 1) 1L else min(length(units), floor(log(b, 1000)) + 1L)
+    paste(format(signif(b / 1000^(k - 1L), 3)), units[k])
+}
+
+# Refuses early (an R error naming `arg`) what would need more memory than is left:
+# a failed allocation deep in R or the core is worse than a clear "no" here.
+.check_memory <- function(bytes, what, hint, call = rlang::caller_env()) {
+    avail <- .memory_available(call)
+    if (is.finite(bytes) && bytes <= avail) return(invisible(bytes))
+    .abort(c(paste0(what, " would need about ", .format_bytes(bytes), ", more than the ",
+                    .format_bytes(avail), " this R session can still allocate."),
+             i = hint,
+             i = "Option {.code exprsgen.memory_limit} (bytes) overrides the memory assumed available."),
+           call = call, class = c("exprsgen_error_memory", "exprsgen_error_argument"))
+}

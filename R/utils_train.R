@@ -32,10 +32,12 @@
     plateau <- schedule$plateau
     plateau_monitor <- monitored(plateau, "Reducing the learning rate on a plateau")
     rates <- .schedule(train$regularization, train$learning_rate, schedule$kl_warmup, plateau)
-    hist <- matrix(NA_real_, epochs, 8,
+    # (rows added as epochs run: `epochs` may be a cap far above what runs)
+    rows <- min(epochs, 1024L)
+    hist <- matrix(NA_real_, rows, 8,
                    dimnames = list(NULL, c("loss", "val_loss", "reconstruction", "kl",
                                            "val_reconstruction", "val_kl", "kl_weight", "learning_rate")))
-    timing <- matrix(NA_real_, epochs, 2, dimnames = list(NULL, c("wall", "cpu")))
+    timing <- matrix(NA_real_, rows, 2, dimnames = list(NULL, c("wall", "cpu")))
     cpu_now <- function() sum(proc.time()[c("user.self", "sys.self")])
     best <- list(value = Inf, epoch = NA_integer_)
     wait <- 0L
@@ -48,6 +50,10 @@
     start <- proc.time()[["elapsed"]]
     tryCatch({
         for (epoch in seq_len(epochs)) {
+            if (epoch > nrow(hist)) {
+                hist <- rbind(hist, hist * NA)
+                timing <- rbind(timing, timing * NA)
+            }
             r <- rates$before(epoch)
             if (r$changed) .eg_trainer_rates(trainer, r$kl_weight, r$learning_rate)
             t0 <- c(proc.time()[["elapsed"]], cpu_now())
@@ -203,3 +209,28 @@
     cli::cli_alert_success("Trained {done} epoch{?s} in {format(round(seconds, 1), nsmall = 1)} s{why}: {last}")
 }
 
+
+# Memory a fit needs, checked before the core allocates it: per parameter the weights,
+# gradient and two optimizer moments (float), a snapshot when the best weights are
+# kept, and the weights handed back to R (double); per cell of a minibatch the
+# activations and their gradients. The argument named is the one whose size dominates.
+.check_fit_memory <- function(spec, batch_size, n_cells, data_arg, restore, call) {
+    b <- .blocks(spec)
+    params <- sum(b$n_in * b$n_out + b$n_out)
+    batch <- min(batch_size, n_cells)
+    bytes <- params * (4 * 4 + if (restore) 4 else 0) + params * 8 +
+        batch * sum(b$n_out) * 4 * 4
+    enc <- max(spec$encoder_units, 0)
+    dec <- max(utils::head(spec$decoder_units, -1L), 0)
+    sizes <- c(encoder_layers = enc, decoder_layers = dec, latent_dim = spec$latent_dim,
+               genes = spec$n_genes)
+    arg <- names(sizes)[which.max(sizes)]
+    hint <- switch(arg,
+        encoder_layers = "Use fewer units in the layers of {.arg encoder_layers}.",
+        decoder_layers = "Use fewer units in the layers of {.arg decoder_layers}.",
+        latent_dim = "Use a smaller {.arg latent_dim}.",
+        genes = paste0("Select fewer genes of {.arg ", data_arg, "} (e.g. the most variable ones)."))
+    what <- paste0("The model (", format(params, big.mark = ",", scientific = FALSE),
+                   " parameters) and its training")
+    .check_memory(bytes, what, hint, call = call)
+}
