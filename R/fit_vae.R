@@ -39,7 +39,7 @@
 #'   default) and 10 for count likelihoods, which generated cells harder to
 #'   tell from held-out real ones in the realism benchmark (`bench/realism.R` in the source repository;
 #'   figures in `bench/realism.md`).
-#' @param regularization Numeric scalar >= 0: weight of the KL term.
+#' @param regularization Numeric scalar from 0 to 1e6: weight of the KL term.
 #' @param epochs Integer scalar: number of passes over the training cells.
 #' @param batch_size Integer scalar: cells per minibatch.
 #' @param preprocessing Optional `$preprocessing` of an earlier fit, to train
@@ -77,7 +77,7 @@
 #'   counts assay included, so that VAExprs code (whose `yan` example stores
 #'   RPKM values in its `"counts"` assay) runs unchanged; ask for `"nb"` or
 #'   `"zinb"` to model UMI counts as counts.
-#' @param seed Integer scalar, or `NULL` to draw one from R's random number
+#' @param seed A whole number from 0 to 2^53, or `NULL` to draw one from R's random number
 #'   generator, so that `set.seed()` makes the fit reproducible. It fixes the
 #'   initial weights, the minibatch order and the sampling noise: the same
 #'   seed and data give the same fit.
@@ -156,7 +156,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     if (missing(batch_size)) .abort("{.arg batch_size} is missing: how many cells per minibatch?")
     epochs <- .check_count(epochs, "epochs")
     batch_size <- .check_count(batch_size, "batch_size")
-    regularization <- .check_number(regularization, "regularization", min = 0)
+    regularization <- .check_number(regularization, "regularization", min = 0, max = 1e6)
     validation_split <- .check_number(validation_split, "validation_split", min = 0, max = 1,
                                       max_open = TRUE)
     num.threads <- min(.check_count(num.threads, "num.threads"),
@@ -174,7 +174,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
         missing_arg <- paste0(names(layers_given)[!layers_given], "_layers")
         .abort("{.arg {missing_arg}} is missing (give both encoder and decoder layers, or neither for the defaults).")
     }
-    seed <- if (is.null(seed)) sample.int(.Machine$integer.max, 1L) else .check_count(seed, "seed", min = 0)
+    seed <- if (is.null(seed)) sample.int(.Machine$integer.max, 1L) else .check_seed(seed)
 
     # Data.
     prep <- if (is.null(preprocessing)) {
@@ -218,6 +218,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     }
     prep$classes <- classes
     prep$scan <- NULL
+    prep$genes_named <- NULL
 
     # Training.
     .check_fit_memory(spec, batch_size, ncol(prep$x_train), if (is.null(object)) "x_train" else "object",
@@ -351,6 +352,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
 #' @method print exprsgen_fit
 #' @export
 print.exprsgen_fit <- function(x, ...) {
+    .check_fit(x, "x")
     s <- x$model$spec
     cat("<exprsgen fit> ", if (s$n_classes) "conditional VAE" else "VAE", ": ",
         s$n_genes, " genes, latent dimension ", s$latent_dim, "\n", sep = "")

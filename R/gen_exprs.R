@@ -84,9 +84,7 @@
 #' @export
 gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
                       labels = NULL, latent = NULL, cells = NULL) {
-    if (!inherits(x, "exprsgen_fit")) {
-        .abort("{.arg x} must be the result of {.fn fit_vae}, not {.cls {class(x)[1]}}.")
-    }
+    .check_fit(x, "x")
     if (!is.null(batch_size)) .check_count(batch_size, "batch_size")
     .check_flag(use_generator, "use_generator")
     spec <- x$model$spec
@@ -231,7 +229,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     }
     fit <- NULL
     if (length(members) >= 2L) {
-        cap <- as.integer(getOption("exprsgen.mixture_cells", 500L))
+        cap <- .option_count("exprsgen.mixture_cells", 500L, min = 2, call = NULL)
         sub <- if (length(members) > cap) members[sample.int(length(members), cap)] else members
         fit <- tryCatch(suppressWarnings(fit_mixture(enc$mean[sub, , drop = FALSE])),
                         error = function(e) NULL)

@@ -21,7 +21,7 @@ NULL
         learning_rate <- o$learning_rate[match(name, o$name)]
     }
     structure(list(name = name,
-                   learning_rate = .check_number(learning_rate, "learning_rate", min = 0)),
+                   learning_rate = .check_positive(learning_rate, "learning_rate")),
               class = "exprsgen_optimizer")
 }
 

@@ -19,9 +19,7 @@
 #' plot_history(fit)
 #' @export
 plot_history <- function(fit, components = TRUE) {
-    if (!inherits(fit, "exprsgen_fit") || !is.data.frame(fit$history)) {
-        .abort("{.arg fit} must be the result of {.fn fit_vae}.")
-    }
+    .check_fit(fit, "fit")
     components <- .check_flag(components, "components")
     h <- fit$history
     if (nrow(h) == 0L) .abort("{.arg fit} has no epochs in its history.")

@@ -29,10 +29,14 @@ plot_vae <- function(x, node_color = list(encoder_col = "tomato",
                                           latent_vector_col = "lightblue",
                                           decoder_col = "palegreen",
                                           condition_col = "gray")) {
-    if (inherits(x, "exprsgen_fit")) x <- x$model
+    if (inherits(x, "exprsgen_fit")) {
+        .check_fit(x, "x")
+        x <- x$model
+    }
     if (!inherits(x, "exprsgen_model")) {
         .abort("{.arg x} must be the result of {.fn fit_vae} or its {.code $model}.")
     }
+    .check_model(x, "x")
     defaults <- eval(formals(sys.function())$node_color)
     if (!is.list(node_color) || is.null(names(node_color)) ||
         !all(names(node_color) %in% names(defaults))) {

@@ -8,7 +8,7 @@
 # Cells per block: option exprsgen.block_cells, else about 10 million values; at
 # least one minibatch.
 .block_size <- function(n_genes, batch_size = 1L) {
-    size <- getOption("exprsgen.block_cells", 1e7 %/% max(1L, n_genes))
+    size <- .option_count("exprsgen.block_cells", max(1, 1e7 %/% max(1L, n_genes)), call = NULL)
     max(as.integer(batch_size), as.integer(size))
 }
 

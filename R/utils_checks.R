@@ -22,8 +22,17 @@
                           call = rlang::caller_env()) {
     if (!is.numeric(x) || length(x) != 1L || is.na(x) || !is.finite(x) ||
         x < min || x > max || (max_open && x >= max)) {
-        range <- if (max_open) "in [{min}, {max})" else "in [{min}, {max}]"
+        range <- if (is.infinite(max) && is.infinite(min)) "(finite)"
+                 else if (is.infinite(max)) paste0(">= ", min, " (finite)")
+                 else if (max_open) "in [{min}, {max})" else "in [{min}, {max}]"
         .abort(paste0("{.arg {name}} must be a single number ", range, "."), call = call)
+    }
+    as.numeric(x)
+}
+
+.check_positive <- function(x, name, call = rlang::caller_env()) {
+    if (!is.numeric(x) || length(x) != 1L || is.na(x) || !is.finite(x) || x <= 0) {
+        .abort("{.arg {name}} must be a single positive (finite) number.", call = call)
     }
     as.numeric(x)
 }
@@ -138,4 +147,27 @@
              i = hint,
              i = "Option {.code exprsgen.memory_limit} (bytes) overrides the memory assumed available."),
            call = call, class = c("exprsgen_error_memory", "exprsgen_error_argument"))
+}
+
+# A whole-number option (e.g. exprsgen.block_cells), `default` when unset; an error
+# naming the option when it is not a whole number in [min, max].
+.option_count <- function(name, default, min = 1, max = .Machine$integer.max, call = rlang::caller_env()) {
+    v <- getOption(name)
+    if (is.null(v)) return(as.integer(default))
+    if (!is.numeric(v) || length(v) != 1L || is.na(v) || !is.finite(v) || v != round(v) ||
+        v < min || v > max) {
+        .abort(c("Option {.code {name}} must be a whole number from {min} to {format(max, big.mark = ',')}, not {.val {format(v)}}.",
+                 i = "Reset it with {.code options({name} = NULL)}."),
+               call = call, class = c("exprsgen_error_option", "exprsgen_error_argument"))
+    }
+    as.integer(v)
+}
+
+# A seed: a whole number from 0 to 2^53 (an integer when it fits one, as before).
+.check_seed <- function(x, name = "seed", call = rlang::caller_env()) {
+    if (!is.numeric(x) || length(x) != 1L || is.na(x) || !is.finite(x) || x != round(x) ||
+        x < 0 || x > 2^53) {
+        .abort("{.arg {name}} must be a whole number from 0 to 2^53.", call = call)
+    }
+    if (x <= .Machine$integer.max) as.integer(x) else as.numeric(x)
 }

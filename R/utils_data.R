@@ -89,6 +89,7 @@
                call = call)
     }
     if (anyNA(y)) .abort("{.arg {name}} contains NA labels.", call = call)
+    if (any(!nzchar(as.character(y)))) .abort("{.arg {name}} contains empty labels ({.val {\"\"}}).", call = call)
     droplevels(as.factor(y))
 }
 
@@ -161,7 +162,12 @@
         .abort("Give the training data as {.arg x_train} (cells x genes) or {.arg object}.", call = call)
     }
     x <- .as_expression(x_train, "x_train", call, counts = counts)
+    if (nrow(x) == 0L || ncol(x) == 0L) {
+        .abort("{.arg x_train} has {nrow(x)} cell{?s} (rows) and {ncol(x)} gene{?s} (columns); it needs at least one of each.",
+               call = call)
+    }
     y <- .as_labels(y_train, nrow(x), "y_train", call)
+    genes_named <- !is.null(colnames(x))
     if (is.null(colnames(x))) colnames(x) <- paste0("gene", seq_len(ncol(x)))
     if (is.null(rownames(x))) rownames(x) <- paste0("cell", seq_len(nrow(x)))
     x <- .genes_by_cells(x)
@@ -171,7 +177,7 @@
         .abort("{.arg x_train} has cells (rows) without any counts; remove them first.", call = call)
     }
     list(x_train = x, y_train = y, genes = rownames(x), normalization = "none",
-         library_size = lib, scan = scan, assay.type = NULL)
+         library_size = lib, scan = scan, assay.type = NULL, genes_named = genes_named)
 }
 
 # Validation cells given as x_val (cells x genes) and y_val.
@@ -184,9 +190,22 @@
         cli::cli_warn("{.arg validation_split} is ignored because {.arg x_val} is given.")
     }
     x_val <- .as_expression(x_val, "x_val", call, counts = counts)
+    if (nrow(x_val) == 0L) .abort("{.arg x_val} has no cells (rows).", call = call)
     if (ncol(x_val) != nrow(p$x_train)) {
         .abort("{.arg x_val} has {ncol(x_val)} genes (columns) but {.arg x_train} has {nrow(p$x_train)}.",
                call = call)
+    }
+    # Genes are matched by name when both matrices name them (by position otherwise).
+    if (isTRUE(p$genes_named) && !is.null(colnames(x_val))) {
+        idx <- match(p$genes, colnames(x_val))
+        if (anyNA(idx) || anyDuplicated(colnames(x_val))) {
+            missing_genes <- p$genes[is.na(idx)]
+            .abort(c("The genes (column names) of {.arg x_val} are not those of {.arg x_train}.",
+                     x = if (length(missing_genes)) "Not in {.arg x_val}: {.val {utils::head(missing_genes, 5)}}{if (length(missing_genes) > 5) ', ...'}."
+                         else "{.arg x_val} repeats gene names."),
+                   call = call)
+        }
+        if (!identical(idx, seq_along(idx))) x_val <- x_val[, idx, drop = FALSE]
     }
     if (!is.null(p$y_train)) {
         if (is.null(y_val)) .abort("{.arg y_val} is needed with {.arg x_val} for a conditional VAE.", call = call)

@@ -1,0 +1,92 @@
+# One validation of fit_vae() results (and their $model) before any use: a fit read
+# back from a file, edited or built by hand must fail here with a clear error, not
+# deep inside (a length-zero condition, a code out of range, Matrix's C code).
+
+.fit_error <- function(arg, what, call) {
+    .abort(c(paste0("{.arg {arg}} is not a valid {.fn fit_vae} result: ", what, "."),
+             i = "Fit the model again with {.fn fit_vae}, or read it back unchanged with {.fn readRDS}."),
+           call = call, class = c("exprsgen_error_invalid_fit", "exprsgen_error_argument"))
+}
+
+.is_whole <- function(v, min = 0) {
+    is.numeric(v) && length(v) >= 1L && !anyNA(v) && all(is.finite(v)) && all(v == round(v)) &&
+        all(v >= min) && all(v <= .Machine$integer.max)
+}
+
+# A fit's $model (class exprsgen_model): list(spec, weights) as fit_vae() made it.
+.check_model <- function(m, arg, call = rlang::caller_env()) {
+    bad <- function(what) .fit_error(arg, what, call)
+    if (!inherits(m, "exprsgen_model") || !is.list(m)) bad("its model is not an exprsgen model")
+    if (!is.list(m$spec)) bad("its model has no {.code $spec} list")
+    if (!is.list(m$weights) || !length(m$weights)) bad("its model has no {.code $weights} list")
+    s <- m$spec
+    for (f in c("n_genes", "latent_dim")) {
+        if (!.is_whole(s[[f]], 1) || length(s[[f]]) != 1L) bad(paste0("{.code $spec$", f, "} is not a positive whole number"))
+    }
+    if (!.is_whole(s$n_classes, 0) || length(s$n_classes) != 1L) bad("{.code $spec$n_classes} is not a whole number")
+    if (!.is_whole(s$encoder_units, 1) || !.is_whole(s$decoder_units, 1)) bad("its layer sizes are not positive whole numbers")
+    if (!is.character(s$encoder_activation) || length(s$encoder_activation) != length(s$encoder_units) ||
+        !is.character(s$decoder_activation) || length(s$decoder_activation) != length(s$decoder_units)) {
+        bad("its activations do not match its layers")
+    }
+    if (s$decoder_units[length(s$decoder_units)] != s$n_genes) bad("its output layer does not have one unit per gene")
+    if (!is.character(s$likelihood) || length(s$likelihood) != 1L ||
+        !s$likelihood %in% .vocabulary()$likelihoods$name) {
+        bad("{.code $spec$likelihood} is not a likelihood exprsgen knows")
+    }
+    if (s$n_classes > 0 && (!is.character(s$classes) || length(s$classes) != s$n_classes || anyNA(s$classes))) {
+        bad("{.code $spec$classes} does not hold one name per class")
+    }
+    n_blocks <- tryCatch(nrow(.blocks(s)), error = function(e) bad(paste0("its architecture is not valid (", conditionMessage(e), ")")))
+    ok <- vapply(m$weights, function(w) is.list(w) && all(vapply(w, is.numeric, logical(1))), logical(1))
+    if (!all(ok)) bad("its weights are not numeric arrays")
+    invisible(m)
+}
+
+.check_fit <- function(x, arg = "x", call = rlang::caller_env()) {
+    if (!inherits(x, "exprsgen_fit")) {
+        .abort("{.arg {arg}} must be the result of {.fn fit_vae}, not {.cls {class(x)[1]}}.", call = call)
+    }
+    bad <- function(what) .fit_error(arg, what, call)
+    if (!is.list(x)) bad("it is not a list")
+    missing_parts <- setdiff(c("model", "preprocessing", "history", "params"), names(x))
+    if (length(missing_parts)) bad(paste0("it has no ", paste0("{.code $", missing_parts, "}", collapse = ", ")))
+    .check_model(x$model, arg, call)
+    s <- x$model$spec
+    p <- x$preprocessing
+    if (!is.list(p)) bad("its {.code $preprocessing} is not a list")
+    xt <- p$x_train
+    if (!(is.matrix(xt) || methods::is(xt, "Matrix") || .is_delayed(xt))) bad("its training cells are missing")
+    if (methods::is(xt, "sparseMatrix")) .check_sparse(xt, paste0(arg, "$preprocessing$x_train"), call)
+    genes_dim <- if (isTRUE(p$cells_in_rows)) ncol(xt) else nrow(xt)
+    n_cells <- if (isTRUE(p$cells_in_rows)) nrow(xt) else ncol(xt)
+    if (genes_dim != s$n_genes || n_cells < 1L) bad("its training cells do not have the model's genes")
+    if (!is.character(p$genes) || length(p$genes) != s$n_genes) bad("{.code $preprocessing$genes} does not name the model's genes")
+    type <- p$transform$type
+    if (!is.character(type) || length(type) != 1L || !type %in% c("counts", "minmax")) {
+        bad("{.code $preprocessing$transform} is not one exprsgen makes")
+    }
+    if (identical(type, "counts") != isTRUE(.is_count_likelihood(s$likelihood))) {
+        bad("its preprocessing does not match its likelihood")
+    }
+    if (type == "minmax") {
+        mm <- p$minmax
+        if (!is.list(mm) || !is.numeric(mm$min) || !is.numeric(mm$max) ||
+            length(mm$min) != s$n_genes || length(mm$max) != s$n_genes) {
+            bad("{.code $preprocessing$minmax} does not hold one range per gene")
+        }
+    } else if (!is.null(p$library_size) &&
+               (!is.numeric(p$library_size) || length(p$library_size) != n_cells ||
+                anyNA(p$library_size) || any(p$library_size <= 0))) {
+        bad("{.code $preprocessing$library_size} does not hold one positive size per training cell")
+    }
+    if (s$n_classes > 0) {
+        y <- p$y_train
+        if (!is.factor(y) || length(y) != n_cells || anyNA(y) || !identical(levels(y), s$classes)) {
+            bad("its training labels do not match the model's classes")
+        }
+    }
+    if (!is.data.frame(x$history)) bad("its {.code $history} is not a data frame")
+    if (!is.list(x$params)) bad("its {.code $params} is not a list")
+    invisible(x)
+}
