@@ -246,8 +246,8 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
     if (!is.null(tr) && nrow(tr$x) != nrow(r$x)) {
         .abort("{.arg train} has {nrow(tr$x)} genes (rows) but {.arg real} has {nrow(r$x)}.", call = call)
     }
-    if (ncol(r$x) < 4L || ncol(g$x) < 2L) {
-        .abort("Need at least 4 real and 2 generated cells, not {ncol(r$x)} and {ncol(g$x)}.", call = call)
+    if (ncol(r$x) < 5L || ncol(g$x) < 5L) {
+        .abort("{.arg real} and {.arg gen} need at least 5 cells each, not {ncol(r$x)} and {ncol(g$x)}.", call = call)
     }
     r <- .subsample_cells(r, max_cells)
     g <- .subsample_cells(g, max_cells)
@@ -304,6 +304,10 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
 .values <- function(x) if (methods::is(x, "dgCMatrix")) x@x else as.vector(x)
 
 .check_whole_counts <- function(x, transform, name, call) {
+    if (transform == "log" && any(.values(x) < 0)) {
+        .abort(c("{.arg {name}} has negative values, which {.code transform = \"log\"} (log2(x + 1)) cannot take.",
+                 i = "Use {.code transform = \"none\"} for values already on a log scale."), call = call)
+    }
     if (transform != "counts") return(invisible())
     v <- .values(x)
     if (any(v < 0 | v != round(v))) {
@@ -355,6 +359,7 @@ print.exprsgen_assessment <- function(x, digits = 3, ...) {
             .abort("{.arg labels_{name}} has {length(labels)} value{?s} but {.arg {name}} has {ncol(x)} cells.",
                    call = call)
         }
+        if (anyNA(labels)) .abort("{.arg labels_{name}} contains NA labels.", call = call)
         labels <- factor(labels)
     }
     list(x = x, labels = labels)

@@ -43,10 +43,7 @@
         })
         values <- if (methods::is(block, "dgCMatrix")) block@x else block
         .check_finite(values, name, call = call)
-        if (counts && (any(values < 0) || any(values != round(values)))) {
-            .abort("{.arg {name}} must hold counts (non-negative whole numbers) for a count likelihood.",
-                   call = call)
-        }
+        if (counts) .check_counts_values(values, name, call)
         mm <- .eg_minmax(block)
         lo <- pmin(lo, mm$min)
         hi <- pmax(hi, mm$max)

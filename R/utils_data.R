@@ -65,12 +65,25 @@
         values <- x
     }
     .check_finite(values, name, call = call)
-    if (counts && (any(values < 0) || any(values != round(values)))) {
+    if (counts) .check_counts_values(values, name, call)
+    x
+}
+
+# Counts for a count likelihood: non-negative whole numbers up to .max_count (beyond
+# it the core's single-precision arithmetic loses the likelihood: the NB loss turned
+# negative near 1e11; real counts per gene and cell stay far below).
+.max_count <- 1e9
+.check_counts_values <- function(values, name, call) {
+    if (any(values < 0) || any(values != round(values))) {
         .abort(c("{.arg {name}} must hold counts (non-negative whole numbers) for a count likelihood.",
                  i = "Use a likelihood that is not a count model (e.g. {.code likelihood = \"bce\"}) for other values."),
                call = call)
     }
-    x
+    if (length(values) && max(values) > .max_count) {
+        .abort(c("{.arg {name}} holds counts up to {format(max(values))}; count likelihoods take counts up to {format(.max_count)}.",
+                 i = "Counts that large are not UMI or read counts of one gene in one cell; scale them or use {.code likelihood = \"mse\"}."),
+               call = call)
+    }
 }
 
 # Labels as a factor without unused levels, or an error.
