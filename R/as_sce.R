@@ -29,13 +29,8 @@
 #' as_sce(gen, real = TRUE)
 #' @export
 as_sce <- function(x, real = FALSE) {
-    if (!is.list(x) || !all(c("x_gen", "x_train") %in% names(x))) {
-        .abort("{.arg x} must be the result of {.fn gen_exprs}.")
-    }
+    .check_gen(x, "x")
     real <- .check_flag(real, "real")
-    if (ncol(x$x_gen) != ncol(x$x_train)) {
-        .abort("{.arg x} has {ncol(x$x_gen)} genes in {.code x_gen} but {ncol(x$x_train)} in {.code x_train}.")
-    }
     n_gen <- nrow(x$x_gen)
     n_real <- if (real) nrow(x$x_train) else 0L
     gen_names <- rownames(x$x_gen) %||% paste0("gen", seq_len(n_gen))

@@ -203,6 +203,10 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
 # the same scale (lt; dt: the most variable genes, cells x genes).
 .assess_context <- function(real, gen, labels_real, labels_gen, assay.type, transform,
                             n_genes, n_pcs, max_cells, call, train = NULL, labels_train = NULL) {
+    for (a in c("real", "gen", "train")) {
+        v <- get(a)
+        if (inherits(v, "exprsgen_gen")) .check_gen(v, a, call)
+    }
     if (inherits(real, "exprsgen_gen")) {
         if (is.null(gen)) gen <- real
         if (is.null(labels_real)) labels_real <- real$y_train

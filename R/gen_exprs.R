@@ -300,6 +300,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
 #' @method print exprsgen_gen
 #' @export
 print.exprsgen_gen <- function(x, ...) {
+    .check_gen(x, "x")
     cat("<exprsgen generated cells> ", nrow(x$x_gen), " cells x ", ncol(x$x_gen), " genes",
         if (methods::is(x$x_gen, "sparseMatrix")) " (integer counts)", "\n", sep = "")
     if (!is.null(x$y_gen)) {

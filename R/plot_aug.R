@@ -30,9 +30,7 @@
 #' plot_aug(gen_exprs(fit, num_samples = 30), "PCA")
 #' @export
 plot_aug <- function(x, plot_fun = "PCA", ...) {
-    if (!is.list(x) || !all(c("x_gen", "x_train") %in% names(x))) {
-        .abort("{.arg x} must be the result of {.fn gen_exprs}.")
-    }
+    .check_gen(x, "x")
     funs <- c(PCA = "PCA", TSNE = "TSNE", UMAP = "UMAP", MDS = "MDS", NMF = "NMF",
               DIFFUSIONMAP = "DiffusionMap")
     if (!is.character(plot_fun) || length(plot_fun) != 1L || !toupper(plot_fun) %in% names(funs)) {

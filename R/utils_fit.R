@@ -17,6 +17,7 @@
 .check_model <- function(m, arg, call = rlang::caller_env()) {
     bad <- function(what) .fit_error(arg, what, call)
     if (!inherits(m, "exprsgen_model") || !is.list(m)) bad("its model is not an exprsgen model")
+    if (!is.null(m$spec) && !is.list(m$spec)) bad("its model has no {.code $spec} list")
     if (!is.list(m$spec)) bad("its model has no {.code $spec} list")
     if (!is.list(m$weights) || !length(m$weights)) bad("its model has no {.code $weights} list")
     s <- m$spec
@@ -55,6 +56,7 @@
     s <- x$model$spec
     p <- x$preprocessing
     if (!is.list(p)) bad("its {.code $preprocessing} is not a list")
+    if (!is.list(p$transform)) bad("{.code $preprocessing$transform} is not one exprsgen makes")
     xt <- p$x_train
     if (!(is.matrix(xt) || methods::is(xt, "Matrix") || .is_delayed(xt))) bad("its training cells are missing")
     if (methods::is(xt, "sparseMatrix")) .check_sparse(xt, paste0(arg, "$preprocessing$x_train"), call)
@@ -88,5 +90,38 @@
     }
     if (!is.data.frame(x$history)) bad("its {.code $history} is not a data frame")
     if (!is.list(x$params)) bad("its {.code $params} is not a list")
+    invisible(x)
+}
+
+# gen_exprs() results (or VAExprs-style lists with x_gen and x_train), checked once
+# before as_sce(), plot_aug() or assess_aug() read them.
+.check_gen <- function(x, arg = "x", call = rlang::caller_env()) {
+    if (!is.list(x) || !all(c("x_gen", "x_train") %in% names(x))) {
+        .abort("{.arg {arg}} must be the result of {.fn gen_exprs}.", call = call)
+    }
+    bad <- function(what) {
+        .abort(c(paste0("{.arg {arg}} is not a valid {.fn gen_exprs} result: ", what, "."),
+                 i = "Generate the cells again with {.fn gen_exprs}."),
+               call = call, class = c("exprsgen_error_invalid_gen", "exprsgen_error_argument"))
+    }
+    for (part in c("x_gen", "x_train")) {
+        m <- x[[part]]
+        if (!((is.matrix(m) && (is.numeric(m) || is.logical(m))) || methods::is(m, "Matrix"))) {
+            bad(paste0("{.code $", part, "} is not a numeric matrix"))
+        }
+        if (methods::is(m, "sparseMatrix")) .check_sparse(m, paste0(arg, "$", part), call)
+        if (ncol(m) < 1L) bad(paste0("{.code $", part, "} has no genes"))
+    }
+    if (ncol(x$x_gen) != ncol(x$x_train)) {
+        bad("{.code $x_gen} has {ncol(x$x_gen)} genes but {.code $x_train} has {ncol(x$x_train)}")
+    }
+    for (part in c("y_gen", "y_train")) {
+        y <- x[[part]]
+        n <- nrow(x[[if (part == "y_gen") "x_gen" else "x_train"]])
+        if (!is.null(y) && (!is.atomic(y) || !is.null(dim(y)) || length(y) != n || anyNA(y))) {
+            bad(paste0("{.code $", part, "} does not hold one label per cell"))
+        }
+    }
+    if (is.null(x$y_gen) != is.null(x$y_train)) bad("it has labels for only one of its generated and training cells")
     invisible(x)
 }
