@@ -54,8 +54,10 @@ as_sce <- function(x, real = FALSE) {
                            levels = union(levels(factor(x$y_train)), levels(factor(x$y_gen))))
     }
     assays <- if (counts_model) {
-        list(counts = values,
-             logcounts = scuttle::normalizeCounts(values, size.factors = scuttle::librarySizeFactors(values)))
+        # a cell without any counts (a generated one can be) keeps logcounts 0
+        sf <- scuttle::librarySizeFactors(values)
+        sf[!(sf > 0)] <- 1
+        list(counts = values, logcounts = scuttle::normalizeCounts(values, size.factors = sf))
     } else {
         stats::setNames(list(values), assay_name)
     }

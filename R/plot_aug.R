@@ -41,7 +41,10 @@ plot_aug <- function(x, plot_fun = "PCA", ...) {
     if (plot_fun %in% names(needs) && !requireNamespace(needs[[plot_fun]], quietly = TRUE)) {
         .abort("{.arg plot_fun} = {.val {plot_fun}} needs the package {.pkg {needs[[plot_fun]]}}, which is not installed.")
     }
-    sce <- as_sce(x, real = TRUE)  # also checks that x_gen and x_train have the same genes
+    if (ncol(x$x_gen) < 2L) {
+        .abort("{.arg x} has {ncol(x$x_gen)} gene{?s}; {.fn plot_aug} needs at least 2 to reduce to two dimensions.")
+    }
+    sce <- as_sce(x, real = TRUE)
     # Reduced dimensions of log-scale values: log-normalised counts for count
     # models, the training scale (already log-normalised, or as given) otherwise.
     assay_name <- if ("logcounts" %in% SummarizedExperiment::assayNames(sce)) "logcounts" else

@@ -278,3 +278,16 @@ test_that("a memory limit refuses a fit or generation that would exceed it, nami
     expect_error(gen_exprs(fit, 1e5), "num_samples", class = "exprsgen_error_memory")
     expect_s3_class(gen_exprs(fit, 10), "exprsgen_gen")
 })
+
+test_that("one-gene models: plot_aug() says it needs two genes; cells without counts convert", {
+    set.seed(1)
+    x <- matrix(rpois(50, 1), 50, 1)
+    x[1:3, 1] <- c(1, 2, 3)
+    x[x == 0] <- 1
+    fit <- suppressMessages(fit_vae(x_train = x, likelihood = "nb", epochs = 2, batch_size = 16, verbose = FALSE))
+    gen <- gen_exprs(fit, 30)
+    expect_error(plot_aug(gen), "2", class = "exprsgen_error_argument")
+    gen$x_gen[1:2, ] <- 0  # generated cells without any counts
+    sce <- as_sce(gen, real = TRUE)
+    expect_identical(unname(as.matrix(SummarizedExperiment::assay(sce, "logcounts"))[1, 51:52]), c(0, 0))
+})

@@ -99,3 +99,35 @@ for (verbose in c(FALSE, TRUE)) {
         expect_identical(fit$n_gen, 3L)
     })
 }
+
+test_that("an interrupt stops gen_exprs() of many cells within a second or two", {
+    skip_on_os("windows")
+    skip_on_cran()
+    script <- tempfile(fileext = ".R")
+    writeLines(c(
+        "suppressMessages(library(exprsgen))",
+        "set.seed(1)",
+        "x <- matrix(rpois(200 * 1000, 2), 200, 1000)",
+        "fit <- suppressMessages(fit_vae(x_train = x, likelihood = 'nb', epochs = 1, batch_size = 64, verbose = FALSE))",
+        "cat('generating\\n')",
+        "r <- tryCatch(gen_exprs(fit, 2e5), interrupt = function(e) 'interrupted')",
+        "cat(if (is.character(r)) r else 'finished', '\\n')"), script)
+    p <- processx::process$new(file.path(R.home("bin"), "Rscript"), script, stdout = "|", stderr = "2>&1")
+    on.exit(p$kill(), add = TRUE)
+    seen <- ""
+    deadline <- Sys.time() + 60
+    while (!grepl("generating", seen) && Sys.time() < deadline && p$is_alive()) {
+        p$poll_io(200)
+        seen <- paste0(seen, p$read_output())
+    }
+    expect_match(seen, "generating")
+    Sys.sleep(2)  # well inside the generation (about a minute in all here)
+    sent <- Sys.time()
+    p$interrupt()
+    while (!grepl("interrupted|finished", seen) && Sys.time() < sent + 30 && p$is_alive()) {
+        p$poll_io(100)
+        seen <- paste0(seen, p$read_output())
+    }
+    expect_lt(as.numeric(difftime(Sys.time(), sent, units = "secs")), 3)
+    expect_match(seen, "interrupted")
+})
