@@ -23,8 +23,9 @@
 #' @param x_train A numeric matrix (dense, or sparse such as a dgCMatrix)
 #'   with cells in rows and genes in columns (VAExprs's orientation), used as
 #'   it is (no log transformation). Sparse matrices are never densified.
-#' @param x_val Optional numeric matrix of validation cells, same columns as
-#'   `x_train`.
+#' @param x_val Optional numeric matrix of validation cells, same genes as
+#'   `x_train`: matched by column name when both have column names
+#'   (an error when the names differ), by position otherwise.
 #' @param y_train Optional labels (character or factor), one per row of
 #'   `x_train`: makes the model a conditional VAE.
 #' @param y_val Labels of `x_val`, required with `x_val` for a conditional VAE.
@@ -114,6 +115,19 @@
 #' `options(exprsgen.block_cells = n)` to change it) in an order drawn from
 #' the seed, shuffling cells within each block. Memory then grows with the
 #' block size, not with the number of cells.
+#'
+#' @section Interrupts and memory:
+#' Ctrl-C (or SIGINT to an Rscript) stops training after the current
+#' minibatch (the core asks R about every 0.1 s): the model after that step
+#' is returned with a warning, the interrupted epoch's history row covering
+#' the cells trained on, and `params$stop_reason` is `"interrupted"`.
+#' Before any weights are allocated, the memory the model and its training
+#' need is compared with what the session can still allocate (Linux's
+#' `MemAvailable`, and the room under an address-space limit such as
+#' `ulimit -v`); a model that does not fit is refused with an error naming
+#' the argument that makes it large. `options(exprsgen.memory_limit = bytes)`
+#' sets the limit assumed. Count likelihoods take counts up to 1e9 per
+#' entry.
 #'
 #' @return A list of class `exprsgen_fit`, made only of plain R data (it
 #'   survives [saveRDS()]):

@@ -54,6 +54,12 @@
 #'   cells (default: all). Their labels set the generated cells' labels, and
 #'   for count models their library sizes are used.
 #'
+#' @section Large requests:
+#' Cells are decoded in chunks of 1,024, and Ctrl-C stops the call between
+#' chunks. A request whose result would not fit in the memory the session can
+#' still allocate (see the section in [fit_vae()]) is refused up front, with
+#' the size it would need; ask for the cells in several calls instead.
+#'
 #' @return A list of class `exprsgen_gen`, as in VAExprs:
 #' \describe{
 #'   \item{`x_gen`}{The generated cells, cells in rows and genes in columns
