@@ -347,7 +347,7 @@ fuzz_small <- function() {
 random_call <- function() {
     f <- pick(list(fuzz_fit_vae, fuzz_fit_vae, fuzz_fit_vae, fuzz_gen_exprs, fuzz_gen_exprs,
                    fuzz_assess, fuzz_small, fuzz_small))
-    tryCatch(f(), error = function(e) mk("likelihoods", list()))  # a generator slip: a harmless call
+    tryCatch(suppressMessages(f()), error = function(e) mk("likelihoods", list()))  # a generator slip: a harmless call
 }
 
 # ---- running one call in a child ---------------------------------------------------
