@@ -299,6 +299,12 @@
     for (f in seq_len(folds)) {
         test <- fold == f
         train <- !test & first
+        if (!any(test)) next
+        if (sum(train) < 2L || length(unique(y[train])) < 2L) {
+            # (many identical cells: nothing to learn from in this fold)
+            score[test] <- 0.5
+            next
+        }
         rf <- ranger::ranger(x = x[train, , drop = FALSE], y = y[train], num.trees = 100,
                              probability = TRUE, num.threads = threads,
                              min.node.size = .rf_node_size(sum(train)),

@@ -291,3 +291,14 @@ test_that("one-gene models: plot_aug() says it needs two genes; cells without co
     sce <- as_sce(gen, real = TRUE)
     expect_identical(unname(as.matrix(SummarizedExperiment::assay(sce, "logcounts"))[1, 51:52]), c(0, 0))
 })
+
+test_that("assess_aug() on cells that are nearly all identical gives an AUC, not a ranger error", {
+    set.seed(4)
+    r <- matrix(0, 20, 5)
+    r[cbind(sample.int(20, 5), 1:5)] <- 1
+    g <- matrix(0, 20, 20)
+    g[cbind(sample.int(20, 20, replace = TRUE), 1:20)] <- 1
+    a <- suppressWarnings(assess_aug(r, g, transform = "none", n_pcs = 2))
+    auc <- a$value[a$metric == "classifier_auc"]
+    expect_true(is.finite(auc) && auc >= 0 && auc <= 1)
+})
