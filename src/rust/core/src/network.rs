@@ -9,14 +9,14 @@
 
 use rand::rngs::StdRng;
 
-use crate::buffers::resize;
+use crate::buffers::{copied, resize};
 use crate::error::Result;
 use crate::likelihood::Outputs;
 use crate::optim::Slot;
 use crate::products::matmul_bias;
 use crate::spec::ModelSpec;
 use crate::team::Team;
-use crate::weights::{check_weights, DenseWeights};
+use crate::weights::{check_weights, copy_weights, DenseWeights};
 
 /// One parameter block: a dense layer `y = x W + b` (`W` row-major `[n_in, n_out]`), or
 /// (`n_in = 0`) a per-gene parameter held in `bias`; with optimizer state.
@@ -69,35 +69,50 @@ pub fn standard_normal(rng: &mut StdRng, n: usize) -> Vec<f32> {
 }
 
 impl Network {
-    /// A model from plain weights (in `ModelSpec::blocks` order), shapes checked.
+    /// A model from a copy of plain weights (in `ModelSpec::blocks` order), shapes
+    /// checked.
     pub fn new(spec: &ModelSpec, weights: &[DenseWeights]) -> Result<Self> {
         check_weights(spec, weights)?;
+        Network::from_checked(spec, copy_weights(weights)?)
+    }
+
+    /// A model that takes plain weights over (no copy), shapes checked.
+    pub fn from_weights(spec: &ModelSpec, weights: Vec<DenseWeights>) -> Result<Self> {
+        check_weights(spec, &weights)?;
+        Network::from_checked(spec, weights)
+    }
+
+    fn from_checked(spec: &ModelSpec, weights: Vec<DenseWeights>) -> Result<Self> {
         let layers = spec
             .blocks()
             .into_iter()
             .zip(weights)
-            .map(|(b, w)| Layer {
-                name: b.name,
-                n_in: b.n_in,
-                n_out: b.n_out,
-                // a kernel's gradient buffer is made only if it is needed (gradient.rs)
-                kernel: Slot::new(w.kernel.clone()),
-                bias: Slot::with_grad(w.bias.clone()),
+            .map(|(b, w)| {
+                Ok(Layer {
+                    n_in: b.n_in,
+                    n_out: b.n_out,
+                    // a kernel's gradient buffer is made only if it is needed (gradient.rs)
+                    kernel: Slot::new(w.kernel),
+                    bias: Slot::with_grad(w.bias).map_err(|e| e.of_layer(&b.name))?,
+                    name: b.name,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<Layer>>>()?;
         Ok(Network { spec: spec.clone(), layers })
     }
 
-    /// The current weights.
-    pub fn weights(&self) -> Vec<DenseWeights> {
+    /// A copy of the current weights.
+    pub fn weights(&self) -> Result<Vec<DenseWeights>> {
         self.layers
             .iter()
-            .map(|b| DenseWeights {
-                name: b.name.clone(),
-                n_in: b.n_in,
-                n_out: b.n_out,
-                kernel: b.kernel.value.clone(),
-                bias: b.bias.value.clone(),
+            .map(|b| {
+                Ok(DenseWeights {
+                    name: b.name.clone(),
+                    n_in: b.n_in,
+                    n_out: b.n_out,
+                    kernel: copied(&b.kernel.value, "a copy of the kernel").map_err(|e| e.of_layer(&b.name))?,
+                    bias: copied(&b.bias.value, "a copy of the biases").map_err(|e| e.of_layer(&b.name))?,
+                })
             })
             .collect()
     }

@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::gradient::kernel_step;
 use crate::likelihood::LossWork;
 use crate::network::{Acts, Network};
-use crate::optim::{update_slot, Opt};
+use crate::optim::{update_slot, Opt, OptimizerKind};
 use crate::products::{col_sums, matmul};
 use crate::spec::{ModelSpec, TrainSpec};
 use crate::team::Team;
@@ -40,9 +40,16 @@ pub(crate) struct Fused {
 }
 
 impl Fused {
-    pub fn new(spec: &ModelSpec, weights: &[DenseWeights]) -> Result<Self> {
+    /// A model in training from `weights` (taken over), with the state of `optimizer`
+    /// allocated.
+    pub fn new(spec: &ModelSpec, weights: Vec<DenseWeights>, optimizer: OptimizerKind) -> Result<Self> {
+        let mut net = Network::from_weights(spec, weights)?;
+        for blk in &mut net.layers {
+            blk.kernel.reserve_state(optimizer).map_err(|e| e.of_layer(&blk.name))?;
+            blk.bias.reserve_state(optimizer).map_err(|e| e.of_layer(&blk.name))?;
+        }
         Ok(Fused {
-            net: Network::new(spec, weights)?,
+            net,
             acts: Acts::default(),
             loss: LossWork::default(),
             d_mean: Vec::new(),

@@ -14,7 +14,7 @@ use crate::reference;
 use crate::spec::{Engine, ModelSpec, TrainSpec};
 use crate::step::Fused;
 use crate::team::Team;
-use crate::weights::{initial_weights, DenseWeights};
+use crate::weights::{copy_weights, initial_weights, DenseWeights};
 
 /// Mean loss and its parts over the cells of one pass.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,11 +67,13 @@ impl Trainer {
     pub fn new(model: &ModelSpec, train: TrainSpec, weights: Option<&[DenseWeights]>) -> Result<Self> {
         let mut rng = StdRng::seed_from_u64(train.seed);
         let w = match weights {
-            Some(w) => w.to_vec(),
-            None => initial_weights(model, &mut rng),
+            Some(w) => copy_weights(w)?,
+            None => initial_weights(model, &mut rng)?,
         };
         let state = match train.engine {
-            Engine::Fused => State::Fused { step: Box::new(Fused::new(model, &w)?), snapshot: None, team: numeric_team(train.threads)? },
+            Engine::Fused => {
+                State::Fused { step: Box::new(Fused::new(model, w, train.optimizer)?), snapshot: None, team: numeric_team(train.threads)? }
+            }
             Engine::Burn => State::Burn(Box::new(reference::Engine::new(model, &train, &w)?)),
         };
         Ok(Trainer { state, spec: train, model_spec: model.clone(), rng, epoch: 0, batch: Batch::default() })
@@ -169,7 +171,7 @@ impl Trainer {
     /// The current weights.
     pub fn weights(&self) -> Result<Vec<DenseWeights>> {
         match &self.state {
-            State::Fused { step, .. } => Ok(step.net.weights()),
+            State::Fused { step, .. } => step.net.weights(),
             State::Burn(engine) => engine.weights(),
         }
     }
@@ -177,7 +179,11 @@ impl Trainer {
     /// Remember the current weights, e.g. as the best so far for early stopping.
     pub fn snapshot(&mut self) -> Result<()> {
         match &mut self.state {
-            State::Fused { step, snapshot, .. } => *snapshot = Some(step.net.weights()),
+            State::Fused { step, snapshot, .. } => {
+                // the old snapshot goes first: two of them need not fit at once
+                *snapshot = None;
+                *snapshot = Some(step.net.weights()?);
+            }
             State::Burn(engine) => engine.snapshot()?,
         }
         Ok(())
@@ -186,7 +192,7 @@ impl Trainer {
     /// The weights remembered by the last `snapshot()`, if any.
     pub fn snapshot_weights(&self) -> Result<Option<Vec<DenseWeights>>> {
         match &self.state {
-            State::Fused { snapshot, .. } => Ok(snapshot.clone()),
+            State::Fused { snapshot, .. } => snapshot.as_deref().map(copy_weights).transpose(),
             State::Burn(engine) => engine.snapshot_weights(),
         }
     }
