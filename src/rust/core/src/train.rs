@@ -116,6 +116,7 @@ impl Trainer {
         let n = data.n_cells();
         let order = self.permutation(n);
         let bs = self.spec.batch_size.min(n).max(1);
+        self.reserve(bs)?;
         let (batch, rng, spec, epoch) = (&mut self.batch, &mut self.rng, &self.spec, self.epoch);
         let check = |v: (f64, f64, f64)| if v.0.is_finite() { Ok(v) } else { Err(Error::Diverged { epoch: epoch + 1, value: v.0 }) };
         let mut sums = Sums::default();
@@ -146,6 +147,7 @@ impl Trainer {
         let n = data.n_cells();
         let cells: Vec<usize> = (0..n).collect();
         let bs = self.spec.batch_size.max(1);
+        self.reserve(bs.min(n))?;
         let (batch, rng, spec) = (&mut self.batch, &mut self.rng, &self.spec);
         let mut sums = Sums::default();
         match &mut self.state {
@@ -166,6 +168,16 @@ impl Trainer {
             })?,
         }
         Ok(sums.mean(n))
+    }
+
+    /// Room in the step's buffers for batches of up to `cells` cells (the fused
+    /// engine; burn allocates its own), so that a batch too large for memory is an
+    /// error before the pass rather than an abort inside it.
+    fn reserve(&mut self, cells: usize) -> Result<()> {
+        match &mut self.state {
+            State::Fused { step, .. } => step.reserve(cells),
+            State::Burn(_) => Ok(()),
+        }
     }
 
     /// The current weights.

@@ -3,8 +3,8 @@
 
 use rand::rngs::StdRng;
 
-use super::{Family, GeneCache, Outputs, Row, RowGrad, MAX_GENE_PARAMS, MAX_HEADS};
-use crate::buffers::resize;
+use super::{Family, GeneCache, Info, Outputs, Row, RowGrad, MAX_GENE_PARAMS, MAX_HEADS};
+use crate::buffers::{elements, reserve, resize, zeros};
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::team::{SendPtr, Team, SPLIT_MIN_VALUES};
@@ -69,6 +69,30 @@ pub struct LossWork {
     pub(crate) sum_heads: Vec<BlockSums>,
     pub(crate) sum_genes: Vec<BlockSums>,
     genes: GeneCache,
+}
+
+impl LossWork {
+    /// Gives the gradients of `info`'s family room for batches of up to `n` cells over
+    /// `g` genes, so that `batch_loss` allocates nothing for them.
+    pub(crate) fn reserve(&mut self, n: usize, g: usize, info: Info) -> Result<()> {
+        const WHAT: &str = "the loss gradients of a batch";
+        let (nh, nq) = (info.heads.len(), info.gene_params.len());
+        let values = elements(&[n, g], WHAT)?;
+        let sums = elements(&[n.div_ceil(SUM_ROWS), g], WHAT)?;
+        reserve(&mut self.row_loss, n, WHAT)?;
+        reserve(&mut self.d_logits, values, WHAT)?;
+        self.d_heads.resize_with(nh, Vec::new);
+        self.d_genes.resize_with(nq, Vec::new);
+        for d in self.d_heads.iter_mut().chain(self.d_genes.iter_mut()) {
+            reserve(d, values, WHAT)?;
+        }
+        self.sum_heads.resize_with(nh, BlockSums::default);
+        self.sum_genes.resize_with(nq, BlockSums::default);
+        for s in std::iter::once(&mut self.sum_logits).chain(self.sum_heads.iter_mut()).chain(self.sum_genes.iter_mut()) {
+            reserve(&mut s.part, sums, WHAT)?;
+        }
+        Ok(())
+    }
 }
 
 /// The family's per-gene values in `cache`: computed when missing, or always when
@@ -200,7 +224,7 @@ pub(super) fn generate<F: Family>(
     }
     let genes = gene_values(f, team, params, cache, false);
     let mut scratch = F::Scratch::default();
-    let mut values = vec![0.0f64; g];
+    let mut values = zeros::<f64>(g, "a generated cell")?;
     for r in 0..n {
         let row = Row {
             logits: &out.logits[r * g..(r + 1) * g],
