@@ -101,18 +101,16 @@ pub(crate) fn best_shape(isa: Isa, rows: usize, cols: usize) -> Shape {
 /// length known only at run time would be a call to `memcpy` for each row of a tile.
 #[inline(always)]
 fn store_row(out: &mut [f32], part: &[f32], add: bool) {
-    let mut out_pieces = out.chunks_exact_mut(16);
-    let mut part_pieces = part.chunks_exact(16);
-    for (o, p) in (&mut out_pieces).zip(&mut part_pieces) {
-        let o: &mut [f32; 16] = o.try_into().unwrap();
-        let p: &[f32; 16] = p.try_into().unwrap();
+    let (out_pieces, out_rest) = out.as_chunks_mut::<16>();
+    let (part_pieces, part_rest) = part.as_chunks::<16>();
+    for (o, p) in out_pieces.iter_mut().zip(part_pieces) {
         if add {
             o.iter_mut().zip(p).for_each(|(o, &v)| *o += v);
         } else {
             *o = *p;
         }
     }
-    for (o, &v) in out_pieces.into_remainder().iter_mut().zip(part_pieces.remainder()) {
+    for (o, &v) in out_rest.iter_mut().zip(part_rest) {
         if add {
             *o += v
         } else {

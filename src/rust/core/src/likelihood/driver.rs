@@ -95,22 +95,18 @@ impl LossWork {
     }
 }
 
-/// The family's per-gene values in `cache`: computed when missing, or always when
-/// `fresh` (the parameters change at every training step).
-fn gene_values<'c, F: Family>(f: &F, team: &Team, params: &[&[f32]], cache: &'c mut GeneCache, fresh: bool) -> &'c F::Genes {
-    let have = cache.as_ref().is_some_and(|c| c.is::<F::Genes>());
-    if !have {
-        *cache = Some(Box::new(F::Genes::default()));
+/// The family's per-gene values, taken out of `cache` (the caller puts them back):
+/// computed when missing, or always when `fresh` (the parameters change at every
+/// training step).
+fn take_gene_values<F: Family>(f: &F, team: &Team, params: &[&[f32]], cache: &mut GeneCache, fresh: bool) -> Box<F::Genes> {
+    let (mut genes, new) = match cache.take().map(|c| c.downcast::<F::Genes>()) {
+        Some(Ok(genes)) => (genes, false),
+        _ => (Box::<F::Genes>::default(), true),
+    };
+    if fresh || new {
+        f.prepare(team, params, &mut genes);
     }
-    match cache.as_mut().and_then(|c| c.downcast_mut::<F::Genes>()) {
-        Some(genes) => {
-            if fresh || !have {
-                f.prepare(team, params, genes);
-            }
-            genes
-        }
-        None => unreachable!("the cache holds this family's values"),
-    }
+    genes
 }
 
 /// Calls `f(first_row, rows_a, rows_b)` on blocks of whole rows of two row-major buffers
@@ -167,7 +163,8 @@ pub(super) fn batch_loss<F: Family>(f: &F, team: &Team, out: &Outputs<'_>, batch
     w.d_heads.iter_mut().chain(w.d_genes.iter_mut()).for_each(|d| resize(d, n * g));
     w.sum_heads.resize_with(nh, BlockSums::default);
     w.sum_genes.resize_with(nq, BlockSums::default);
-    let genes = gene_values(f, team, params, &mut w.genes, true);
+    let taken = take_gene_values(f, team, params, &mut w.genes, true);
+    let genes: &F::Genes = &taken;
     // block sums of the gradients this family has (the others stay unallocated)
     let s_logits = w.sum_logits.prepare(n, g);
     let s_heads: [SendPtr; MAX_HEADS] =
@@ -203,6 +200,7 @@ pub(super) fn batch_loss<F: Family>(f: &F, team: &Team, out: &Outputs<'_>, batch
             }
         }
     });
+    w.genes = Some(taken);
     w.row_loss.iter().sum::<f64>() / n as f64
 }
 
@@ -222,9 +220,26 @@ pub(super) fn generate<F: Family>(
     if info.counts && log_library.len() != n {
         return Err(Error::LengthMismatch { field: "library sizes", got: log_library.len(), expected: n });
     }
-    let genes = gene_values(f, team, params, cache, false);
-    let mut scratch = F::Scratch::default();
     let mut values = zeros::<f64>(g, "a generated cell")?;
+    let genes = take_gene_values(f, team, params, cache, false);
+    let result = rows_generated(f, out, &genes, log_library, rng, sink, &mut values);
+    *cache = Some(genes);
+    result
+}
+
+/// `generate`'s loop over the rows of `out`, with the per-gene values `genes`.
+fn rows_generated<F: Family>(
+    f: &F,
+    out: &Outputs<'_>,
+    genes: &F::Genes,
+    log_library: &[f64],
+    rng: &mut StdRng,
+    sink: &mut dyn FnMut(usize, &[f64]) -> Result<()>,
+    values: &mut [f64],
+) -> Result<()> {
+    let (n, g) = (out.n, out.n_genes);
+    let info = F::INFO;
+    let mut scratch = F::Scratch::default();
     for r in 0..n {
         let row = Row {
             logits: &out.logits[r * g..(r + 1) * g],
@@ -235,8 +250,8 @@ pub(super) fn generate<F: Family>(
             activation: out.activation,
             scale: 1.0,
         };
-        f.generate(&row, genes, &mut scratch, rng, &mut values);
-        sink(r, &values)?;
+        f.generate(&row, genes, &mut scratch, rng, values);
+        sink(r, values)?;
     }
     Ok(())
 }
