@@ -126,9 +126,13 @@ pub fn source<'a>(x: &'a Robj, cells_in_rows: bool, name: &'static str) -> CoreR
         let slot = |s: &str| x.get_attrib(s).ok_or(Error::InvalidParameter { field: name, rule: format!("has no slot '{s}'") });
         let bad = |s: &str| Error::InvalidParameter { field: name, rule: format!("has a malformed slot '{s}'") };
         let (p, i, v, dim) = (slot("p")?, slot("i")?, slot("x")?, slot("Dim")?);
-        // The slices borrow R vectors kept alive by `x`'s attributes.
+        // The slices borrow R vectors kept alive by `x`'s attributes (its slots), which
+        // live as long as `x` and are not modified while borrowed (copy-on-modify).
+        // SAFETY: slot `p` is an attribute of `x`, so it lives (unmoved) as long as `x`.
         let p: &'a [i32] = unsafe { std::mem::transmute::<&[i32], &'a [i32]>(p.as_integer_slice().ok_or_else(|| bad("p"))?) };
+        // SAFETY: slot `i` is an attribute of `x`, so it lives (unmoved) as long as `x`.
         let i: &'a [i32] = unsafe { std::mem::transmute::<&[i32], &'a [i32]>(i.as_integer_slice().ok_or_else(|| bad("i"))?) };
+        // SAFETY: slot `x` is an attribute of `x`, so it lives (unmoved) as long as `x`.
         let v: &'a [f64] = unsafe { std::mem::transmute::<&[f64], &'a [f64]>(v.as_real_slice().ok_or_else(|| bad("x"))?) };
         let dim = dim.as_integer_slice().ok_or_else(|| bad("Dim"))?;
         if dim.len() != 2 || p.len() != dim[1].max(0) as usize + 1 {

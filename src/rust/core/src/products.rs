@@ -120,7 +120,8 @@ pub(crate) fn matmul_bias(
             let base = SendPtr(partial.as_mut_ptr());
             team.run(parts, &|p| {
                 let (k0, k1) = (p * K_CHUNK, ((p + 1) * K_CHUNK).min(k));
-                // chunk p writes only its own m x n block of `partial`
+                // SAFETY: p < parts, so the offset lies inside `partial` (parts * m * n
+                // values), and chunk p writes only its own m x n block of it.
                 block(0, m, 0, n, k0, k1, 0.0, SendPtr(unsafe { base.get().add(p * m * n) }), n)
             });
             let c = &mut c[..m * n];

@@ -134,6 +134,8 @@ pub(crate) trait Epilogue {
 /// Closures as epilogues, for the tests (the step's own epilogues are types).
 #[cfg(test)]
 impl<F: FnMut(usize, usize, usize, usize, &[f32], usize)> Epilogue for F {
+    /// # Safety
+    /// None needed: the closure is safe code.
     #[inline(always)]
     unsafe fn tile(&mut self, i0: usize, rows: usize, j0: usize, w: usize, t: &[f32], ldt: usize) {
         self(i0, rows, j0, w, t, ldt)
@@ -149,6 +151,9 @@ struct Store {
 }
 
 impl Epilogue for Store {
+    /// # Safety
+    /// `c` is writable over the tile's rows and columns at `ldc` values per row (as
+    /// `nn`'s and `nt_rows`' callers promise), and no other thread writes there.
     #[inline(always)]
     unsafe fn tile(&mut self, i0: usize, rows: usize, j0: usize, w: usize, t: &[f32], ldt: usize) {
         for r in 0..rows {
@@ -183,7 +188,8 @@ macro_rules! isa_tiles {
     ($name:ident, $feat:literal, $lanes:expr, $zero:ident, $load:ident, $store:ident, $set1:ident, $fmadd:ident) => {
         /// Hands every tile of the product to `epi`.
         ///
-        /// SAFETY: the CPU has the features; `p` describes readable matrices.
+        /// # Safety
+        /// The CPU has the features; `p` describes readable matrices.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $feat)]
         unsafe fn $name<const MR: usize, const NV: usize, E: Epilogue>(p: Tiles, epi: &mut E) {
