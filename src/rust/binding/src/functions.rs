@@ -362,6 +362,23 @@ pub fn eg_model_decode(model: Robj, z: Robj, labels: Robj, min: Robj, max: Robj,
     })
 }
 
+/// For the tests: what becomes of a failure inside `guard`. `what = "panic"` panics in
+/// the core's place; `"alloc"` asks for a vector no machine can hold (4 EB) and returns
+/// the `OutOfMemory` error; `"ok"` returns TRUE. Each must come back to R as a value
+/// (the first two as `exprsgen_core_error`s), the R session going on.
+#[extendr]
+pub fn eg_panic_probe(what: Robj) -> Robj {
+    guard(|| match what.as_str() {
+        Some("panic") => panic!("the panic probe panicked, as asked"),
+        Some("alloc") => {
+            let v = zeros::<f64>(1 << 59, "the panic probe's vector")?;
+            Ok(Robj::from(v.len() as f64))
+        }
+        Some("ok") => Ok(Robj::from(true)),
+        _ => Err(Error::InvalidParameter { field: "what", rule: "must be \"panic\", \"alloc\" or \"ok\"".into() }),
+    })
+}
+
 extendr_module! {
     mod exprsgen;
     fn eg_vocabulary;
@@ -378,4 +395,5 @@ extendr_module! {
     fn eg_model_encode;
     fn eg_model_decode;
     fn eg_model_decode_counts;
+    fn eg_panic_probe;
 }
