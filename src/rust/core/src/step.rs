@@ -284,7 +284,9 @@ mod tests {
             .collect();
         let labels: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
         let view = DenseView::new(&x, n, g, Layout::CellsInColumns).unwrap();
-        let cases: [(&str, usize, &[usize], &[usize], &str); 4] = [
+        // (likelihood, classes, encoder units, hidden decoder units, optimizer)
+        type Case<'a> = (&'a str, usize, &'a [usize], &'a [usize], &'a str);
+        let cases: [Case; 4] = [
             ("bce", 0, &[16], &[24], "adam"),
             ("zinb", 3, &[16, 8], &[8], "rmsprop"),
             ("nb", 0, &[], &[32], "sgd"),
@@ -297,9 +299,16 @@ mod tests {
             let act = |&u: &usize| (u, "relu".to_string());
             let mut decoder: Vec<(usize, String)> = dec.iter().map(act).collect();
             decoder.push((g, "linear".into()));
-            let spec = ModelParams { n_genes: g, n_classes: k, encoder: enc.iter().map(act).collect(), latent_dim: 3, decoder, likelihood: lik.into() }
-                .check()
-                .unwrap();
+            let spec = ModelParams {
+                n_genes: g,
+                n_classes: k,
+                encoder: enc.iter().map(act).collect(),
+                latent_dim: 3,
+                decoder,
+                likelihood: lik.into(),
+            }
+            .check()
+            .unwrap();
             for threads in [1, 2] {
                 let train = TrainParams {
                     optimizer: opt.into(),
