@@ -1,5 +1,6 @@
 //! R values ⇄ core types. Shape and type errors become core errors naming the argument.
 
+use exprsgen_core::buffers::{copied, from_fn, with_capacity, zeros};
 use exprsgen_core::{CscView, Dataset, DenseView, DenseWeights, Error, Layout, ModelParams, Scaling, Source, TrainParams, Transform};
 use extendr_api::prelude::*;
 
@@ -125,9 +126,13 @@ pub fn source<'a>(x: &'a Robj, cells_in_rows: bool, name: &'static str) -> CoreR
         let slot = |s: &str| x.get_attrib(s).ok_or(Error::InvalidParameter { field: name, rule: format!("has no slot '{s}'") });
         let bad = |s: &str| Error::InvalidParameter { field: name, rule: format!("has a malformed slot '{s}'") };
         let (p, i, v, dim) = (slot("p")?, slot("i")?, slot("x")?, slot("Dim")?);
-        // The slices borrow R vectors kept alive by `x`'s attributes.
+        // The slices borrow R vectors kept alive by `x`'s attributes (its slots), which
+        // live as long as `x` and are not modified while borrowed (copy-on-modify).
+        // SAFETY: slot `p` is an attribute of `x`, so it lives (unmoved) as long as `x`.
         let p: &'a [i32] = unsafe { std::mem::transmute::<&[i32], &'a [i32]>(p.as_integer_slice().ok_or_else(|| bad("p"))?) };
+        // SAFETY: slot `i` is an attribute of `x`, so it lives (unmoved) as long as `x`.
         let i: &'a [i32] = unsafe { std::mem::transmute::<&[i32], &'a [i32]>(i.as_integer_slice().ok_or_else(|| bad("i"))?) };
+        // SAFETY: slot `x` is an attribute of `x`, so it lives (unmoved) as long as `x`.
         let v: &'a [f64] = unsafe { std::mem::transmute::<&[f64], &'a [f64]>(v.as_real_slice().ok_or_else(|| bad("x"))?) };
         let dim = dim.as_integer_slice().ok_or_else(|| bad("Dim"))?;
         if dim.len() != 2 || p.len() != dim[1].max(0) as usize + 1 {
@@ -183,7 +188,10 @@ impl HeldData {
 }
 
 pub fn scaling(min: &Robj, max: &Robj) -> CoreResult<Scaling> {
-    let v = |x: &Robj| x.as_real_vector().ok_or(Error::InvalidParameter { field: "minmax", rule: "must be numeric".into() });
+    let v = |x: &Robj| {
+        let values = x.as_real_slice().ok_or(Error::InvalidParameter { field: "minmax", rule: "must be numeric".into() })?;
+        copied(values, "the per-gene scaling")
+    };
     Scaling::new(v(min)?, v(max)?)
 }
 
@@ -193,11 +201,14 @@ pub fn labels(x: &Robj, name: &'static str) -> CoreResult<Option<Vec<u32>>> {
         return Ok(None);
     }
     let codes = x.as_integer_slice().ok_or(Error::InvalidParameter { field: name, rule: "must be integer codes".into() })?;
-    codes
-        .iter()
-        .map(|&c| if c >= 1 { Ok((c - 1) as u32) } else { Err(Error::LabelOutOfRange { field: name, n_classes: 0 }) })
-        .collect::<CoreResult<Vec<u32>>>()
-        .map(Some)
+    let mut out = with_capacity(codes.len(), "the labels")?;
+    for &c in codes {
+        if c < 1 {
+            return Err(Error::LabelOutOfRange { field: name, n_classes: 0 });
+        }
+        out.push((c - 1) as u32);
+    }
+    Ok(Some(out))
 }
 
 /// `list(name = list(kernel = <n_in x n_out matrix>, bias = <numeric>), ...)`.
@@ -213,15 +224,19 @@ pub fn weights_from_r(w: &Robj) -> CoreResult<Vec<DenseWeights>> {
                 return Err(Error::Weights(format!("kernel of '{name}' is not a matrix")));
             }
             let (n_in, n_out) = (dims[0], dims[1]);
+            if k.len() != n_in * n_out {
+                return Err(Error::Weights(format!("kernel of '{name}' has {} values for {n_in} x {n_out}", k.len())));
+            }
             // R is column-major; the core wants row-major [n_in, n_out].
-            let mut row_major = vec![0.0f32; n_in * n_out];
+            let mut row_major = zeros::<f32>(k.len(), "the weights")?;
             for o in 0..n_out {
                 for i in 0..n_in {
                     row_major[i * n_out + o] = k[o * n_in + i] as f32;
                 }
             }
-            let b = bias.as_real_vector().ok_or_else(|| Error::Weights(format!("bias of '{name}' is not numeric")))?;
-            Ok(DenseWeights { name: name.to_string(), n_in, n_out, kernel: row_major, bias: b.into_iter().map(|v| v as f32).collect() })
+            let b = bias.as_real_slice().ok_or_else(|| Error::Weights(format!("bias of '{name}' is not numeric")))?;
+            let bias = from_fn(b.len(), "the weights", |j| b[j] as f32)?;
+            Ok(DenseWeights { name: name.to_string(), n_in, n_out, kernel: row_major, bias })
         })
         .collect()
 }
@@ -237,14 +252,14 @@ pub fn weights_to_r(w: &[DenseWeights]) -> CoreResult<Robj> {
     let values = w
         .iter()
         .map(|l| {
-            let mut col_major = vec![0.0f64; l.n_in * l.n_out];
+            let mut col_major = zeros::<f64>(l.kernel.len(), "the weights for R")?;
             for i in 0..l.n_in {
                 for o in 0..l.n_out {
                     col_major[o * l.n_in + i] = l.kernel[i * l.n_out + o] as f64;
                 }
             }
             let kernel = matrix(col_major, l.n_in, l.n_out)?;
-            let bias: Robj = l.bias.iter().map(|&v| v as f64).collect::<Vec<f64>>().into();
+            let bias: Robj = from_fn(l.bias.len(), "the weights for R", |j| l.bias[j] as f64)?.into();
             List::from_names_and_values(["kernel", "bias"], [kernel, bias]).map(Robj::from).map_err(|e| Error::Internal(format!("{e}")))
         })
         .collect::<CoreResult<Vec<Robj>>>()?;

@@ -4,6 +4,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 use std::time::Duration;
 
+use exprsgen_core::buffers::zeros;
 use exprsgen_core::{vocabulary, Dataset, Error, Model, Pass, Trainer, Transform};
 use extendr_api::prelude::*;
 
@@ -306,7 +307,7 @@ pub fn eg_model_encode(model: Robj, x: Robj, cells_in_rows: Robj, labels: Robj, 
             let (n, l) = (data.n_cells(), m.spec().latent_dim);
             // row-major [n, l] → R column-major n × l
             let to_r = |v: Vec<f32>| {
-                let mut out = vec![0.0f64; n * l];
+                let mut out = zeros::<f64>(v.len(), "the latent means and log-variances for R")?;
                 for i in 0..n {
                     for j in 0..l {
                         out[j * n + i] = v[i * l + j] as f64;
@@ -326,7 +327,7 @@ fn latent_rows(z: &Robj, latent_dim: usize) -> CoreResult<(Vec<f32>, usize)> {
         return Err(Error::LengthMismatch { field: "z", got: zv.n_genes(), expected: latent_dim });
     }
     let n = zv.n_cells();
-    let mut rows = vec![0.0f32; n * latent_dim];
+    let mut rows = zeros::<f32>(n * latent_dim, "the latent codes")?;
     for i in 0..n {
         for j in 0..latent_dim {
             rows[i * latent_dim + j] = zv.get(i, j) as f32;
@@ -343,7 +344,7 @@ fn latent_rows(z: &Robj, latent_dim: usize) -> CoreResult<(Vec<f32>, usize)> {
 pub fn eg_model_decode_counts(model: Robj, z: Robj, labels: Robj, log_library: Robj, seed: Robj) -> Robj {
     guard(|| {
         let lab = crate::convert::labels(&labels, "labels")?;
-        let ll = log_library.as_real_vector().ok_or(Error::InvalidParameter { field: "library sizes", rule: "must be numeric".into() })?;
+        let ll = log_library.as_real_slice().ok_or(Error::InvalidParameter { field: "library sizes", rule: "must be numeric".into() })?;
         let seed = seed
             .as_real()
             .or_else(|| seed.as_integer().map(f64::from))
@@ -351,7 +352,7 @@ pub fn eg_model_decode_counts(model: Robj, z: Robj, labels: Robj, log_library: R
             .ok_or(Error::InvalidParameter { field: "seed", rule: "must be a non-negative number".into() })?;
         with_model(&model, |m| {
             let (rows, _) = latent_rows(&z, m.spec().latent_dim)?;
-            let out = m.decode_counts(&rows, lab.as_deref(), &ll, seed as u64)?;
+            let out = m.decode_counts(&rows, lab.as_deref(), ll, seed as u64)?;
             named_list(["p", "i", "x"], [Robj::from(out.p), Robj::from(out.i), Robj::from(out.x)])
         })
     })
@@ -379,6 +380,23 @@ pub fn eg_model_decode(model: Robj, z: Robj, labels: Robj, min: Robj, max: Robj,
     })
 }
 
+/// For the tests: what becomes of a failure inside `guard`. `what = "panic"` panics in
+/// the core's place; `"alloc"` asks for a vector no machine can hold (4 EB) and returns
+/// the `OutOfMemory` error; `"ok"` returns TRUE. Each must come back to R as a value
+/// (the first two as `exprsgen_core_error`s), the R session going on.
+#[extendr]
+pub fn eg_panic_probe(what: Robj) -> Robj {
+    guard(|| match what.as_str() {
+        Some("panic") => panic!("the panic probe panicked, as asked"),
+        Some("alloc") => {
+            let v = zeros::<f64>(1 << 59, "the panic probe's vector")?;
+            Ok(Robj::from(v.len() as f64))
+        }
+        Some("ok") => Ok(Robj::from(true)),
+        _ => Err(Error::InvalidParameter { field: "what", rule: "must be \"panic\", \"alloc\" or \"ok\"".into() }),
+    })
+}
+
 extendr_module! {
     mod exprsgen;
     fn eg_vocabulary;
@@ -395,4 +413,5 @@ extendr_module! {
     fn eg_model_encode;
     fn eg_model_decode;
     fn eg_model_decode_counts;
+    fn eg_panic_probe;
 }

@@ -54,13 +54,19 @@ impl kernels::Epilogue for UpdateTiles {
 /// `matrixmultiply` and updated right after it is computed, instead of being written to
 /// memory whole and read back. The values are those of `matmul` followed by
 /// `update_slot`.
+/// Whether `kernel_step` over `n` cells takes the gradient's tiles straight from the
+/// vector kernels (else the gradient goes through `Slot::grad`).
+pub(crate) fn tiles_in_registers(n: usize) -> bool {
+    Isa::detect().is_some() && n <= KERNELS_MAX_CELLS
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn kernel_step(team: &Team, opt: Opt, n_in: usize, n: usize, n_out: usize, x: &[f32], dy: &[f32], slot: &mut Slot) {
     assert!(x.len() >= n * n_in && dy.len() >= n * n_out && slot.value.len() == n_in * n_out, "kernel_step: sizes");
     let c = begin_update(slot, opt.kind);
     let threads = team.threads();
     let (xp, dp) = (x.as_ptr() as usize, dy.as_ptr() as usize);
-    if let (Some(isa), true) = (Isa::detect(), n <= KERNELS_MAX_CELLS) {
+    if let (Some(isa), true) = (Isa::detect(), tiles_in_registers(n)) {
         let ptrs = SlotPtrs::new(slot);
         let fetch = n_in * n_out >= PREFETCH_MIN_VALUES;
         // tiles of the gradient go from the stack straight into the update; parts are

@@ -7,6 +7,7 @@
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use crate::buffers::{elements, from_fn, with_capacity, zeros};
 use crate::cpu::{numeric_team, FlushDenormals};
 use crate::data::{one_hot, Batch, Dataset, Scaling};
 use crate::error::{Error, Result};
@@ -77,9 +78,12 @@ impl Model {
         let _flush = FlushDenormals::new();
         self.net.spec.check_data(data)?;
         let (n, l) = (data.n_cells(), self.net.spec.latent_dim);
-        let mut means = Vec::with_capacity(n * l);
-        let mut log_vars = Vec::with_capacity(n * l);
-        let cells: Vec<usize> = (0..n).collect();
+        const WHAT: &str = "the latent means and log-variances";
+        let values = elements(&[n, l], WHAT)?;
+        let mut means = with_capacity(values, WHAT)?;
+        let mut log_vars = with_capacity(values, WHAT)?;
+        let cells = from_fn(n, "the cell indices", |i| i)?;
+        self.net.reserve(&mut self.acts, n.min(CHUNK), false)?;
         for (c, chunk) in cells.chunks(CHUNK).enumerate() {
             self.interrupted(c)?;
             data.gather_with(chunk, &mut self.batch, Some(&self.team))?;
@@ -101,10 +105,14 @@ impl Model {
     ) -> Result<usize> {
         let n = self.check_codes(z, labels)?;
         let (l, k) = (self.net.spec.latent_dim, self.net.spec.n_classes);
+        self.net.reserve(&mut self.acts, n.min(CHUNK), false)?;
         for start in (0..n).step_by(CHUNK) {
             self.interrupted(start)?;
             let m = CHUNK.min(n - start);
-            let cond = labels.map_or_else(Vec::new, |lab| one_hot(lab[start..start + m].iter().copied(), m, k));
+            let cond = match labels {
+                Some(lab) => one_hot(lab[start..start + m].iter().copied(), m, k)?,
+                None => Vec::new(),
+            };
             self.net.set_latent(&z[start * l..(start + m) * l], m, &cond, &mut self.acts);
             self.net.decode(&self.team, m, &mut self.acts);
             each(self, start, m)?;
@@ -125,7 +133,7 @@ impl Model {
         }
         let n = z.len() / self.net.spec.latent_dim.max(1);
         let g = self.net.spec.n_genes;
-        let mut out = vec![0.0f64; n * g];
+        let mut out = elements(&[n, g], "the decoded cells").and_then(|len| zeros::<f64>(len, "the decoded cells"))?;
         let mut rng = StdRng::seed_from_u64(0); // unused: scaled families draw nothing
         self.decode_chunks(z, labels, |model, start, m| {
             let out_ref = &mut out;
@@ -158,10 +166,16 @@ impl Model {
             return Err(Error::invalid("library sizes", "must be positive and finite"));
         }
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut out = SparseCounts { p: vec![0], ..Default::default() };
+        let mut out = SparseCounts { p: with_capacity(n + 1, "the generated counts")?, ..Default::default() };
+        out.p.push(0);
         self.decode_chunks(z, labels, |model, start, m| {
             let out_ref = &mut out;
             let mut sink = |_: usize, values: &[f64]| {
+                let nonzero = values.iter().filter(|&&x| x > 0.0).count();
+                let want = out_ref.x.len() + nonzero;
+                let room = |_| Error::out_of_memory::<f64>(want, "the generated counts");
+                out_ref.i.try_reserve(nonzero).map_err(room)?;
+                out_ref.x.try_reserve(nonzero).map_err(room)?;
                 for (j, &x) in values.iter().enumerate() {
                     if x > 0.0 {
                         out_ref.i.push(j as i32);
@@ -209,5 +223,53 @@ impl Model {
             _ => {}
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{DenseView, Layout};
+    use crate::spec::ModelParams;
+    use crate::weights::initial_weights;
+
+    fn room(m: &Model) -> Vec<(usize, usize)> {
+        let a = &m.acts;
+        let of = |v: &Vec<f32>| (v.as_ptr() as usize, v.capacity());
+        let mut out: Vec<_> = [&a.mean, &a.log_var, &a.dec_in, &a.logits].into_iter().map(of).collect();
+        out.extend(a.enc.iter().chain(&a.dec).flat_map(|act| [of(&act.a), of(&act.h)]));
+        out.extend(a.heads.iter().map(of));
+        out.extend(crate::products::scratch_capacities().map(|c| (0, c)));
+        out
+    }
+
+    /// Encoding and decoding more cells than a chunk allocate nothing in the forward
+    /// pass beyond what `Network::reserve` gave it.
+    #[test]
+    fn inference_runs_in_the_room_reserved() {
+        let (n, g) = (CHUNK + 300, 1200);
+        let x: Vec<f64> = (0..n * g).map(|i| ((i * 7919) % 13) as f64).collect();
+        let view = DenseView::new(&x, n, g, Layout::CellsInColumns).unwrap();
+        let data = Dataset::new(view, crate::data::Transform::Counts { target_sum: 1e4 }, None, 0).unwrap();
+        let spec = ModelParams {
+            n_genes: g,
+            n_classes: 0,
+            encoder: vec![(16, "relu".into())],
+            latent_dim: 2,
+            decoder: vec![(8, "relu".into()), (g, "linear".into())],
+            likelihood: "zinb".into(),
+        }
+        .check()
+        .unwrap();
+        let w = initial_weights(&spec, &mut StdRng::seed_from_u64(1)).unwrap();
+        let mut m = Model::new(&spec, &w, 2).unwrap();
+        let Model { net, acts, .. } = &mut m;
+        net.reserve(acts, CHUNK, false).unwrap();
+        let before = room(&m);
+        let (z, _) = m.encode(&data).unwrap();
+        assert_eq!(room(&m), before);
+        let counts = m.decode_counts(&z, None, &vec![7.0; n], 3).unwrap();
+        assert_eq!(counts.p.len(), n + 1);
+        assert_eq!(room(&m), before);
     }
 }

@@ -4,8 +4,8 @@
 //! over gene-expression data: per-gene min-max-scaled values or raw counts, as the
 //! likelihood says. Layers, from the bottom:
 //!
-//! - `team`, `cpu`, `simd`, `kernels`, `products`: threads, float modes, vector loops
-//!   and the matrix products;
+//! - `buffers`, `team`, `cpu`, `simd`, `kernels`, `products`: fallible allocation and
+//!   work buffers, threads, float modes, vector loops and the matrix products;
 //! - `activation`, `likelihood`, `optim`: one place per activation, likelihood family
 //!   and optimizer;
 //! - `spec`, `weights`, `data`: the architecture and its parameter blocks, plain
@@ -19,7 +19,7 @@
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
 pub mod activation;
-mod buffers;
+pub mod buffers;
 mod cpu;
 pub mod data;
 pub mod error;

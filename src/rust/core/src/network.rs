@@ -9,14 +9,14 @@
 
 use rand::rngs::StdRng;
 
-use crate::buffers::resize;
+use crate::buffers::{copied, elements, reserve, resize};
 use crate::error::Result;
 use crate::likelihood::Outputs;
 use crate::optim::Slot;
-use crate::products::matmul_bias;
+use crate::products::{self, matmul_bias};
 use crate::spec::ModelSpec;
 use crate::team::Team;
-use crate::weights::{check_weights, DenseWeights};
+use crate::weights::{check_weights, copy_weights, DenseWeights};
 
 /// One parameter block: a dense layer `y = x W + b` (`W` row-major `[n_in, n_out]`), or
 /// (`n_in = 0`) a per-gene parameter held in `bias`; with optimizer state.
@@ -68,36 +68,57 @@ pub fn standard_normal(rng: &mut StdRng, n: usize) -> Vec<f32> {
     StandardNormal.sample_iter(rng).take(n).collect()
 }
 
+/// `standard_normal` into `out`: the same draws, in place.
+fn fill_standard_normal(rng: &mut StdRng, out: &mut [f32]) {
+    use rand_distr::{Distribution, StandardNormal};
+    out.iter_mut().for_each(|v| *v = StandardNormal.sample(rng));
+}
+
 impl Network {
-    /// A model from plain weights (in `ModelSpec::blocks` order), shapes checked.
+    /// A model from a copy of plain weights (in `ModelSpec::blocks` order), shapes
+    /// checked.
     pub fn new(spec: &ModelSpec, weights: &[DenseWeights]) -> Result<Self> {
         check_weights(spec, weights)?;
+        Network::from_checked(spec, copy_weights(weights)?)
+    }
+
+    /// A model that takes plain weights over (no copy), shapes checked.
+    pub fn from_weights(spec: &ModelSpec, weights: Vec<DenseWeights>) -> Result<Self> {
+        check_weights(spec, &weights)?;
+        Network::from_checked(spec, weights)
+    }
+
+    fn from_checked(spec: &ModelSpec, weights: Vec<DenseWeights>) -> Result<Self> {
         let layers = spec
             .blocks()
             .into_iter()
             .zip(weights)
-            .map(|(b, w)| Layer {
-                name: b.name,
-                n_in: b.n_in,
-                n_out: b.n_out,
-                // a kernel's gradient buffer is made only if it is needed (gradient.rs)
-                kernel: Slot::new(w.kernel.clone()),
-                bias: Slot::with_grad(w.bias.clone()),
+            .map(|(b, w)| {
+                Ok(Layer {
+                    n_in: b.n_in,
+                    n_out: b.n_out,
+                    // a kernel's gradient buffer is made only if it is needed (gradient.rs)
+                    kernel: Slot::new(w.kernel),
+                    bias: Slot::with_grad(w.bias).map_err(|e| e.of_layer(&b.name))?,
+                    name: b.name,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<Layer>>>()?;
         Ok(Network { spec: spec.clone(), layers })
     }
 
-    /// The current weights.
-    pub fn weights(&self) -> Vec<DenseWeights> {
+    /// A copy of the current weights.
+    pub fn weights(&self) -> Result<Vec<DenseWeights>> {
         self.layers
             .iter()
-            .map(|b| DenseWeights {
-                name: b.name.clone(),
-                n_in: b.n_in,
-                n_out: b.n_out,
-                kernel: b.kernel.value.clone(),
-                bias: b.bias.value.clone(),
+            .map(|b| {
+                Ok(DenseWeights {
+                    name: b.name.clone(),
+                    n_in: b.n_in,
+                    n_out: b.n_out,
+                    kernel: copied(&b.kernel.value, "a copy of the kernel").map_err(|e| e.of_layer(&b.name))?,
+                    bias: copied(&b.bias.value, "a copy of the biases").map_err(|e| e.of_layer(&b.name))?,
+                })
             })
             .collect()
     }
@@ -116,6 +137,46 @@ impl Network {
     pub fn gene_params(&self) -> Vec<&[f32]> {
         let nq = self.spec.likelihood.info().gene_params.len();
         (0..nq).map(|q| self.layers[self.gene_index(q)].bias.value.as_slice()).collect()
+    }
+
+    /// Gives `acts` (and this thread's product scratch) room for the forward pass of
+    /// up to `n` cells, with the reparameterisation's buffers when `training`, so that
+    /// `encode`, `sample_latent`, `set_latent` and `decode` of as many cells allocate
+    /// nothing: a batch too large for memory fails here.
+    pub fn reserve(&self, acts: &mut Acts, n: usize, training: bool) -> Result<()> {
+        let spec = &self.spec;
+        let (g, l, m, p) = (spec.n_genes, spec.latent_dim, spec.encoder.len(), spec.decoder.len());
+        let nh = spec.likelihood.info().heads.len();
+        let cells = |v: &mut Vec<f32>, width: usize| -> Result<()> {
+            const WHAT: &str = "the activations of a batch";
+            reserve(v, elements(&[n, width], WHAT)?, WHAT)
+        };
+        acts.enc.resize_with(m, Act::default);
+        for (act, &(units, _)) in acts.enc.iter_mut().zip(&spec.encoder) {
+            cells(&mut act.a, units)?;
+            cells(&mut act.h, units)?;
+        }
+        cells(&mut acts.mean, l)?;
+        cells(&mut acts.log_var, l)?;
+        if training {
+            cells(&mut acts.eps, l)?;
+            cells(&mut acts.sd, l)?;
+        }
+        cells(&mut acts.dec_in, spec.decoder_input_dim())?;
+        acts.dec.resize_with(p - 1, Act::default);
+        for (act, &(units, _)) in acts.dec.iter_mut().zip(&spec.decoder) {
+            cells(&mut act.a, units)?;
+            cells(&mut act.h, units)?;
+        }
+        cells(&mut acts.logits, g)?;
+        acts.heads.resize_with(nh, Vec::new);
+        for head in &mut acts.heads {
+            cells(head, g)?;
+        }
+        for blk in self.layers.iter().filter(|b| b.n_in > 0) {
+            products::reserve(n, blk.n_in, blk.n_out, false)?;
+        }
+        Ok(())
     }
 
     /// Encoder of `n` cells, `input` `[n, genes + classes]`: fills `acts.enc`,
@@ -145,7 +206,8 @@ impl Network {
     /// `rng`, written with the one-hot `condition` (`[n, classes]`) into `acts.dec_in`.
     pub fn sample_latent(&self, rng: &mut StdRng, n: usize, condition: &[f32], acts: &mut Acts) {
         let (l, k) = (self.spec.latent_dim, self.spec.n_classes);
-        acts.eps = standard_normal(rng, n * l);
+        resize(&mut acts.eps, n * l);
+        fill_standard_normal(rng, &mut acts.eps);
         resize(&mut acts.sd, n * l);
         let dw = l + k;
         resize(&mut acts.dec_in, n * dw);

@@ -7,6 +7,7 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdaGrad, AdaGradConfig, Adam, AdamConfig, GradientsParams, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig};
 use burn::tensor::backend::AutodiffBackend;
 
+use crate::buffers::zeros;
 use crate::error::{Error, Result};
 use crate::team::{SendPtr, Team, SPLIT_MIN_VALUES};
 
@@ -69,9 +70,23 @@ impl Slot {
     }
 
     /// A slot with a zeroed gradient buffer of its size.
-    pub fn with_grad(value: Vec<f32>) -> Self {
-        let n = value.len();
-        Slot { value, grad: vec![0.0; n], ..Slot::default() }
+    pub fn with_grad(value: Vec<f32>) -> Result<Self> {
+        let grad = zeros(value.len(), "the gradient")?;
+        Ok(Slot { value, grad, ..Slot::default() })
+    }
+
+    /// Allocates the state `kind` keeps (zeros, as `begin_update` would at the first
+    /// update), so that a model whose optimizer state does not fit in memory fails
+    /// here rather than in a step.
+    pub fn reserve_state(&mut self, kind: OptimizerKind) -> Result<()> {
+        let n = self.value.len();
+        if kind != OptimizerKind::Sgd && self.m2.len() != n {
+            self.m2 = zeros(n, "the optimizer's state")?;
+        }
+        if kind == OptimizerKind::Adam && self.m1.len() != n {
+            self.m1 = zeros(n, "Adam's first moments")?;
+        }
+        Ok(())
     }
 }
 

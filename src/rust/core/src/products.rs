@@ -8,7 +8,8 @@
 //! thread in the same order whatever the thread count, and a split inner dimension is
 //! summed in a fixed order, so results do not depend on the number of threads.
 
-use crate::buffers::resize;
+use crate::buffers::{elements, reserve as reserve_buffer, resize};
+use crate::error::Result;
 use crate::kernels::{self, Isa};
 use crate::team::{SendPtr, Team, SPLIT_MIN_MADDS, SPLIT_MIN_SUMS};
 
@@ -71,7 +72,8 @@ pub(crate) fn matmul_bias(
     if m == 0 || n == 0 {
         return;
     }
-    if let (Some(isa), false, true, true) = (Isa::detect(), a_t, beta == 0.0 || beta == 1.0, m <= KERNELS_MAX_CELLS) {
+    let path = path(m, k, n, a_t, beta);
+    if let Path::Kernels(isa) = path {
         if b_t {
             return product_nt(team, isa, m, k, n, a, b, beta == 1.0, c);
         }
@@ -107,7 +109,7 @@ pub(crate) fn matmul_bias(
             1,
         )
     };
-    if k >= K_SPLIT_MIN && k >= 8 * m.max(n) {
+    if path == Path::SplitK {
         let parts = k.div_ceil(K_CHUNK);
         PARTIAL.with(|cell| {
             let mut partial = cell.borrow_mut();
@@ -118,7 +120,8 @@ pub(crate) fn matmul_bias(
             let base = SendPtr(partial.as_mut_ptr());
             team.run(parts, &|p| {
                 let (k0, k1) = (p * K_CHUNK, ((p + 1) * K_CHUNK).min(k));
-                // chunk p writes only its own m x n block of `partial`
+                // SAFETY: p < parts, so the offset lies inside `partial` (parts * m * n
+                // values), and chunk p writes only its own m x n block of it.
                 block(0, m, 0, n, k0, k1, 0.0, SendPtr(unsafe { base.get().add(p * m * n) }), n)
             });
             let c = &mut c[..m * n];
@@ -156,6 +159,66 @@ pub(crate) fn matmul_bias(
             block(s, e, 0, n, 0, k, beta, cp, n)
         }
     });
+}
+
+/// Which code computes a product (see `matmul`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    /// The vector kernels (`product_nn`, `product_nt`).
+    Kernels(Isa),
+    /// `matrixmultiply` over fixed chunks of the inner dimension, summed in order.
+    SplitK,
+    /// `matrixmultiply` over blocks of rows or columns of the result.
+    Blocks,
+}
+
+/// The path of `C[m x n] = beta * C + A[m x k] * B` (after a bias set `beta` to 1).
+fn path(m: usize, k: usize, n: usize, a_t: bool, beta: f32) -> Path {
+    match (Isa::detect(), a_t, beta == 0.0 || beta == 1.0, m <= KERNELS_MAX_CELLS) {
+        (Some(isa), false, true, true) => Path::Kernels(isa),
+        _ if k >= K_SPLIT_MIN && k >= 8 * m.max(n) => Path::SplitK,
+        _ => Path::Blocks,
+    }
+}
+
+/// Values of scratch that a product of `m` cells (`A` not transposed, `beta` 0 or 1)
+/// needs: `(PARTIAL, A^T packed, transposed result)` (see `matmul_bias` and
+/// `product_nt`).
+fn scratch(m: usize, k: usize, n: usize, b_t: bool) -> Result<[usize; 3]> {
+    const WHAT: &str = "the work space of a matrix product";
+    if m == 0 || n == 0 {
+        return Ok([0; 3]);
+    }
+    match path(m, k, n, false, 0.0) {
+        Path::Kernels(isa) if b_t => {
+            let nr = kernels::tile(isa, kernels::Shape::Narrow).1;
+            let mp = m.div_ceil(nr) * nr;
+            Ok([0, elements(&[k, mp], WHAT)?, elements(&[n, mp], WHAT)?])
+        }
+        Path::SplitK => Ok([elements(&[k.div_ceil(K_CHUNK), m, n], WHAT)?, 0, 0]),
+        _ => Ok([0; 3]),
+    }
+}
+
+/// Gives the calling thread's scratch room for every product `A[m' x k] * B` (`B`
+/// stored `n x k` when `b_t`) of up to `m` cells, so that such products allocate
+/// nothing; to be called on the thread that will compute them.
+pub(crate) fn reserve(m: usize, k: usize, n: usize, b_t: bool) -> Result<()> {
+    const WHAT: &str = "the work space of a matrix product";
+    // Each path's scratch grows with the cells; the largest is needed by the most
+    // cells that still take that path.
+    let mut need = [0usize; 3];
+    for cells in [m, m.min(KERNELS_MAX_CELLS), m.min(k / 8)] {
+        for (need, s) in need.iter_mut().zip(scratch(cells, k, n, b_t)?) {
+            *need = (*need).max(s);
+        }
+    }
+    PARTIAL.with(|cell| reserve_buffer(&mut cell.borrow_mut(), need[0], WHAT))?;
+    NT_BUFFERS.with(|cell| {
+        let (at, ct) = &mut *cell.borrow_mut();
+        reserve_buffer(at, need[1], WHAT)?;
+        reserve_buffer(ct, need[2], WHAT)
+    })
 }
 
 /// How work on `m x n` values, in tiles of `mr x nr`, is shared among threads:
@@ -296,4 +359,15 @@ pub(crate) fn col_sums(team: &Team, x: &[f32], n: usize, w: usize, out: &mut [f3
         // SAFETY: chunk c owns columns c0..c1 of `out`.
         col_sums_range(x, n, w, c0, unsafe { std::slice::from_raw_parts_mut(po.get().add(c0), c1 - c0) })
     });
+}
+
+/// The capacities of this thread's product scratch (for the tests of `reserve`).
+#[cfg(test)]
+pub(crate) fn scratch_capacities() -> [usize; 3] {
+    let partial = PARTIAL.with(|c| c.borrow().capacity());
+    let (at, ct) = NT_BUFFERS.with(|c| {
+        let b = c.borrow();
+        (b.0.capacity(), b.1.capacity())
+    });
+    [partial, at, ct]
 }

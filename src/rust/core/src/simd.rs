@@ -32,6 +32,10 @@ macro_rules! dispatch {
             $body($($arg),*)
         }
 
+        /// `$name` compiled for AVX2/FMA.
+        ///
+        /// # Safety
+        /// The CPU has AVX2 and FMA (`has_avx2`); the body itself is safe code.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn $avx($($arg: $ty),*) -> $ret {

@@ -113,7 +113,20 @@ impl ModelParams {
             _ => {}
         }
         let likelihood = likelihood::by_name(&self.likelihood)?;
-        Ok(ModelSpec { n_genes: self.n_genes, n_classes: self.n_classes, encoder, latent_dim: self.latent_dim, decoder, likelihood })
+        // Sizes that overflow a machine word would describe more memory than exists.
+        if self.n_genes.checked_add(self.n_classes).is_none() || self.latent_dim.checked_add(self.n_classes).is_none() {
+            return Err(Error::size_overflow("the weights"));
+        }
+        let spec =
+            ModelSpec { n_genes: self.n_genes, n_classes: self.n_classes, encoder, latent_dim: self.latent_dim, decoder, likelihood };
+        let bytes = spec.blocks().iter().try_fold(0usize, |total, b| {
+            let values = b.n_in.checked_mul(b.n_out)?.checked_add(b.n_out)?;
+            total.checked_add(values.checked_mul(std::mem::size_of::<f32>())?)
+        });
+        if bytes.is_none() {
+            return Err(Error::size_overflow("the weights"));
+        }
+        Ok(spec)
     }
 }
 
@@ -326,6 +339,17 @@ mod tests {
         let mut p = params();
         p.decoder.clear();
         assert!(p.check().is_err());
+    }
+
+    #[test]
+    fn architectures_whose_sizes_overflow_are_out_of_memory() {
+        let huge = 1usize << 40;
+        let wide = ModelParams { encoder: vec![(huge, "relu".into())], latent_dim: huge, ..params() };
+        let e = wide.check().unwrap_err();
+        assert!(matches!(e, Error::OutOfMemory { bytes: u64::MAX, .. }), "{e:?}");
+        assert!(e.to_string().contains("memory"), "{e}");
+        let classes = ModelParams { n_classes: usize::MAX, ..params() };
+        assert!(matches!(classes.check(), Err(Error::OutOfMemory { .. })));
     }
 
     #[test]

@@ -14,14 +14,14 @@
 
 use rand::rngs::StdRng;
 
-use crate::buffers::resize;
+use crate::buffers::{elements, reserve, resize};
 use crate::data::Batch;
 use crate::error::Result;
-use crate::gradient::kernel_step;
+use crate::gradient::{self, kernel_step};
 use crate::likelihood::LossWork;
 use crate::network::{Acts, Network};
-use crate::optim::{update_slot, Opt};
-use crate::products::{col_sums, matmul};
+use crate::optim::{update_slot, Opt, OptimizerKind};
+use crate::products::{self, col_sums, matmul};
 use crate::spec::{ModelSpec, TrainSpec};
 use crate::team::Team;
 use crate::weights::DenseWeights;
@@ -40,9 +40,16 @@ pub(crate) struct Fused {
 }
 
 impl Fused {
-    pub fn new(spec: &ModelSpec, weights: &[DenseWeights]) -> Result<Self> {
+    /// A model in training from `weights` (taken over), with the state of `optimizer`
+    /// allocated.
+    pub fn new(spec: &ModelSpec, weights: Vec<DenseWeights>, optimizer: OptimizerKind) -> Result<Self> {
+        let mut net = Network::from_weights(spec, weights)?;
+        for blk in &mut net.layers {
+            blk.kernel.reserve_state(optimizer).map_err(|e| e.of_layer(&blk.name))?;
+            blk.bias.reserve_state(optimizer).map_err(|e| e.of_layer(&blk.name))?;
+        }
         Ok(Fused {
-            net: Network::new(spec, weights)?,
+            net,
             acts: Acts::default(),
             loss: LossWork::default(),
             d_mean: Vec::new(),
@@ -50,6 +57,42 @@ impl Fused {
             g1: Vec::new(),
             g2: Vec::new(),
         })
+    }
+
+    /// Gives every buffer of the step room for batches of up to `n` cells (see
+    /// `buffers`), so that a batch too large for memory is an error here and `step`
+    /// allocates nothing; to be called on the thread that runs the steps.
+    pub fn reserve(&mut self, n: usize) -> Result<()> {
+        let Fused { net, acts, loss, d_mean, d_log_var, g1, g2 } = self;
+        net.reserve(acts, n, true)?;
+        let spec = &net.spec;
+        loss.reserve(n, spec.n_genes, spec.likelihood.info())?;
+        const WHAT: &str = "the gradients of a batch";
+        let latent = elements(&[n, spec.latent_dim], WHAT)?;
+        reserve(d_mean, latent, WHAT)?;
+        reserve(d_log_var, latent, WHAT)?;
+        // The gradient flows back into the input of every dense layer but those that read
+        // the data (the first encoder layer, or the latent heads without encoder layers).
+        let m = spec.encoder.len();
+        let reads_data = |i: usize| if m == 0 { i < 2 } else { i == 0 };
+        let mut widest = 0;
+        for (i, blk) in net.layers.iter().enumerate().filter(|(_, b)| b.n_in > 0) {
+            if !reads_data(i) {
+                products::reserve(n, blk.n_out, blk.n_in, true)?;
+                widest = widest.max(blk.n_in);
+            }
+        }
+        let through = elements(&[n, widest], WHAT)?;
+        reserve(g1, through, WHAT)?;
+        reserve(g2, through, WHAT)?;
+        if !gradient::tiles_in_registers(n) {
+            // the kernels' gradients go through memory (gradient.rs)
+            for blk in net.layers.iter_mut().filter(|b| b.n_in > 0) {
+                let len = elements(&[blk.n_in, blk.n_out], "the gradient of the kernel").map_err(|e| e.of_layer(&blk.name))?;
+                reserve(&mut blk.kernel.grad, len, "the gradient of the kernel").map_err(|e| e.of_layer(&blk.name))?;
+            }
+        }
+        Ok(())
     }
 
     /// One minibatch: forward, loss, and (when `learn`) backward and an optimizer update.
@@ -191,5 +234,108 @@ impl Fused {
         }
         *g1 = gy;
         *g2 = gx;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::cpu::numeric_team;
+    use crate::data::{Dataset, DenseView, Layout, Scaling, Transform};
+    use crate::spec::{ModelParams, TrainParams};
+    use crate::weights::initial_weights;
+
+    /// Where each buffer of the step lives and how much room it has.
+    fn buffers(f: &Fused) -> Vec<(usize, usize)> {
+        fn of<T>(v: &Vec<T>) -> (usize, usize) {
+            (v.as_ptr() as usize, v.capacity())
+        }
+        let a = &f.acts;
+        let mut out: Vec<(usize, usize)> =
+            [&a.mean, &a.log_var, &a.eps, &a.sd, &a.dec_in, &a.logits, &f.d_mean, &f.d_log_var].into_iter().map(of).collect();
+        // g1 and g2 trade places in the backward pass
+        let (g1, g2) = (of(&f.g1), of(&f.g2));
+        out.extend([g1.min(g2), g1.max(g2)]);
+        out.extend(a.enc.iter().chain(&a.dec).flat_map(|act| [of(&act.a), of(&act.h)]));
+        out.extend(a.heads.iter().chain(&f.loss.d_heads).chain(&f.loss.d_genes).chain([&f.loss.d_logits]).map(of));
+        out.push(of(&f.loss.row_loss));
+        for blk in &f.net.layers {
+            out.extend([&blk.kernel, &blk.bias].into_iter().flat_map(|s| [of(&s.grad), of(&s.m1), of(&s.m2)]));
+        }
+        out.extend(products::scratch_capacities().map(|c| (0, c)));
+        out
+    }
+
+    /// After `reserve(n)`, steps of `n` cells or fewer allocate nothing: every buffer
+    /// keeps its place and its room. Batches on either side of `KERNELS_MAX_CELLS`,
+    /// long inner dimensions (split products), heads and per-gene parameters, a
+    /// conditional model, no encoder layers and no hidden decoder layer.
+    #[test]
+    fn reserve_leaves_nothing_for_the_step_to_allocate() {
+        let (n, g) = (100, 2000);
+        let mut s = 5u64;
+        let x: Vec<f64> = (0..n * g)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) % 7) as f64
+            })
+            .collect();
+        let labels: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
+        let view = DenseView::new(&x, n, g, Layout::CellsInColumns).unwrap();
+        // (likelihood, classes, encoder units, hidden decoder units, optimizer)
+        type Case<'a> = (&'a str, usize, &'a [usize], &'a [usize], &'a str);
+        let cases: [Case; 4] = [
+            ("bce", 0, &[16], &[24], "adam"),
+            ("zinb", 3, &[16, 8], &[8], "rmsprop"),
+            ("nb", 0, &[], &[32], "sgd"),
+            ("mse", 3, &[8], &[], "adagrad"),
+        ];
+        for (lik, k, enc, dec, opt) in cases {
+            let counts = lik == "nb" || lik == "zinb";
+            let transform = if counts { Transform::Counts { target_sum: 1e4 } } else { Transform::MinMax(Scaling::fit(view).unwrap()) };
+            let data = Dataset::new(view, transform, (k > 0).then(|| labels.clone()), k).unwrap();
+            let act = |&u: &usize| (u, "relu".to_string());
+            let mut decoder: Vec<(usize, String)> = dec.iter().map(act).collect();
+            decoder.push((g, "linear".into()));
+            let spec = ModelParams {
+                n_genes: g,
+                n_classes: k,
+                encoder: enc.iter().map(act).collect(),
+                latent_dim: 3,
+                decoder,
+                likelihood: lik.into(),
+            }
+            .check()
+            .unwrap();
+            for threads in [1, 2] {
+                let train = TrainParams {
+                    optimizer: opt.into(),
+                    learning_rate: None,
+                    regularization: 1.0,
+                    batch_size: n,
+                    seed: 1,
+                    threads,
+                    engine: "fused".into(),
+                }
+                .check()
+                .unwrap();
+                let mut rng = StdRng::seed_from_u64(1);
+                let mut f = Fused::new(&spec, initial_weights(&spec, &mut rng).unwrap(), train.optimizer).unwrap();
+                let team = numeric_team(threads).unwrap();
+                f.reserve(n).unwrap();
+                let before = buffers(&f);
+                let mut batch = Batch::default();
+                for cells in [n, 30, 64, 65, 1, n] {
+                    let idx: Vec<usize> = (0..cells).collect();
+                    data.gather(&idx, &mut batch).unwrap();
+                    for learn in [true, false] {
+                        f.step(&batch, &train, &mut rng, learn, &team);
+                        assert_eq!(buffers(&f), before, "{lik}, {threads} threads, {cells} cells");
+                    }
+                }
+            }
+        }
     }
 }

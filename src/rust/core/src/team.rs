@@ -49,6 +49,7 @@ impl<T> SendPtr<T> {
 // SAFETY: used only to hand disjoint parts of one buffer to the team's threads, which
 // all finish before `Team::run` returns and the buffer is used again.
 unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as for `Send`: threads sharing one reach only their own parts of the buffer.
 unsafe impl<T> Sync for SendPtr<T> {}
 
 /// How long an idle worker spins before it sleeps.
@@ -81,6 +82,7 @@ struct Shared {
 // generation is published and after every worker has left the region), and read by
 // workers only between those points.
 unsafe impl Sync for Shared {}
+// SAFETY: the rest is atomics and a mutex; `job` is used only as `Sync` explains.
 unsafe impl Send for Shared {}
 
 /// A counter on a cache line of its own.

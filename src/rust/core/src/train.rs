@@ -14,7 +14,7 @@ use crate::reference;
 use crate::spec::{Engine, ModelSpec, TrainSpec};
 use crate::step::Fused;
 use crate::team::Team;
-use crate::weights::{initial_weights, DenseWeights};
+use crate::weights::{copy_weights, initial_weights, DenseWeights};
 
 /// Mean loss and its parts over the cells of one pass.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,11 +76,13 @@ impl Trainer {
     pub fn new(model: &ModelSpec, train: TrainSpec, weights: Option<&[DenseWeights]>) -> Result<Self> {
         let mut rng = StdRng::seed_from_u64(train.seed);
         let w = match weights {
-            Some(w) => w.to_vec(),
-            None => initial_weights(model, &mut rng),
+            Some(w) => copy_weights(w)?,
+            None => initial_weights(model, &mut rng)?,
         };
         let state = match train.engine {
-            Engine::Fused => State::Fused { step: Box::new(Fused::new(model, &w)?), snapshot: None, team: numeric_team(train.threads)? },
+            Engine::Fused => {
+                State::Fused { step: Box::new(Fused::new(model, w, train.optimizer)?), snapshot: None, team: numeric_team(train.threads)? }
+            }
             Engine::Burn => State::Burn(Box::new(reference::Engine::new(model, &train, &w)?)),
         };
         Ok(Trainer { state, spec: train, model_spec: model.clone(), rng, epoch: 0, batch: Batch::default() })
@@ -131,6 +133,7 @@ impl Trainer {
         let n = data.n_cells();
         let order = self.permutation(n);
         let bs = self.spec.batch_size.min(n).max(1);
+        self.reserve(bs)?;
         let (batch, rng, spec, epoch) = (&mut self.batch, &mut self.rng, &self.spec, self.epoch);
         let check = |v: (f64, f64, f64)| if v.0.is_finite() { Ok(v) } else { Err(Error::Diverged { epoch: epoch + 1, value: v.0 }) };
         let mut sums = Sums::default();
@@ -170,6 +173,7 @@ impl Trainer {
         let n = data.n_cells();
         let cells: Vec<usize> = (0..n).collect();
         let bs = self.spec.batch_size.max(1);
+        self.reserve(bs.min(n))?;
         let (batch, rng, spec) = (&mut self.batch, &mut self.rng, &self.spec);
         let mut sums = Sums::default();
         let mut done = 0usize;
@@ -198,10 +202,20 @@ impl Trainer {
         Ok(Pass { stats: sums.mean(done.max(1)), cells: done, complete: done == n })
     }
 
+    /// Room in the step's buffers for batches of up to `cells` cells (the fused
+    /// engine; burn allocates its own), so that a batch too large for memory is an
+    /// error before the pass rather than an abort inside it.
+    fn reserve(&mut self, cells: usize) -> Result<()> {
+        match &mut self.state {
+            State::Fused { step, .. } => step.reserve(cells),
+            State::Burn(_) => Ok(()),
+        }
+    }
+
     /// The current weights.
     pub fn weights(&self) -> Result<Vec<DenseWeights>> {
         match &self.state {
-            State::Fused { step, .. } => Ok(step.net.weights()),
+            State::Fused { step, .. } => step.net.weights(),
             State::Burn(engine) => engine.weights(),
         }
     }
@@ -209,7 +223,11 @@ impl Trainer {
     /// Remember the current weights, e.g. as the best so far for early stopping.
     pub fn snapshot(&mut self) -> Result<()> {
         match &mut self.state {
-            State::Fused { step, snapshot, .. } => *snapshot = Some(step.net.weights()),
+            State::Fused { step, snapshot, .. } => {
+                // the old snapshot goes first: two of them need not fit at once
+                *snapshot = None;
+                *snapshot = Some(step.net.weights()?);
+            }
             State::Burn(engine) => engine.snapshot()?,
         }
         Ok(())
@@ -218,7 +236,7 @@ impl Trainer {
     /// The weights remembered by the last `snapshot()`, if any.
     pub fn snapshot_weights(&self) -> Result<Option<Vec<DenseWeights>>> {
         match &self.state {
-            State::Fused { snapshot, .. } => Ok(snapshot.clone()),
+            State::Fused { snapshot, .. } => snapshot.as_deref().map(copy_weights).transpose(),
             State::Burn(engine) => engine.snapshot_weights(),
         }
     }

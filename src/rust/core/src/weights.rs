@@ -4,6 +4,7 @@
 use rand::rngs::StdRng;
 use rand::RngExt;
 
+use crate::buffers::{copied, elements, from_fn, zeros};
 use crate::error::{Error, Result};
 use crate::spec::ModelSpec;
 
@@ -27,7 +28,7 @@ pub(crate) fn check_weights(spec: &ModelSpec, weights: &[DenseWeights]) -> Resul
     }
     for (b, w) in shapes.into_iter().zip(weights) {
         let (name, n_in, n_out) = (b.name, b.n_in, b.n_out);
-        if w.kernel.len() != n_in * n_out || w.bias.len() != n_out || w.n_in != n_in || w.n_out != n_out {
+        if Some(w.kernel.len()) != n_in.checked_mul(n_out) || w.bias.len() != n_out || w.n_in != n_in || w.n_out != n_out {
             return Err(Error::Weights(format!(
                 "layer '{name}' needs a {n_in} x {n_out} kernel and {n_out} biases, got a {} x {} kernel of {} values and {} biases",
                 w.n_in,
@@ -45,15 +46,31 @@ pub(crate) fn check_weights(spec: &ModelSpec, weights: &[DenseWeights]) -> Resul
 
 /// The weights of a new model: Glorot-uniform kernels and zero biases (keras's
 /// defaults), drawn from `rng` block by block in weight order, so that a seed fixes
-/// them. Per-gene parameters start at 0 (e.g. theta = 1).
-pub fn initial_weights(spec: &ModelSpec, rng: &mut StdRng) -> Vec<DenseWeights> {
+/// them. Per-gene parameters start at 0 (e.g. theta = 1). A model too large for the
+/// machine's memory is an `OutOfMemory` error.
+pub fn initial_weights(spec: &ModelSpec, rng: &mut StdRng) -> Result<Vec<DenseWeights>> {
     spec.blocks()
         .into_iter()
         .map(|b| {
             let (n_in, n_out) = (b.n_in, b.n_out);
             let limit = (6.0 / (n_in + n_out) as f64).sqrt() as f32;
-            let kernel = (0..n_in * n_out).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * limit).collect();
-            DenseWeights { name: b.name, n_in, n_out, kernel, bias: vec![0.0; n_out] }
+            let kernel = elements(&[n_in, n_out], "the kernel")
+                .and_then(|n| from_fn(n, "the kernel", |_| (rng.random::<f32>() * 2.0 - 1.0) * limit))
+                .map_err(|e| e.of_layer(&b.name))?;
+            let bias = zeros(n_out, "the biases").map_err(|e| e.of_layer(&b.name))?;
+            Ok(DenseWeights { name: b.name, n_in, n_out, kernel, bias })
+        })
+        .collect()
+}
+
+/// A copy of `weights`.
+pub(crate) fn copy_weights(weights: &[DenseWeights]) -> Result<Vec<DenseWeights>> {
+    weights
+        .iter()
+        .map(|w| {
+            let kernel = copied(&w.kernel, "a copy of the kernel").map_err(|e| e.of_layer(&w.name))?;
+            let bias = copied(&w.bias, "a copy of the biases").map_err(|e| e.of_layer(&w.name))?;
+            Ok(DenseWeights { name: w.name.clone(), n_in: w.n_in, n_out: w.n_out, kernel, bias })
         })
         .collect()
 }

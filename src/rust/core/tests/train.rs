@@ -279,3 +279,58 @@ fn sparse_and_dense_inputs_train_identically() {
         assert_eq!(run(sp.into()), run(de.into()), "{lik}");
     }
 }
+
+/// An architecture whose weights take about 3 EB: more than any address space, so that
+/// the first allocation fails on every machine without touching memory.
+fn exabyte_spec(g: usize) -> ModelSpec {
+    ModelParams {
+        n_genes: g,
+        n_classes: 0,
+        encoder: vec![(1 << 56, "relu".into())],
+        latent_dim: 2,
+        decoder: vec![(16, "relu".into()), (g, "sigmoid".into())],
+        likelihood: "bce".into(),
+    }
+    .check()
+    .unwrap()
+}
+
+#[test]
+fn models_too_large_for_memory_are_errors_not_aborts() {
+    let s = exabyte_spec(10);
+    for engine in ["fused", "burn"] {
+        let train = TrainSpec { engine: if engine == "fused" { Engine::Fused } else { Engine::Burn }, ..train_spec(1) };
+        match Trainer::new(&s, train, None) {
+            Err(Error::OutOfMemory { what, bytes }) => {
+                assert_eq!(what, "the kernel of layer 'encoder_1'", "{engine}");
+                assert_eq!(bytes, 10 << 58, "{engine}");
+            }
+            Err(e) => panic!("{engine}: {e}"),
+            Ok(_) => panic!("{engine}: a 3 EB model was built"),
+        }
+    }
+    let e = initial_weights(&s, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1)).unwrap_err().to_string();
+    assert!(e.starts_with("could not allocate 2.9 EB for the kernel of layer 'encoder_1'"), "{e}");
+    // A layer of a billion units over 20,000 genes (80 TB), as in the issue: refused by
+    // the system where it does not promise memory it does not have (Linux's default
+    // heuristic overcommit, mode 0, or mode 2). Under mode 1 the allocation would
+    // succeed and filling it would run out of memory, so it is not tried there.
+    let overcommit = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").unwrap_or_default();
+    if matches!(overcommit.trim(), "0" | "2") {
+        let big = ModelParams {
+            n_genes: 20_000,
+            n_classes: 0,
+            encoder: vec![(1_000_000_000, "relu".into())],
+            latent_dim: 2,
+            decoder: vec![(20_000, "sigmoid".into())],
+            likelihood: "bce".into(),
+        }
+        .check()
+        .unwrap();
+        let e = Trainer::new(&big, train_spec(1), None).err().expect("an 80 TB model was built");
+        assert!(matches!(e, Error::OutOfMemory { bytes: 80_000_000_000_000, .. }), "{e}");
+        assert!(e.to_string().contains("80 TB"), "{e}");
+    } else {
+        eprintln!("vm.overcommit_memory = {}: the 80 TB model is not tried", overcommit.trim());
+    }
+}

@@ -3,6 +3,7 @@
 
 use super::scaling::Scaling;
 use super::view::Source;
+use crate::buffers::{elements, from_fn, reserve};
 use crate::error::{Error, Result};
 
 /// What the model reads from a cell.
@@ -84,21 +85,26 @@ impl<'a> Dataset<'a> {
     /// `gather`, with the cells spread over `team`'s threads.
     pub fn gather_with(&self, cells: &[usize], batch: &mut Batch, team: Option<&crate::team::Team>) -> Result<()> {
         let (w, g, n) = (self.width(), self.n_genes(), cells.len());
+        const WHAT: &str = "a batch of cells";
         batch.n = n;
         // Every value of `input` (and of `counts`) is written below, row by row on the
         // threads, so the buffers are not zeroed here.
-        batch.input.resize(n * w, 0.0);
-        batch.condition = self.conditions(cells);
+        let len = elements(&[n, w], WHAT)?;
+        reserve(&mut batch.input, len, WHAT)?;
+        batch.input.resize(len, 0.0);
+        one_hot_into(cells.iter().map(|&c| self.labels.as_ref().map_or(0, |l| l[c])), n, self.n_classes, &mut batch.condition)?;
         let counts = matches!(self.transform, Transform::Counts { .. });
         let sparse = self.source.is_sparse();
         batch.log_library.clear();
         if counts {
-            batch.counts.resize(n * g, 0.0);
+            let len = elements(&[n, g], WHAT)?;
+            reserve(&mut batch.counts, len, WHAT)?;
+            batch.counts.resize(len, 0.0);
         } else {
             batch.counts.clear();
         }
         let zero: Vec<f32> = match &self.transform {
-            Transform::MinMax(scaling) if self.source.is_sparse() => (0..g).map(|j| scaling.apply(j, 0.0)).collect(),
+            Transform::MinMax(scaling) if self.source.is_sparse() => from_fn(g, WHAT, |j| scaling.apply(j, 0.0))?,
             _ => Vec::new(),
         };
         // one cell: its input row, and for counts its count row and log library size
@@ -160,6 +166,7 @@ impl<'a> Dataset<'a> {
             }
             Ok(())
         };
+        reserve(&mut batch.log_library, n, WHAT)?;
         batch.log_library.resize(n, 0.0);
         let (pi, pc, pl) = (batch.input.as_mut_ptr() as usize, batch.counts.as_mut_ptr() as usize, batch.log_library.as_mut_ptr() as usize);
         // the first error in cell order, whatever the thread count
@@ -204,18 +211,31 @@ impl<'a> Dataset<'a> {
     }
 
     /// The one-hot condition rows of `cells` (`cells.len() × n_classes`).
-    pub fn conditions(&self, cells: &[usize]) -> Vec<f32> {
-        one_hot(cells.iter().map(|&c| self.labels.as_ref().map_or(0, |l| l[c])), cells.len(), self.n_classes)
+    pub fn conditions(&self, cells: &[usize]) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        one_hot_into(cells.iter().map(|&c| self.labels.as_ref().map_or(0, |l| l[c])), cells.len(), self.n_classes, &mut out)?;
+        Ok(out)
     }
 }
 
 /// Row-major one-hot matrix of `n` codes over `k` classes (empty when `k == 0`).
-pub fn one_hot(codes: impl Iterator<Item = u32>, n: usize, k: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; n * k];
+pub fn one_hot(codes: impl Iterator<Item = u32>, n: usize, k: usize) -> Result<Vec<f32>> {
+    let mut out = Vec::new();
+    one_hot_into(codes, n, k, &mut out)?;
+    Ok(out)
+}
+
+/// `one_hot` into `out` (its allocation reused).
+fn one_hot_into(codes: impl Iterator<Item = u32>, n: usize, k: usize, out: &mut Vec<f32>) -> Result<()> {
+    const WHAT: &str = "the one-hot conditions";
+    let len = elements(&[n, k], WHAT)?;
+    out.clear();
+    reserve(out, len, WHAT)?;
+    out.resize(len, 0.0);
     if k > 0 {
         for (i, c) in codes.enumerate().take(n) {
             out[i * k + c as usize] = 1.0;
         }
     }
-    out
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! and target).
 
 use super::view::Source;
+use crate::buffers::{filled, from_fn, zeros};
 use crate::error::{Error, Result};
 
 /// Per-gene min-max scaling fitted on training cells: `(x - min) / (max - min)`,
@@ -21,7 +22,7 @@ impl Scaling {
         if min.iter().chain(&max).any(|v| !v.is_finite()) {
             return Err(Error::NonFinite { field: "minmax" });
         }
-        let inv_range = min.iter().zip(&max).map(|(&lo, &hi)| if hi > lo { 1.0 / (hi - lo) } else { 0.0 }).collect();
+        let inv_range = from_fn(min.len(), "the per-gene scaling", |j| if max[j] > min[j] { 1.0 / (max[j] - min[j]) } else { 0.0 })?;
         Ok(Scaling { min, max, inv_range })
     }
 
@@ -30,9 +31,10 @@ impl Scaling {
     pub fn fit<'a>(source: impl Into<Source<'a>>) -> Result<Self> {
         let source = source.into();
         let g = source.n_genes();
-        let mut min = vec![f64::INFINITY; g];
-        let mut max = vec![f64::NEG_INFINITY; g];
-        let mut stored = vec![0usize; g];
+        const WHAT: &str = "the per-gene scaling";
+        let mut min = filled(g, f64::INFINITY, WHAT)?;
+        let mut max = filled(g, f64::NEG_INFINITY, WHAT)?;
+        let mut stored = zeros::<usize>(g, WHAT)?;
         let mut finite = true;
         for c in 0..source.n_cells() {
             source.for_cell(c, |j, v| {

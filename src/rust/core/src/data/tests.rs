@@ -32,7 +32,7 @@ fn gather_appends_one_hot_labels() {
     let mut out = Batch::default();
     d.gather(&[0, 1], &mut out).unwrap();
     assert_eq!(out.input, vec![0.0, 0.0, 0.0, 1.0, 0.5, 0.0, 1.0, 0.0]);
-    assert_eq!(d.conditions(&[1, 2]), vec![1.0, 0.0, 0.0, 1.0]);
+    assert_eq!(d.conditions(&[1, 2]).unwrap(), vec![1.0, 0.0, 0.0, 1.0]);
 }
 
 #[test]

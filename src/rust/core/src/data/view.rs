@@ -28,8 +28,9 @@ pub struct DenseView<'a> {
 
 impl<'a> DenseView<'a> {
     pub fn new(values: &'a [f64], n_cells: usize, n_genes: usize, layout: Layout) -> Result<Self> {
-        if values.len() != n_cells * n_genes {
-            return Err(Error::LengthMismatch { field: "x", got: values.len(), expected: n_cells * n_genes });
+        match n_cells.checked_mul(n_genes) {
+            Some(len) if len == values.len() => {}
+            len => return Err(Error::LengthMismatch { field: "x", got: values.len(), expected: len.unwrap_or(usize::MAX) }),
         }
         Ok(DenseView { values, n_cells, n_genes, layout })
     }

@@ -101,18 +101,16 @@ pub(crate) fn best_shape(isa: Isa, rows: usize, cols: usize) -> Shape {
 /// length known only at run time would be a call to `memcpy` for each row of a tile.
 #[inline(always)]
 fn store_row(out: &mut [f32], part: &[f32], add: bool) {
-    let mut out_pieces = out.chunks_exact_mut(16);
-    let mut part_pieces = part.chunks_exact(16);
-    for (o, p) in (&mut out_pieces).zip(&mut part_pieces) {
-        let o: &mut [f32; 16] = o.try_into().unwrap();
-        let p: &[f32; 16] = p.try_into().unwrap();
+    let (out_pieces, out_rest) = out.as_chunks_mut::<16>();
+    let (part_pieces, part_rest) = part.as_chunks::<16>();
+    for (o, p) in out_pieces.iter_mut().zip(part_pieces) {
         if add {
             o.iter_mut().zip(p).for_each(|(o, &v)| *o += v);
         } else {
             *o = *p;
         }
     }
-    for (o, &v) in out_pieces.into_remainder().iter_mut().zip(part_pieces.remainder()) {
+    for (o, &v) in out_rest.iter_mut().zip(part_rest) {
         if add {
             *o += v
         } else {
@@ -136,6 +134,8 @@ pub(crate) trait Epilogue {
 /// Closures as epilogues, for the tests (the step's own epilogues are types).
 #[cfg(test)]
 impl<F: FnMut(usize, usize, usize, usize, &[f32], usize)> Epilogue for F {
+    /// # Safety
+    /// None needed: the closure is safe code.
     #[inline(always)]
     unsafe fn tile(&mut self, i0: usize, rows: usize, j0: usize, w: usize, t: &[f32], ldt: usize) {
         self(i0, rows, j0, w, t, ldt)
@@ -151,6 +151,9 @@ struct Store {
 }
 
 impl Epilogue for Store {
+    /// # Safety
+    /// `c` is writable over the tile's rows and columns at `ldc` values per row (as
+    /// `nn`'s and `nt_rows`' callers promise), and no other thread writes there.
     #[inline(always)]
     unsafe fn tile(&mut self, i0: usize, rows: usize, j0: usize, w: usize, t: &[f32], ldt: usize) {
         for r in 0..rows {
@@ -185,7 +188,8 @@ macro_rules! isa_tiles {
     ($name:ident, $feat:literal, $lanes:expr, $zero:ident, $load:ident, $store:ident, $set1:ident, $fmadd:ident) => {
         /// Hands every tile of the product to `epi`.
         ///
-        /// SAFETY: the CPU has the features; `p` describes readable matrices.
+        /// # Safety
+        /// The CPU has the features; `p` describes readable matrices.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $feat)]
         unsafe fn $name<const MR: usize, const NV: usize, E: Epilogue>(p: Tiles, epi: &mut E) {

@@ -64,12 +64,14 @@ fn products_match_a_reference_on_every_instruction_set_and_edge() {
             // C = A B, into a wider C (ldc > n) whose extra columns must survive
             let ldc = n + 3;
             let mut c = vec![7.0f32; m * ldc];
+            // SAFETY: `isa` is the CPU's; a, b and c hold m x k, k x n and m x ldc values.
             unsafe { nn(isa, best_shape(isa, m, n), m, k, n, a.as_ptr(), k, b.as_ptr(), n, c.as_mut_ptr(), ldc, false) };
             let got: Vec<f32> = (0..m).flat_map(|i| c[i * ldc..i * ldc + n].to_vec()).collect();
             assert_close(&got, &want, k, &format!("{isa:?} nn {m}x{k}x{n}"));
             assert!((0..m).all(|i| c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == 7.0)), "{isa:?}: wrote past n");
             // C += A B
             let mut c2 = vec![1.0f32; m * n];
+            // SAFETY: as above, c2 holding m x n values.
             unsafe { nn(isa, Shape::Narrow, m, k, n, a.as_ptr(), k, b.as_ptr(), n, c2.as_mut_ptr(), n, true) };
             let want2: Vec<f64> = want.iter().map(|v| v + 1.0).collect();
             assert_close(&c2, &want2, k, &format!("{isa:?} nn+= {m}x{k}x{n}"));
@@ -81,8 +83,10 @@ fn products_match_a_reference_on_every_instruction_set_and_edge() {
             let nr = tile(isa, Shape::Narrow).1;
             let mp = m.div_ceil(nr) * nr;
             let mut at = vec![f32::NAN; k * mp];
+            // SAFETY: a holds m rows of k values, at k x mp values.
             unsafe { pack_transposed(m, mp, 0, k, a.as_ptr(), k, at.as_mut_ptr()) };
             let mut ct = vec![0.0f32; n * mp];
+            // SAFETY: `isa` is the CPU's; w holds n x k values, at k x mp, ct n x mp.
             unsafe { nt_rows(isa, n, k, mp, w.as_ptr(), k, at.as_ptr(), ct.as_mut_ptr()) };
             let got_t: Vec<f32> = (0..m).flat_map(|r| (0..n).map(|i| ct[i * mp + r]).collect::<Vec<_>>()).collect();
             assert_close(&got_t, &want_t, k, &format!("{isa:?} nt {m}x{k}x{n}"));
@@ -94,6 +98,8 @@ fn products_match_a_reference_on_every_instruction_set_and_edge() {
             let mut seen = vec![0u8; m * n];
             let shape = best_shape(isa, m, n);
             let nr = tile(isa, shape).1;
+            // SAFETY: `isa` is the CPU's; x holds k x m values and b k x n; the epilogue
+            // is safe code.
             unsafe {
                 gradient_tiles(isa, shape, m, k, n, x.as_ptr(), m, b.as_ptr(), n, &mut |i0, rows, j0, wd, t: &[f32], ldt| {
                     assert_eq!(ldt, nr, "{isa:?}: tiles as wide as `tile` says");
@@ -117,12 +123,14 @@ fn results_do_not_depend_on_how_the_work_is_cut() {
         let (m, k, n) = (40, 700, 150);
         let (a, b) = (values(m * k, 5), values(k * n, 6));
         let mut whole = vec![0.0f32; m * n];
+        // SAFETY: `isa` is the CPU's; a, b and whole hold m x k, k x n and m x n values.
         unsafe { nn(isa, Shape::Wide, m, k, n, a.as_ptr(), k, b.as_ptr(), n, whole.as_mut_ptr(), n, false) };
         // cut into blocks of rows and columns as threads share the work, and in
         // tiles of the other shape
         let mut parts = vec![0.0f32; m * n];
         for (r0, r1) in [(0, 24), (24, 40)] {
             for (c0, c1) in [(0, 48), (48, 96), (96, 150)] {
+                // SAFETY: the block (rows r0..r1, columns c0..c1) lies inside a, b and parts.
                 unsafe {
                     nn(
                         isa,

@@ -3,8 +3,8 @@
 
 use rand::rngs::StdRng;
 
-use super::{Family, GeneCache, Outputs, Row, RowGrad, MAX_GENE_PARAMS, MAX_HEADS};
-use crate::buffers::resize;
+use super::{Family, GeneCache, Info, Outputs, Row, RowGrad, MAX_GENE_PARAMS, MAX_HEADS};
+use crate::buffers::{elements, reserve, resize, zeros};
 use crate::data::Batch;
 use crate::error::{Error, Result};
 use crate::team::{SendPtr, Team, SPLIT_MIN_VALUES};
@@ -71,22 +71,42 @@ pub struct LossWork {
     genes: GeneCache,
 }
 
-/// The family's per-gene values in `cache`: computed when missing, or always when
-/// `fresh` (the parameters change at every training step).
-fn gene_values<'c, F: Family>(f: &F, team: &Team, params: &[&[f32]], cache: &'c mut GeneCache, fresh: bool) -> &'c F::Genes {
-    let have = cache.as_ref().is_some_and(|c| c.is::<F::Genes>());
-    if !have {
-        *cache = Some(Box::new(F::Genes::default()));
-    }
-    match cache.as_mut().and_then(|c| c.downcast_mut::<F::Genes>()) {
-        Some(genes) => {
-            if fresh || !have {
-                f.prepare(team, params, genes);
-            }
-            genes
+impl LossWork {
+    /// Gives the gradients of `info`'s family room for batches of up to `n` cells over
+    /// `g` genes, so that `batch_loss` allocates nothing for them.
+    pub(crate) fn reserve(&mut self, n: usize, g: usize, info: Info) -> Result<()> {
+        const WHAT: &str = "the loss gradients of a batch";
+        let (nh, nq) = (info.heads.len(), info.gene_params.len());
+        let values = elements(&[n, g], WHAT)?;
+        let sums = elements(&[n.div_ceil(SUM_ROWS), g], WHAT)?;
+        reserve(&mut self.row_loss, n, WHAT)?;
+        reserve(&mut self.d_logits, values, WHAT)?;
+        self.d_heads.resize_with(nh, Vec::new);
+        self.d_genes.resize_with(nq, Vec::new);
+        for d in self.d_heads.iter_mut().chain(self.d_genes.iter_mut()) {
+            reserve(d, values, WHAT)?;
         }
-        None => unreachable!("the cache holds this family's values"),
+        self.sum_heads.resize_with(nh, BlockSums::default);
+        self.sum_genes.resize_with(nq, BlockSums::default);
+        for s in std::iter::once(&mut self.sum_logits).chain(self.sum_heads.iter_mut()).chain(self.sum_genes.iter_mut()) {
+            reserve(&mut s.part, sums, WHAT)?;
+        }
+        Ok(())
     }
+}
+
+/// The family's per-gene values, taken out of `cache` (the caller puts them back):
+/// computed when missing, or always when `fresh` (the parameters change at every
+/// training step).
+fn take_gene_values<F: Family>(f: &F, team: &Team, params: &[&[f32]], cache: &mut GeneCache, fresh: bool) -> Box<F::Genes> {
+    let (mut genes, new) = match cache.take().map(|c| c.downcast::<F::Genes>()) {
+        Some(Ok(genes)) => (genes, false),
+        _ => (Box::<F::Genes>::default(), true),
+    };
+    if fresh || new {
+        f.prepare(team, params, &mut genes);
+    }
+    genes
 }
 
 /// Calls `f(first_row, rows_a, rows_b)` on blocks of whole rows of two row-major buffers
@@ -143,7 +163,8 @@ pub(super) fn batch_loss<F: Family>(f: &F, team: &Team, out: &Outputs<'_>, batch
     w.d_heads.iter_mut().chain(w.d_genes.iter_mut()).for_each(|d| resize(d, n * g));
     w.sum_heads.resize_with(nh, BlockSums::default);
     w.sum_genes.resize_with(nq, BlockSums::default);
-    let genes = gene_values(f, team, params, &mut w.genes, true);
+    let taken = take_gene_values(f, team, params, &mut w.genes, true);
+    let genes: &F::Genes = &taken;
     // block sums of the gradients this family has (the others stay unallocated)
     let s_logits = w.sum_logits.prepare(n, g);
     let s_heads: [SendPtr; MAX_HEADS] =
@@ -179,6 +200,7 @@ pub(super) fn batch_loss<F: Family>(f: &F, team: &Team, out: &Outputs<'_>, batch
             }
         }
     });
+    w.genes = Some(taken);
     w.row_loss.iter().sum::<f64>() / n as f64
 }
 
@@ -198,9 +220,26 @@ pub(super) fn generate<F: Family>(
     if info.counts && log_library.len() != n {
         return Err(Error::LengthMismatch { field: "library sizes", got: log_library.len(), expected: n });
     }
-    let genes = gene_values(f, team, params, cache, false);
+    let mut values = zeros::<f64>(g, "a generated cell")?;
+    let genes = take_gene_values(f, team, params, cache, false);
+    let result = rows_generated(f, out, &genes, log_library, rng, sink, &mut values);
+    *cache = Some(genes);
+    result
+}
+
+/// `generate`'s loop over the rows of `out`, with the per-gene values `genes`.
+fn rows_generated<F: Family>(
+    f: &F,
+    out: &Outputs<'_>,
+    genes: &F::Genes,
+    log_library: &[f64],
+    rng: &mut StdRng,
+    sink: &mut dyn FnMut(usize, &[f64]) -> Result<()>,
+    values: &mut [f64],
+) -> Result<()> {
+    let (n, g) = (out.n, out.n_genes);
+    let info = F::INFO;
     let mut scratch = F::Scratch::default();
-    let mut values = vec![0.0f64; g];
     for r in 0..n {
         let row = Row {
             logits: &out.logits[r * g..(r + 1) * g],
@@ -211,8 +250,8 @@ pub(super) fn generate<F: Family>(
             activation: out.activation,
             scale: 1.0,
         };
-        f.generate(&row, genes, &mut scratch, rng, &mut values);
-        sink(r, &values)?;
+        f.generate(&row, genes, &mut scratch, rng, values);
+        sink(r, values)?;
     }
     Ok(())
 }

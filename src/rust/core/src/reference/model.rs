@@ -4,6 +4,7 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
+use crate::buffers::copied;
 use crate::error::{Error, Result};
 use crate::spec::{ModelSpec, Role};
 use crate::weights::{check_weights, DenseWeights};
@@ -42,14 +43,16 @@ impl<B: Backend> Vae<B> {
         let (mut encoder, mut decoder, mut heads, mut genes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut z_mean, mut z_log_var) = (None, None);
         for (b, w) in spec.blocks().into_iter().zip(weights) {
-            let layer = || dense::<B>(w.kernel.clone(), w.bias.clone(), b.n_in, b.n_out, device);
+            let kernel = copied(&w.kernel, "a copy of the kernel").map_err(|e| e.of_layer(&b.name))?;
+            let bias = copied(&w.bias, "a copy of the biases").map_err(|e| e.of_layer(&b.name))?;
+            let layer = |kernel, bias| dense::<B>(kernel, bias, b.n_in, b.n_out, device);
             match b.role {
-                Role::Encoder => encoder.push(layer()),
-                Role::Mean => z_mean = Some(layer()),
-                Role::LogVar => z_log_var = Some(layer()),
-                Role::Decoder | Role::Output => decoder.push(layer()),
-                Role::Head => heads.push(layer()),
-                Role::Gene => genes.push(Param::from_tensor(Tensor::from_data(TensorData::new(w.bias.clone(), [b.n_out]), device))),
+                Role::Encoder => encoder.push(layer(kernel, bias)),
+                Role::Mean => z_mean = Some(layer(kernel, bias)),
+                Role::LogVar => z_log_var = Some(layer(kernel, bias)),
+                Role::Decoder | Role::Output => decoder.push(layer(kernel, bias)),
+                Role::Head => heads.push(layer(kernel, bias)),
+                Role::Gene => genes.push(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [b.n_out]), device))),
             }
         }
         match (z_mean, z_log_var) {
