@@ -88,7 +88,10 @@ odd_values <- list(0, 1, 2, 5, -1, -0.5, 0.5, 1.5, NA, NA_integer_, NA_character
                    list(1), integer(0), character(0), factor("a"), matrix(1, 1, 1),
                    as.Date("2020-01-01"), 3 + 0i)
 
-rand_count <- function(valid) if (maybe(0.8)) pick(valid) else pick(odd_values)
+# Half of the calls are "strict": every argument drawn from its valid values, so that
+# training, generation and plotting run (and can crash) rather than stop at a check.
+strict <- FALSE
+rand_count <- function(valid) if (strict || maybe(0.8)) pick(valid) else pick(odd_values)
 
 rand_values <- function(n, g) {
     kind <- pick(c("pois", "pois", "rexp", "big", "zero", "binary"))
@@ -153,11 +156,14 @@ corrupt_sparse <- function(s) {
 }
 
 # A cells x genes input (VAExprs's orientation), as one of the classes users hold.
-rand_matrix <- function(n = pick(c(0, 1, 3, 20, 60, 60)), g = pick(c(0, 1, 5, 20, 20))) {
+rand_matrix <- function(n = if (strict) pick(c(3, 20, 60, 60)) else pick(c(0, 1, 3, 20, 60, 60)),
+                        g = if (strict) pick(c(2, 5, 20, 20)) else pick(c(0, 1, 5, 20, 20))) {
     m <- rand_values(n, g)
+    if (strict) m[, 1] <- m[, 1] + 1  # no cell without counts
     if (maybe(0.7) && length(m)) dimnames(m) <- list(paste0("c", seq_len(n)), paste0("g", seq_len(g)))
-    if (maybe(0.2)) m <- corrupt_dense(m)
-    form <- pick(c("dense", "dense", "dense", "dgC", "dgC", "dgT", "dgR", "delayed", "corrupt_sparse", "list", "vector"))
+    if (!strict && maybe(0.2)) m <- corrupt_dense(m)
+    forms <- c("dense", "dense", "dense", "dgC", "dgC", "dgT", "dgR", "delayed")
+    form <- pick(if (strict) forms else c(forms, "corrupt_sparse", "list", "vector"))
     if (!is.matrix(m) || !is.numeric(m)) return(m)
     switch(form,
            dense = m,
@@ -171,9 +177,10 @@ rand_matrix <- function(n = pick(c(0, 1, 3, 20, 60, 60)), g = pick(c(0, 1, 5, 20
 }
 
 rand_labels <- function(n) {
-    if (maybe(0.15)) return(pick(odd_values))
-    len <- if (maybe(0.8)) n else max(0, n + pick(c(-1, 1, 5)))
+    if (!strict && maybe(0.15)) return(pick(odd_values))
+    len <- if (strict || maybe(0.8)) n else max(0, n + pick(c(-1, 1, 5)))
     y <- sample(pick(list(c("a", "b", "c"), c("a", "b"), "a", c(1, 2), c(TRUE, FALSE))), len, replace = TRUE)
+    if (strict) return(if (maybe(0.3)) factor(y) else y)
     if (maybe(0.15) && len) y[1] <- NA
     if (maybe(0.1) && len && is.character(y)) y[1] <- ""
     if (maybe(0.2)) y <- factor(y)
@@ -190,7 +197,7 @@ rand_sce <- function(n = pick(c(1, 3, 20, 60)), g = pick(c(1, 5, 20))) {
         y <- rand_labels(n)
         if (is.atomic(y) && length(y) >= n) SummarizedExperiment::colData(sce)$type <- y[seq_len(n)]
     }
-    if (maybe(0.1)) SummarizedExperiment::assayNames(sce) <- "other"
+    if (!strict && maybe(0.1)) SummarizedExperiment::assayNames(sce) <- "other"
     sce
 }
 
@@ -230,7 +237,7 @@ rand_callbacks <- function() {
 # type, a different class, weights of the wrong size.
 rand_fit <- function() {
     f <- pick(fx$fits)
-    if (!maybe(0.5)) return(f)
+    if (strict || !maybe(0.5)) return(f)
     what <- pick(c("drop_top", "field", "class", "weights", "spec", "prep", "list"))
     switch(what,
            drop_top = { f[[pick(names(f))]] <- NULL; f },
@@ -271,24 +278,31 @@ fuzz_fit_vae <- function() {
     n <- tryCatch(NROW(x), error = function(e) 10L)
     g <- tryCatch(NCOL(x), error = function(e) 5L)
     args <- c(data, list(epochs = rand_count(list(1L, 2L, 3L)), batch_size = rand_count(list(4L, 16L, 1000L)),
-                         verbose = if (maybe(0.1)) pick(odd_values) else FALSE))
+                         verbose = if (!strict && maybe(0.1)) pick(odd_values) else FALSE))
     optional <- list(
         y_train = if (!use_object) rand_labels(n),
         labels = if (use_object) pick(list("type", "nope", rand_labels(n))),
         assay.type = if (use_object) pick(list("counts", "other", "nope", 1)),
         x_val = rand_matrix(pick(c(0, 3, 10)), pick(c(g, g, g + 1))),
         y_val = rand_labels(10),
-        likelihood = pick(list("bce", "mse", "nb", "zinb", "poisson", "zip", "foo", NA, c("nb", "bce"))),
-        latent_dim = rand_count(list(1L, 2L, 10L, 1e7)),
-        regularization = rand_count(list(0, 1, 2, 1e300)),
+        likelihood = pick(c(list("bce", "mse", "nb", "zinb", "poisson", "zip"), if (!strict) list("foo", NA, c("nb", "bce")))),
+        latent_dim = rand_count(c(list(1L, 2L, 10L), if (!strict) list(1e7))),
+        regularization = rand_count(c(list(0, 1, 2), if (!strict) list(1e300))),
         validation_split = rand_count(list(0, 0.2, 0.5)),
         optimizer = rand_optimizer(),
         callbacks = rand_callbacks(),
         seed = rand_count(list(1L, 42L, 2^40)),
         kl_warmup = rand_count(list(0L, 1L, 5L)),
         num.threads = rand_count(list(1L, 2L)),
-        use_generator = pick(list(FALSE, TRUE, NA)))
-    args <- c(args, Filter(Negate(is.null), some(optional, 0.25)))
+        use_generator = pick(list(FALSE, TRUE, if (!strict) NA)))
+    if (strict) {
+        optional <- optional[c("y_train", "likelihood", "latent_dim", "regularization", "validation_split",
+                               "seed", "kl_warmup", "num.threads")]
+        optional$optimizer <- pick(list("adam", "sgd", "rmsprop", "adagrad", quote(optimizer_adam(0.01))))
+        optional$callbacks <- pick(list(NULL, quote(callback_early_stopping(monitor = "loss", patience = 1L)),
+                                        quote(callback_reduce_lr_on_plateau(monitor = "loss", patience = 1L))))
+    }
+    args <- c(args, Filter(Negate(is.null), some(optional, if (strict) 0.4 else 0.25)))
     if (maybe(0.3)) {
         l <- rand_layers(g)
         args$encoder_layers <- l$enc
@@ -345,6 +359,7 @@ fuzz_small <- function() {
 }
 
 random_call <- function() {
+    strict <<- maybe(0.5)
     f <- pick(list(fuzz_fit_vae, fuzz_fit_vae, fuzz_fit_vae, fuzz_gen_exprs, fuzz_gen_exprs,
                    fuzz_assess, fuzz_small, fuzz_small))
     tryCatch(suppressMessages(f()), error = function(e) mk("likelihoods", list()))  # a generator slip: a harmless call
