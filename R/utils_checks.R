@@ -101,6 +101,11 @@
         return(invisible(x))  # other sparse classes: not indexed by these slots
     }
     if (has("x") && length(x@x) != nnz) bad("its {.code @x} has a different length than its indices")
+    dn <- x@Dimnames
+    if (!is.list(dn) || length(dn) != 2L ||
+        !all(vapply(1:2, function(k) is.null(dn[[k]]) || length(dn[[k]]) == d[k], logical(1)))) {
+        bad("its {.code @Dimnames} do not match its dimensions")
+    }
     invisible(x)
 }
 

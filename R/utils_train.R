@@ -212,13 +212,14 @@
 
 # Memory a fit needs, checked before the core allocates it: per parameter the weights,
 # gradient and two optimizer moments (float), a snapshot when the best weights are
-# kept, and the weights handed back to R (double); per cell of a minibatch the
-# activations and their gradients. The argument named is the one whose size dominates.
+# kept, and the weights handed back to R (double, built in the core then copied into
+# R: twice); per cell of a minibatch the activations and their gradients. The
+# argument named is the one whose size dominates.
 .check_fit_memory <- function(spec, batch_size, n_cells, data_arg, restore, call) {
     b <- .blocks(spec)
     params <- sum(b$n_in * b$n_out + b$n_out)
     batch <- min(batch_size, n_cells)
-    bytes <- params * (4 * 4 + if (restore) 4 else 0) + params * 8 +
+    bytes <- params * (4 * 4 + if (restore) 4 else 0) + params * 8 * 2 +
         batch * sum(b$n_out) * 4 * 4
     enc <- max(spec$encoder_units, 0)
     dec <- max(utils::head(spec$decoder_units, -1L), 0)

@@ -51,6 +51,7 @@ local({
         list(quote(fit_with(x_train = bad_sparse(function(m) { m@x <- m@x[-1]; m }))), "x_train"),
         list(quote(fit_with(x_train = bad_sparse(function(m) { m@i[1:2] <- m@i[2:1]; m }))), "x_train"),
         list(quote(fit_with(x_val = bad_sparse(function(m) { m@i[5] <- 100000L; m }))), "x_val"),
+        list(quote(fit_with(x_train = bad_sparse(function(m) { m@Dimnames <- list(letters[1:2], NULL); m }))), "x_train"),
         list(quote(fit_with(y_train = lab[-1])), "y_train"),
         list(quote(fit_with(y_train = replace(lab, 3, NA))), "y_train"),
         list(quote(fit_with(y_train = replace(lab, 3, ""))), "y_train"),
