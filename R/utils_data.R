@@ -166,7 +166,8 @@
         scan <- if (.is_delayed(x)) .scan_cells(x, "object", FALSE, call)
     }
     list(x_train = x, y_train = y, genes = rownames(x), normalization = normalization,
-         library_size = lib, scan = scan, assay.type = assay.type)
+         library_size = lib, scan = scan, assay.type = assay.type,
+         label_column = if (is.character(labels) && length(labels) == 1L && ncol(object) != 1L) labels)
 }
 
 # VAExprs's x_train (cells x genes), turned into genes x cells (see the top of this file).

@@ -1,0 +1,145 @@
+#' Latent codes of cells under a fitted model
+#'
+#' The encoder of a [fit_vae()] model applied to cells: the training cells
+#' (`newdata = NULL`, the codes [gen_exprs()] draws around) or new ones, for
+#' plots, clustering or neighbour searches in the model's latent space.
+#'
+#' New cells are read as the training cells were: a matrix has cells in rows
+#' and genes in columns (as `x_train`), a SingleCellExperiment genes in rows;
+#' genes are matched by name (every gene of the model must be there, extra
+#' genes are dropped), and a `"counts"` assay is log-normalised first when the
+#' model was fitted that way (scaled likelihoods). A conditional model needs
+#' each cell's label: `labels`, or the colData column the model was fitted
+#' with.
+#'
+#' @param fit The result of [fit_vae()].
+#' @param newdata `NULL` (the training cells), a numeric matrix (cells x
+#'   genes, with gene names as column names) or a SingleCellExperiment /
+#'   SummarizedExperiment (genes x cells).
+#' @param labels For a conditional model and new cells: one label per cell,
+#'   or the name of a colData column of `newdata` (default: the column the
+#'   model was fitted with, when it has one).
+#' @param samples `FALSE` for the posterior means; `TRUE` for one draw from
+#'   each cell's posterior q(z|x) (R's random number generator).
+#' @param assay.type For a SingleCellExperiment: the assay to read (default:
+#'   the one the model was fitted on, else `"counts"`).
+#' @param name With a SingleCellExperiment `newdata`: when a string, the SCE is
+#'   returned with the codes as `reducedDim(newdata, name)` instead of the
+#'   matrix.
+#' @return A cells x latent matrix (`latent 1`, `latent 2`, ...), rows named
+#'   by cell; or the SingleCellExperiment with the codes as a reducedDim.
+#' @seealso [gen_exprs()], whose `latent_vector` are `encode(fit)`.
+#' @examples
+#' set.seed(1)
+#' x <- matrix(rpois(80 * 30, 3), 80, 30,
+#'             dimnames = list(NULL, paste0("gene", 1:30)))
+#' fit <- fit_vae(x_train = x[1:60, ], likelihood = "nb", epochs = 5,
+#'                batch_size = 16, verbose = FALSE)
+#' head(encode(fit))             # the training cells
+#' encode(fit, x[61:80, ])       # new cells
+#' @export
+encode <- function(fit, newdata = NULL, labels = NULL, samples = FALSE, assay.type = NULL,
+                   name = NULL) {
+    call <- rlang::current_env()
+    .check_fit(fit, "fit")
+    samples <- .check_flag(samples, "samples")
+    spec <- fit$model$spec
+    prep <- .upgrade_preprocessing(fit$preprocessing)
+    sce <- NULL
+    if (is.null(newdata)) {
+        if (!is.null(labels)) .abort("{.arg labels} is for {.arg newdata}; the training cells have theirs.")
+        if (!is.null(name)) .abort("{.arg name} needs a SingleCellExperiment as {.arg newdata}.")
+        x <- prep$x_train
+        codes <- if (spec$n_classes) as.integer(prep$y_train)
+    } else {
+        nd <- .encode_input(newdata, prep, assay.type, call)
+        x <- nd$x
+        if (!is.null(name)) {
+            if (!methods::is(newdata, "SingleCellExperiment")) {
+                .abort("{.arg name} needs a SingleCellExperiment as {.arg newdata}.")
+            }
+            if (!is.character(name) || length(name) != 1L || is.na(name) || !nzchar(name)) {
+                .abort("{.arg name} must be a single non-empty string.")
+            }
+            sce <- newdata
+        }
+        codes <- .encode_codes(spec, labels, newdata, prep, ncol(x), call)
+    }
+    handle <- .eg_model_new(fit$model, fit$params$num.threads %||% 1L)
+    enc <- .encode_cells(handle, list(x_train = x, transform = prep$transform), codes)
+    z <- enc$mean
+    if (samples) z <- z + exp(0.5 * enc$log_var) * matrix(stats::rnorm(length(z)), nrow(z))
+    dimnames(z) <- list(colnames(x), paste("latent", seq_len(spec$latent_dim)))
+    if (is.null(sce)) return(z)
+    SingleCellExperiment::reducedDim(sce, name) <- z
+    sce
+}
+
+# New cells as genes x cells in the model's gene order, prepared as the training
+# cells were.
+.encode_input <- function(newdata, prep, assay.type, call) {
+    if (methods::is(newdata, "SummarizedExperiment")) {
+        an <- SummarizedExperiment::assayNames(newdata)
+        assay.type <- assay.type %||% prep$assay.type %||% "counts"
+        if (!is.character(assay.type) || length(assay.type) != 1L || !assay.type %in% an) {
+            .abort(c("{.arg assay.type} must name an assay of {.arg newdata}.", i = "Assays: {.val {an}}."), call = call)
+        }
+        x <- .as_expression(SummarizedExperiment::assay(newdata, assay.type), "newdata", call,
+                            counts = identical(prep$transform$type, "counts"))
+        genes <- rownames(newdata)
+        if (identical(prep$normalization, "logNormCounts")) {
+            se <- SummarizedExperiment::SummarizedExperiment(list(counts = x))
+            if (any(Matrix::colSums(x) <= 0)) .abort("{.arg newdata} has cells without any counts.", call = call)
+            x <- SummarizedExperiment::assay(scuttle::logNormCounts(se), "logcounts")
+        }
+        cells <- colnames(newdata)
+    } else {
+        if (!is.null(assay.type)) .abort("{.arg assay.type} is for a SingleCellExperiment {.arg newdata}.", call = call)
+        x <- .as_expression(newdata, "newdata", call, counts = identical(prep$transform$type, "counts"))
+        genes <- colnames(x)
+        cells <- rownames(x)
+        x <- .genes_by_cells(x)
+    }
+    if (ncol(x) == 0L) .abort("{.arg newdata} has no cells.", call = call)
+    if (is.null(genes)) {
+        if (nrow(x) != length(prep$genes)) {
+            .abort("{.arg newdata} has {nrow(x)} genes without names; the model has {length(prep$genes)}.", call = call)
+        }
+        genes <- prep$genes
+    }
+    idx <- match(prep$genes, genes)
+    if (anyNA(idx)) {
+        miss <- prep$genes[is.na(idx)]
+        .abort(c("{.arg newdata} lacks {length(miss)} of the model's {length(prep$genes)} genes.",
+                 x = "Missing: {.val {utils::head(miss, 5)}}{if (length(miss) > 5) ', ...'}."), call = call)
+    }
+    x <- x[idx, , drop = FALSE]
+    dimnames(x) <- list(prep$genes, cells %||% paste0("cell", seq_len(ncol(x))))
+    if (.is_delayed(x)) return(list(x = x))
+    if (methods::is(x, "sparseMatrix")) x <- methods::as(methods::as(x, "CsparseMatrix"), "generalMatrix")
+    list(x = x)
+}
+
+# Condition codes of new cells for a conditional model (NULL for a plain VAE).
+.encode_codes <- function(spec, labels, newdata, prep, n, call) {
+    if (!spec$n_classes) {
+        if (!is.null(labels)) .abort("{.arg labels} is for a conditional model; this one has none.", call = call)
+        return(NULL)
+    }
+    if (is.null(labels) || (is.character(labels) && length(labels) == 1L && n != 1L)) {
+        column <- labels %||% prep$label_column
+        if (is.null(column) || !methods::is(newdata, "SummarizedExperiment") ||
+            !column %in% colnames(SummarizedExperiment::colData(newdata))) {
+            .abort(c("{.arg labels} is needed: the model is conditional on labels ({.val {spec$classes}}).",
+                     i = "Give one label per cell, or the name of a colData column of {.arg newdata}."), call = call)
+        }
+        labels <- SummarizedExperiment::colData(newdata)[[column]]
+    }
+    y <- .as_labels(labels, n, "labels", call)
+    unknown <- setdiff(levels(y), spec$classes)
+    if (length(unknown)) {
+        .abort(c("{.arg labels} has classes the model was not fitted with: {.val {unknown}}.",
+                 i = "Classes: {.val {spec$classes}}."), call = call)
+    }
+    match(as.character(y), spec$classes)
+}
