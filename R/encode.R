@@ -143,3 +143,92 @@ encode <- function(fit, newdata = NULL, labels = NULL, samples = FALSE, assay.ty
     }
     match(as.character(y), spec$classes)
 }
+
+#' Normalised (and condition-corrected) expression from a fitted model
+#'
+#' Each cell's latent code (its posterior mean, as [encode()] gives it) decoded
+#' without sampling noise: for count models the fitted mean counts at a common
+#' library size (scVI's `get_normalized_expression()`), for `"bce"`/`"mse"` the
+#' reconstruction on the training scale. Decoding with other labels than the
+#' cells' own (`decode_labels`) gives their expression as if they were of
+#' that class: with a batch as the label, batch-corrected expression.
+#'
+#' @inheritParams encode
+#' @param decode_labels For a conditional model: the labels to decode with,
+#'   one class name for all cells or one per cell; `NULL` (default) decodes
+#'   each cell with its own label.
+#' @param library_size Count models: the library size of the decoded means,
+#'   one number (default 1e4: counts per 10,000) or one per cell.
+#' @return A genes x cells matrix; with a SingleCellExperiment `newdata` and a
+#'   `name`, the SCE with it as `assay(newdata, name)`.
+#' @seealso [encode()], [gen_exprs()].
+#' @examples
+#' set.seed(1)
+#' x <- matrix(rpois(80 * 30, 3), 80, 30,
+#'             dimnames = list(NULL, paste0("gene", 1:30)))
+#' batch <- rep(c("b1", "b2"), 40)
+#' fit <- fit_vae(x_train = x, y_train = batch, likelihood = "nb", epochs = 5,
+#'                batch_size = 16, verbose = FALSE)
+#' norm <- normalized_exprs(fit)                       # own batches
+#' as_b1 <- normalized_exprs(fit, decode_labels = "b1") # all as if in batch b1
+#' dim(as_b1)
+#' @export
+normalized_exprs <- function(fit, newdata = NULL, labels = NULL, decode_labels = NULL,
+                             library_size = 1e4, assay.type = NULL, name = NULL) {
+    call <- rlang::current_env()
+    .check_fit(fit, "fit")
+    spec <- fit$model$spec
+    prep <- .upgrade_preprocessing(fit$preprocessing)
+    counts_model <- identical(prep$transform$type, "counts")
+    sce <- NULL
+    if (!is.null(name)) {
+        if (!methods::is(newdata, "SummarizedExperiment")) {
+            .abort("{.arg name} needs a SingleCellExperiment as {.arg newdata}.")
+        }
+        if (!is.character(name) || length(name) != 1L || is.na(name) || !nzchar(name)) {
+            .abort("{.arg name} must be a single non-empty string.")
+        }
+        sce <- newdata
+    }
+    if (is.null(newdata)) {
+        if (!is.null(labels)) .abort("{.arg labels} is for {.arg newdata}; the training cells have theirs.")
+        x <- prep$x_train
+        codes <- if (spec$n_classes) as.integer(prep$y_train)
+    } else {
+        x <- .encode_input(newdata, prep, assay.type, call)$x
+        codes <- .encode_codes(spec, labels, newdata, prep, ncol(x), call)
+    }
+    n <- ncol(x)
+    out_codes <- codes
+    if (!is.null(decode_labels)) {
+        if (!spec$n_classes) .abort("{.arg decode_labels} is for a conditional model; this one has none.")
+        if (length(decode_labels) == 1L) decode_labels <- rep(decode_labels, n)
+        y <- .as_labels(decode_labels, n, "decode_labels", call)
+        unknown <- setdiff(levels(y), spec$classes)
+        if (length(unknown)) {
+            .abort(c("{.arg decode_labels} has classes the model was not fitted with: {.val {unknown}}.",
+                     i = "Classes: {.val {spec$classes}}."))
+        }
+        out_codes <- match(as.character(y), spec$classes)
+    }
+    if (counts_model) {
+        if (!is.numeric(library_size) || !length(library_size) %in% c(1L, n) || anyNA(library_size) ||
+            any(!is.finite(library_size)) || any(library_size <= 0)) {
+            .abort("{.arg library_size} must be one positive number, or one per cell ({n}).")
+        }
+    }
+    .check_memory(as.numeric(n) * spec$n_genes * 16, paste0("The normalised expression of ", n, " cells"),
+                  "Ask for fewer cells at a time.", call = call)
+    handle <- .eg_model_new(fit$model, fit$params$num.threads %||% 1L)
+    z <- .encode_cells(handle, list(x_train = x, transform = prep$transform), codes)$mean
+    values <- if (counts_model) {
+        .eg_decode_means(handle, z, out_codes, rep_len(log(library_size), n), cells_in_rows = FALSE)
+    } else {
+        .eg_decode(handle, z, out_codes, prep$minmax, cells_in_rows = FALSE)
+    }
+    dimnames(values) <- list(prep$genes, colnames(x))
+    if (is.null(sce)) return(values)
+    if (!identical(rownames(sce), prep$genes)) sce <- sce[prep$genes, ]
+    SummarizedExperiment::assay(sce, name, withDimnames = FALSE) <- values
+    sce
+}

@@ -87,3 +87,7 @@
 .eg_decode <- function(handle, z, labels, minmax, cells_in_rows = TRUE) {
     .core(.Call(wrap__eg_model_decode, handle, z, labels, minmax$min, minmax$max, cells_in_rows))
 }
+
+.eg_decode_means <- function(handle, z, labels, log_library, cells_in_rows = FALSE) {
+    .core(.Call(wrap__eg_model_decode_means, handle, z, labels, as.double(log_library), cells_in_rows))
+}

@@ -56,3 +56,41 @@ local({
         expect_error(encode(f2, sce, name = 3), "name", class = "exprsgen_error")
     })
 })
+
+test_that("normalized_exprs(): count means at a common library size, decoded with chosen labels", {
+    set.seed(5)
+    # two batches; genes 1-5 shifted up in batch b2
+    n <- 120L
+    batch <- rep(c("b1", "b2"), n / 2)
+    mu <- matrix(4, n, 30)
+    mu[batch == "b2", 1:5] <- 20
+    x <- matrix(rpois(length(mu), mu), n, 30, dimnames = list(paste0("c", 1:n), paste0("g", 1:30)))
+    fit <- suppressMessages(fit_vae(x_train = x, y_train = batch, likelihood = "nb", epochs = 40,
+                                    batch_size = 16, verbose = FALSE, seed = 1))
+    own <- normalized_exprs(fit)
+    expect_identical(dim(own), c(30L, n))
+    expect_identical(dimnames(own), list(colnames(x), rownames(x)))
+    expect_equal(unname(colSums(own)), rep(1e4, n), tolerance = 1e-6)  # means at library size 1e4
+    expect_equal(unname(colSums(normalized_exprs(fit, library_size = 50))), rep(50, n), tolerance = 1e-6)
+    # the shifted genes are higher in b2 cells; decoded as b1 the shift is gone
+    shifted <- function(m, cells) mean(colSums(m[1:5, cells]) / colSums(m[6:30, cells]))
+    as_b1 <- normalized_exprs(fit, decode_labels = "b1")
+    expect_gt(shifted(own, batch == "b2"), 1.5 * shifted(own, batch == "b1"))
+    expect_lt(abs(shifted(as_b1, batch == "b2") / shifted(as_b1, batch == "b1") - 1), 0.25)
+    # new cells by name, decode labels per cell; errors name the argument
+    expect_equal(normalized_exprs(fit, x[1:4, ], labels = batch[1:4]), own[, 1:4])
+    expect_error(normalized_exprs(fit, decode_labels = "b9"), "b9", class = "exprsgen_error")
+    expect_error(normalized_exprs(fit, library_size = -1), "library_size", class = "exprsgen_error")
+    expect_error(normalized_exprs(fit, decode_labels = batch[-1]), "decode_labels", class = "exprsgen_error")
+})
+
+test_that("normalized_exprs() of a bce model is its reconstruction; an SCE gets it as an assay", {
+    set.seed(6)
+    x <- matrix(rpois(60 * 20, 3), 60, 20, dimnames = list(paste0("c", 1:60), paste0("g", 1:20)))
+    sce <- SingleCellExperiment::SingleCellExperiment(list(counts = t(x)))
+    fit <- fit_vae(object = sce, epochs = 2, batch_size = 16, verbose = FALSE, seed = 3)
+    rec <- normalized_exprs(fit)
+    expect_equal(rec, t(exprsgen:::.reconstruct(fit)), ignore_attr = TRUE)
+    out <- normalized_exprs(fit, sce, name = "vae")
+    expect_equal(unname(as.matrix(SummarizedExperiment::assay(out, "vae"))), unname(rec))
+})

@@ -358,6 +358,28 @@ pub fn eg_model_decode_counts(model: Robj, z: Robj, labels: Robj, log_library: R
     })
 }
 
+/// Decode `z` (an n × latent matrix) of a count model into the fitted means at library
+/// sizes `exp(log_library)`, with 1-based condition codes `labels` (or NULL). Returns a
+/// genes × n matrix (`cells_in_rows = FALSE`) or an n × genes one.
+#[extendr]
+pub fn eg_model_decode_means(model: Robj, z: Robj, labels: Robj, log_library: Robj, cells_in_rows: Robj) -> Robj {
+    guard(|| {
+        let lab = crate::convert::labels(&labels, "labels")?;
+        let ll = log_library.as_real_slice().ok_or(Error::InvalidParameter { field: "library sizes", rule: "must be numeric".into() })?;
+        let out_rows = flag(&cells_in_rows, "cells_in_rows")?;
+        with_model(&model, |m| {
+            let (rows, n) = latent_rows(&z, m.spec().latent_dim)?;
+            let g = m.spec().n_genes;
+            let values = m.decode_means(&rows, lab.as_deref(), ll, out_rows)?;
+            if out_rows {
+                matrix(values, n, g)
+            } else {
+                matrix(values, g, n)
+            }
+        })
+    })
+}
+
 /// Decode `z` (an n × latent matrix) with 1-based condition codes `labels` (or NULL)
 /// and undo the scaling. Returns an n × genes matrix (`cells_in_rows = TRUE`) or a
 /// genes × n matrix.
@@ -413,5 +435,6 @@ extendr_module! {
     fn eg_model_encode;
     fn eg_model_decode;
     fn eg_model_decode_counts;
+    fn eg_model_decode_means;
     fn eg_panic_probe;
 }

@@ -145,7 +145,7 @@ impl Model {
                 }
                 Ok(())
             };
-            model.generate_rows(m, &[], &mut rng, &mut sink)
+            model.generate_rows(m, &[], &mut rng, false, &mut sink)
         })?;
         Ok(out)
     }
@@ -188,7 +188,40 @@ impl Model {
                 out_ref.p.push(out_ref.x.len() as i32);
                 Ok(())
             };
-            model.generate_rows(m, &log_library[start..start + m], &mut rng, &mut sink)
+            model.generate_rows(m, &log_library[start..start + m], &mut rng, false, &mut sink)
+        })?;
+        Ok(out)
+    }
+
+    /// Decodes latent codes of a count model into the fitted distribution's means at
+    /// library sizes `exp(log_library)`: normalised expression (no draws). Returns the
+    /// value of gene `g` of sample `i` at `g * n + i` (`cells_in_rows = true`) or
+    /// `i * genes + g`.
+    pub fn decode_means(&mut self, z: &[f32], labels: Option<&[u32]>, log_library: &[f64], cells_in_rows: bool) -> Result<Vec<f64>> {
+        let _flush = FlushDenormals::new();
+        if !self.net.spec.likelihood.is_count() {
+            return Err(Error::invalid("likelihood", "is not a count likelihood: use decode"));
+        }
+        let n = z.len() / self.net.spec.latent_dim.max(1);
+        if log_library.len() != n {
+            return Err(Error::LengthMismatch { field: "library sizes", got: log_library.len(), expected: n });
+        }
+        if log_library.iter().any(|v| !v.is_finite()) {
+            return Err(Error::invalid("library sizes", "must be positive and finite"));
+        }
+        let g = self.net.spec.n_genes;
+        let mut out = elements(&[n, g], "the decoded means").and_then(|len| zeros::<f64>(len, "the decoded means"))?;
+        let mut rng = StdRng::seed_from_u64(0); // unused: means draw nothing
+        self.decode_chunks(z, labels, |model, start, m| {
+            let out_ref = &mut out;
+            let mut sink = |r: usize, values: &[f64]| {
+                let i = start + r;
+                for (j, &v) in values.iter().enumerate() {
+                    out_ref[if cells_in_rows { j * n + i } else { i * g + j }] = v;
+                }
+                Ok(())
+            };
+            model.generate_rows(m, &log_library[start..start + m], &mut rng, true, &mut sink)
         })?;
         Ok(out)
     }
@@ -199,11 +232,12 @@ impl Model {
         m: usize,
         log_library: &[f64],
         rng: &mut StdRng,
+        means: bool,
         sink: &mut dyn FnMut(usize, &[f64]) -> Result<()>,
     ) -> Result<()> {
         let Model { net, team, acts, genes, .. } = self;
         let out = net.outputs(acts, m);
-        net.spec.likelihood.generate(team, &out, &net.gene_params(), log_library, genes, rng, sink)
+        net.spec.likelihood.generate(team, &out, &net.gene_params(), log_library, genes, rng, means, sink)
     }
 
     /// Number of codes in `z`, after checking it and the labels.

@@ -213,6 +213,7 @@ pub(super) fn generate<F: Family>(
     log_library: &[f64],
     cache: &mut GeneCache,
     rng: &mut StdRng,
+    means: bool,
     sink: &mut dyn FnMut(usize, &[f64]) -> Result<()>,
 ) -> Result<()> {
     let (n, g) = (out.n, out.n_genes);
@@ -222,18 +223,20 @@ pub(super) fn generate<F: Family>(
     }
     let mut values = zeros::<f64>(g, "a generated cell")?;
     let genes = take_gene_values(f, team, params, cache, false);
-    let result = rows_generated(f, out, &genes, log_library, rng, sink, &mut values);
+    let result = rows_generated(f, out, &genes, log_library, rng, means, sink, &mut values);
     *cache = Some(genes);
     result
 }
 
 /// `generate`'s loop over the rows of `out`, with the per-gene values `genes`.
+#[allow(clippy::too_many_arguments)]
 fn rows_generated<F: Family>(
     f: &F,
     out: &Outputs<'_>,
     genes: &F::Genes,
     log_library: &[f64],
     rng: &mut StdRng,
+    means: bool,
     sink: &mut dyn FnMut(usize, &[f64]) -> Result<()>,
     values: &mut [f64],
 ) -> Result<()> {
@@ -250,7 +253,11 @@ fn rows_generated<F: Family>(
             activation: out.activation,
             scale: 1.0,
         };
-        f.generate(&row, genes, &mut scratch, rng, values);
+        if means {
+            f.mean(&row, genes, &mut scratch, values);
+        } else {
+            f.generate(&row, genes, &mut scratch, rng, values);
+        }
         sink(r, values)?;
     }
     Ok(())

@@ -111,6 +111,10 @@ pub trait Family: Sync + Send + 'static {
     /// distribution (count families, from `rng`), or the reconstruction on the scaled
     /// range (scaled families).
     fn generate(&self, row: &Row<'_>, genes: &Self::Genes, scratch: &mut Self::Scratch, rng: &mut StdRng, out: &mut [f64]);
+
+    /// The fitted distribution's mean for one cell into `out`: expected counts at the
+    /// row's library size (count families), or the reconstruction on the scaled range.
+    fn mean(&self, row: &Row<'_>, genes: &Self::Genes, scratch: &mut Self::Scratch, out: &mut [f64]);
 }
 
 /// Per-gene values cached between calls (a family's `Genes`).
@@ -135,7 +139,8 @@ pub trait Likelihood: Sync + Send {
     fn loss(&self, team: &Team, out: &Outputs<'_>, batch: &Batch, params: &[&[f32]], work: &mut LossWork) -> f64;
 
     /// Generates one cell per row of `out` (`log_library[r]`: ln library size of cell
-    /// `r`, for count families), in row order, handing each to `sink(r, values)`.
+    /// `r`, for count families), in row order, handing each to `sink(r, values)`:
+    /// draws, or with `means` the distribution's means (`Family::mean`, no draws).
     /// `cache` keeps the per-gene values for later calls with the same parameters.
     #[allow(clippy::too_many_arguments)]
     fn generate(
@@ -146,6 +151,7 @@ pub trait Likelihood: Sync + Send {
         log_library: &[f64],
         cache: &mut GeneCache,
         rng: &mut StdRng,
+        means: bool,
         sink: &mut dyn FnMut(usize, &[f64]) -> Result<()>,
     ) -> Result<()>;
 }
@@ -167,9 +173,10 @@ impl<F: Family> Likelihood for F {
         log_library: &[f64],
         cache: &mut GeneCache,
         rng: &mut StdRng,
+        means: bool,
         sink: &mut dyn FnMut(usize, &[f64]) -> Result<()>,
     ) -> Result<()> {
-        driver::generate(self, team, out, params, log_library, cache, rng, sink)
+        driver::generate(self, team, out, params, log_library, cache, rng, means, sink)
     }
 }
 

@@ -31,6 +31,10 @@ impl Family for Mse {
     }
 
     fn generate(&self, row: &Row<'_>, _: &(), _: &mut (), _: &mut StdRng, out: &mut [f64]) {
+        self.mean(row, &(), &mut (), out);
+    }
+
+    fn mean(&self, row: &Row<'_>, _: &(), _: &mut (), out: &mut [f64]) {
         for (o, &a) in out.iter_mut().zip(row.logits) {
             *o = row.activation.apply(a) as f64;
         }

@@ -133,6 +133,13 @@ impl Family for Nb {
             *o = count::draw(rng, s.e[j] * m.scale, Some(nb_draw(genes, s, j)));
         }
     }
+
+    fn mean(&self, row: &Row<'_>, _: &Genes, s: &mut Scratch, out: &mut [f64]) {
+        let m = count::means(row.logits, row.log_library, &mut s.e);
+        for (o, &e) in out.iter_mut().zip(&s.e) {
+            *o = e * m.scale;
+        }
+    }
 }
 
 /// NB(x | mu, theta) written out, for the tests of this and the zero-inflated family.

@@ -31,6 +31,13 @@ impl Family for Poisson {
             *o = count::draw(rng, e * m.scale, None);
         }
     }
+
+    fn mean(&self, row: &Row<'_>, _: &(), s: &mut Scratch, out: &mut [f64]) {
+        let m = count::means(row.logits, row.log_library, &mut s.e);
+        for (o, &e) in out.iter_mut().zip(&s.e) {
+            *o = e * m.scale;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -127,7 +127,7 @@ fn every_family_generates_values_of_its_kind() {
         let run = |seed| {
             let mut rows = Vec::new();
             let mut rng = StdRng::seed_from_u64(seed);
-            lik.generate(&team, &out, &params, &log_library, &mut None, &mut rng, &mut |r, v| {
+            lik.generate(&team, &out, &params, &log_library, &mut None, &mut rng, false, &mut |r, v| {
                 rows.push((r, v.to_vec()));
                 Ok(())
             })
@@ -137,6 +137,34 @@ fn every_family_generates_values_of_its_kind() {
         let rows = run(1);
         assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), (0..c.n).collect::<Vec<_>>());
         assert_eq!(rows, run(1), "{}: not reproducible", info.name);
+        // the means: deterministic; for count families they sum to at most the library
+        // size (exactly, without zero inflation), and many draws average to them
+        let mut means = Vec::new();
+        lik.generate(&team, &out, &params, &log_library, &mut None, &mut StdRng::seed_from_u64(0), true, &mut |_, v| {
+            means.push(v.to_vec());
+            Ok(())
+        })
+        .unwrap();
+        if info.counts {
+            for m in &means {
+                let total: f64 = m.iter().sum();
+                assert!(m.iter().all(|x| *x >= 0.0) && total <= 500.0 * (1.0 + 1e-9), "{}: {m:?}", info.name);
+                if info.heads.is_empty() {
+                    assert!((total - 500.0).abs() < 1e-6 * 500.0, "{}: means sum to {total}", info.name);
+                }
+            }
+            let draws: Vec<Vec<(usize, Vec<f64>)>> = (0..400u64).map(|s| run(100 + s)).collect();
+            for r in 0..c.n {
+                for j in 0..c.g {
+                    let avg = draws.iter().map(|d| d[r].1[j]).sum::<f64>() / draws.len() as f64;
+                    let mu = means[r][j];
+                    assert!((avg - mu).abs() <= 0.1 * mu.max(1.0) + 3.0 * (mu.max(1.0) * 10.0 / 400.0).sqrt(),
+                            "{}: mean {mu} but draws average {avg}", info.name);
+                }
+            }
+        } else {
+            assert_eq!(means, rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>(), "{}: mean != reconstruction", info.name);
+        }
         for (_, v) in &rows {
             assert_eq!(v.len(), c.g);
             if info.counts {

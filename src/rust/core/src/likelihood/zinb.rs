@@ -72,6 +72,13 @@ impl Family for Zinb {
             };
         }
     }
+
+    fn mean(&self, row: &Row<'_>, _: &Genes, s: &mut Scratch, out: &mut [f64]) {
+        let m = count::means(row.logits, row.log_library, &mut s.e);
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = (1.0 - sigmoid(row.heads[0][j] as f64)) * s.e[j] * m.scale;
+        }
+    }
 }
 
 #[cfg(test)]

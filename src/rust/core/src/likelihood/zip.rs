@@ -49,6 +49,13 @@ impl Family for Zip {
             *o = if count::dropout(rng, sigmoid(row.heads[0][j] as f64)) { 0.0 } else { count::draw(rng, e * m.scale, None) };
         }
     }
+
+    fn mean(&self, row: &Row<'_>, _: &(), s: &mut Scratch, out: &mut [f64]) {
+        let m = count::means(row.logits, row.log_library, &mut s.e);
+        for (j, (o, &e)) in out.iter_mut().zip(&s.e).enumerate() {
+            *o = (1.0 - sigmoid(row.heads[0][j] as f64)) * e * m.scale;
+        }
+    }
 }
 
 #[cfg(test)]
