@@ -231,9 +231,8 @@ pub fn eg_trainer_permutation(trainer: Robj, n: Robj) -> Robj {
 #[extendr]
 pub fn eg_trainer_rates(trainer: Robj, regularization: Robj, learning_rate: Robj) -> Robj {
     guard(|| {
-        let num = |x: &Robj, name: &'static str| {
-            x.as_real().ok_or(Error::InvalidParameter { field: name, rule: "must be a number".into() })
-        };
+        let num =
+            |x: &Robj, name: &'static str| x.as_real().ok_or(Error::InvalidParameter { field: name, rule: "must be a number".into() });
         let (reg, lr) = (num(&regularization, "regularization")?, num(&learning_rate, "learning_rate")?);
         with_trainer(&trainer, |t| {
             let old = t.trainer.rates();

@@ -158,8 +158,11 @@ fn every_family_generates_values_of_its_kind() {
                 for j in 0..c.g {
                     let avg = draws.iter().map(|d| d[r].1[j]).sum::<f64>() / draws.len() as f64;
                     let mu = means[r][j];
-                    assert!((avg - mu).abs() <= 0.1 * mu.max(1.0) + 3.0 * (mu.max(1.0) * 10.0 / 400.0).sqrt(),
-                            "{}: mean {mu} but draws average {avg}", info.name);
+                    assert!(
+                        (avg - mu).abs() <= 0.1 * mu.max(1.0) + 3.0 * (mu.max(1.0) * 10.0 / 400.0).sqrt(),
+                        "{}: mean {mu} but draws average {avg}",
+                        info.name
+                    );
                 }
             }
         } else {
