@@ -241,8 +241,10 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     train <- list(optimizer = optimizer$name, learning_rate = optimizer$learning_rate,
                   regularization = regularization, batch_size = batch_size,
                   seed = seed, threads = num.threads, engine = .engine())
-    run <- .train(spec, train, prep, epochs, cbs$stopping, verbose,
-                  schedule = list(kl_warmup = kl_warmup, plateau = cbs$plateau))
+    run <- .with_memory_errors(
+        .train(spec, train, prep, epochs, cbs$stopping, verbose,
+               schedule = list(kl_warmup = kl_warmup, plateau = cbs$plateau)),
+        "Training", "Use a smaller model (fewer units, a smaller {.arg latent_dim}) or fewer genes.")
 
     model <- structure(list(spec = spec, weights = run$weights), class = "exprsgen_model")
     params <- list(epochs = epochs, epochs_run = nrow(run$history), batch_size = batch_size,

@@ -136,13 +136,15 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     gen_names <- paste0("gen", seq_len(num_samples))
     if (counts_model) {
         seed <- sample.int(.Machine$integer.max, 1L)
-        csc <- .eg_decode_counts(handle, z, gen_codes, log_library, seed)
+        csc <- .with_memory_errors(.eg_decode_counts(handle, z, gen_codes, log_library, seed),
+                                   "Generation", "Ask for fewer cells with {.arg num_samples} (or {.arg labels}).")
         # CSC slots of genes x cells are the CSR slots of cells x genes.
         x_gen <- methods::new("dgRMatrix", p = csc$p, j = csc$i, x = csc$x,
                               Dim = c(num_samples, spec$n_genes),
                               Dimnames = list(gen_names, prep$genes))
     } else {
-        x_gen <- .eg_decode(handle, z, gen_codes, prep$minmax, cells_in_rows = TRUE)
+        x_gen <- .with_memory_errors(.eg_decode(handle, z, gen_codes, prep$minmax, cells_in_rows = TRUE),
+                                     "Generation", "Ask for fewer cells with {.arg num_samples} (or {.arg labels}).")
         dimnames(x_gen) <- list(gen_names, prep$genes)
     }
     y_gen <- if (spec$n_classes) factor(spec$classes[gen_codes], levels = spec$classes)

@@ -176,3 +176,15 @@
     }
     if (x <= .Machine$integer.max) as.integer(x) else as.numeric(x)
 }
+
+# R's own "cannot allocate vector" (an estimate by .check_memory() can fall short
+# of what the allocator finds, e.g. under an address-space limit), as a classed
+# memory error saying what to reduce.
+.with_memory_errors <- function(expr, what, hint, call = rlang::caller_env()) {
+    withCallingHandlers(expr, error = function(e) {
+        if (!inherits(e, "exprsgen_error") && grepl("cannot allocate", conditionMessage(e), fixed = TRUE)) {
+            .abort(c(paste0(what, " ran out of memory: ", conditionMessage(e), "."), i = hint),
+                   call = call, class = c("exprsgen_error_memory", "exprsgen_error_argument"))
+        }
+    })
+}

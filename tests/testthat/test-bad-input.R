@@ -303,3 +303,15 @@ test_that("assess_aug() on cells that are nearly all identical gives an AUC, not
     auc <- a$value[a$metric == "classifier_auc"]
     expect_true(is.finite(auc) && auc >= 0 && auc <= 1)
 })
+
+test_that("R's own allocation failures during training become classed memory errors", {
+    err <- tryCatch(exprsgen:::.with_memory_errors(stop("cannot allocate vector of size 76.3 Mb"),
+                                                  "Training", "Use a smaller model."),
+                    error = function(e) e)
+    expect_s3_class(err, "exprsgen_error_memory")
+    expect_match(conditionMessage(err), "76.3 Mb")
+    # other errors pass through unchanged
+    err2 <- tryCatch(exprsgen:::.with_memory_errors(stop("something else"), "Training", "x"), error = function(e) e)
+    expect_false(inherits(err2, "exprsgen_error"))
+    expect_identical(conditionMessage(err2), "something else")
+})
