@@ -45,26 +45,10 @@ encode <- function(fit, newdata = NULL, labels = NULL, samples = FALSE, assay.ty
     samples <- .check_flag(samples, "samples")
     spec <- fit$model$spec
     prep <- .upgrade_preprocessing(fit$preprocessing)
-    sce <- NULL
-    if (is.null(newdata)) {
-        if (!is.null(labels)) .abort("{.arg labels} is for {.arg newdata}; the training cells have theirs.")
-        if (!is.null(name)) .abort("{.arg name} needs a SingleCellExperiment as {.arg newdata}.")
-        x <- prep$x_train
-        codes <- if (spec$n_classes) as.integer(prep$y_train)
-    } else {
-        nd <- .encode_input(newdata, prep, assay.type, call)
-        x <- nd$x
-        if (!is.null(name)) {
-            if (!methods::is(newdata, "SingleCellExperiment")) {
-                .abort("{.arg name} needs a SingleCellExperiment as {.arg newdata}.")
-            }
-            if (!is.character(name) || length(name) != 1L || is.na(name) || !nzchar(name)) {
-                .abort("{.arg name} must be a single non-empty string.")
-            }
-            sce <- newdata
-        }
-        codes <- .encode_codes(spec, labels, newdata, prep, ncol(x), call)
-    }
+    cells <- .cells_of(prep, spec, newdata, labels, assay.type, name, "SingleCellExperiment", call)
+    x <- cells$x
+    codes <- cells$codes
+    sce <- if (!is.null(name)) newdata
     handle <- .eg_model_new(fit$model, fit$params$num.threads %||% 1L)
     enc <- .encode_cells(handle, list(x_train = x, transform = prep$transform), codes)
     z <- enc$mean
@@ -73,6 +57,26 @@ encode <- function(fit, newdata = NULL, labels = NULL, samples = FALSE, assay.ty
     if (is.null(sce)) return(z)
     SingleCellExperiment::reducedDim(sce, name) <- z
     sce
+}
+
+# The cells encode() and normalized_exprs() read: the training cells (newdata NULL)
+# or new ones, genes x cells, and their condition codes; `name` (a reducedDim or assay
+# to add) needs newdata of class `container`.
+.cells_of <- function(prep, spec, newdata, labels, assay.type, name, container, call) {
+    if (!is.null(name)) {
+        if (!methods::is(newdata, container)) {
+            .abort("{.arg name} needs a {container} as {.arg newdata}.", call = call)
+        }
+        if (!is.character(name) || length(name) != 1L || is.na(name) || !nzchar(name)) {
+            .abort("{.arg name} must be a single non-empty string.", call = call)
+        }
+    }
+    if (is.null(newdata)) {
+        if (!is.null(labels)) .abort("{.arg labels} is for {.arg newdata}; the training cells have theirs.", call = call)
+        return(list(x = prep$x_train, codes = if (spec$n_classes) as.integer(prep$y_train)))
+    }
+    x <- .encode_input(newdata, prep, assay.type, call)$x
+    list(x = x, codes = .encode_codes(spec, labels, newdata, prep, ncol(x), call))
 }
 
 # New cells as genes x cells in the model's gene order, prepared as the training
@@ -180,24 +184,10 @@ normalized_exprs <- function(fit, newdata = NULL, labels = NULL, decode_labels =
     spec <- fit$model$spec
     prep <- .upgrade_preprocessing(fit$preprocessing)
     counts_model <- identical(prep$transform$type, "counts")
-    sce <- NULL
-    if (!is.null(name)) {
-        if (!methods::is(newdata, "SummarizedExperiment")) {
-            .abort("{.arg name} needs a SingleCellExperiment as {.arg newdata}.")
-        }
-        if (!is.character(name) || length(name) != 1L || is.na(name) || !nzchar(name)) {
-            .abort("{.arg name} must be a single non-empty string.")
-        }
-        sce <- newdata
-    }
-    if (is.null(newdata)) {
-        if (!is.null(labels)) .abort("{.arg labels} is for {.arg newdata}; the training cells have theirs.")
-        x <- prep$x_train
-        codes <- if (spec$n_classes) as.integer(prep$y_train)
-    } else {
-        x <- .encode_input(newdata, prep, assay.type, call)$x
-        codes <- .encode_codes(spec, labels, newdata, prep, ncol(x), call)
-    }
+    cells <- .cells_of(prep, spec, newdata, labels, assay.type, name, "SummarizedExperiment", call)
+    x <- cells$x
+    codes <- cells$codes
+    sce <- if (!is.null(name)) newdata
     n <- ncol(x)
     out_codes <- codes
     if (!is.null(decode_labels)) {
