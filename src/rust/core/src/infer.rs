@@ -131,23 +131,53 @@ impl Model {
         if scaling.n_genes() != self.net.spec.n_genes {
             return Err(Error::LengthMismatch { field: "minmax", got: scaling.n_genes(), expected: self.net.spec.n_genes });
         }
+        self.decode_dense(z, labels, &[], false, cells_in_rows, "the decoded cells", |j, v| scaling.invert(j, v as f32))
+    }
+
+    /// The decoded values of every code in `z` (the likelihood's reconstruction, or its
+    /// means with `means`), each mapped by `value(gene, v)`, as a dense matrix laid out
+    /// as `decode` says.
+    #[allow(clippy::too_many_arguments)]
+    fn decode_dense(
+        &mut self,
+        z: &[f32],
+        labels: Option<&[u32]>,
+        log_library: &[f64],
+        means: bool,
+        cells_in_rows: bool,
+        what: &'static str,
+        value: impl Fn(usize, f64) -> f64,
+    ) -> Result<Vec<f64>> {
         let n = z.len() / self.net.spec.latent_dim.max(1);
         let g = self.net.spec.n_genes;
-        let mut out = elements(&[n, g], "the decoded cells").and_then(|len| zeros::<f64>(len, "the decoded cells"))?;
-        let mut rng = StdRng::seed_from_u64(0); // unused: scaled families draw nothing
+        let mut out = elements(&[n, g], what).and_then(|len| zeros::<f64>(len, what))?;
+        let mut rng = StdRng::seed_from_u64(0); // unused: reconstructions and means draw nothing
         self.decode_chunks(z, labels, |model, start, m| {
             let out_ref = &mut out;
             let mut sink = |r: usize, values: &[f64]| {
                 let i = start + r;
                 for (j, &v) in values.iter().enumerate() {
-                    let idx = if cells_in_rows { j * n + i } else { i * g + j };
-                    out_ref[idx] = scaling.invert(j, v as f32);
+                    out_ref[if cells_in_rows { j * n + i } else { i * g + j }] = value(j, v);
                 }
                 Ok(())
             };
-            model.generate_rows(m, &[], &mut rng, false, &mut sink)
+            let lib = if log_library.is_empty() { &[][..] } else { &log_library[start..start + m] };
+            model.generate_rows(m, lib, &mut rng, means, &mut sink)
         })?;
         Ok(out)
+    }
+
+    /// Number of codes in `z`, after checking that `log_library` has one finite value
+    /// per code.
+    fn check_library(&self, z: &[f32], log_library: &[f64]) -> Result<usize> {
+        let n = z.len() / self.net.spec.latent_dim.max(1);
+        if log_library.len() != n {
+            return Err(Error::LengthMismatch { field: "library sizes", got: log_library.len(), expected: n });
+        }
+        if log_library.iter().any(|v| !v.is_finite()) {
+            return Err(Error::invalid("library sizes", "must be positive and finite"));
+        }
+        Ok(n)
     }
 
     /// Decodes latent codes of a count model and draws integer counts from the fitted
@@ -158,13 +188,7 @@ impl Model {
         if !self.net.spec.likelihood.is_count() {
             return Err(Error::invalid("likelihood", "is not a count likelihood"));
         }
-        let n = z.len() / self.net.spec.latent_dim.max(1);
-        if log_library.len() != n {
-            return Err(Error::LengthMismatch { field: "library sizes", got: log_library.len(), expected: n });
-        }
-        if log_library.iter().any(|v| !v.is_finite()) {
-            return Err(Error::invalid("library sizes", "must be positive and finite"));
-        }
+        let n = self.check_library(z, log_library)?;
         let mut rng = StdRng::seed_from_u64(seed);
         let mut out = SparseCounts { p: with_capacity(n + 1, "the generated counts")?, ..Default::default() };
         out.p.push(0);
@@ -202,28 +226,8 @@ impl Model {
         if !self.net.spec.likelihood.is_count() {
             return Err(Error::invalid("likelihood", "is not a count likelihood: use decode"));
         }
-        let n = z.len() / self.net.spec.latent_dim.max(1);
-        if log_library.len() != n {
-            return Err(Error::LengthMismatch { field: "library sizes", got: log_library.len(), expected: n });
-        }
-        if log_library.iter().any(|v| !v.is_finite()) {
-            return Err(Error::invalid("library sizes", "must be positive and finite"));
-        }
-        let g = self.net.spec.n_genes;
-        let mut out = elements(&[n, g], "the decoded means").and_then(|len| zeros::<f64>(len, "the decoded means"))?;
-        let mut rng = StdRng::seed_from_u64(0); // unused: means draw nothing
-        self.decode_chunks(z, labels, |model, start, m| {
-            let out_ref = &mut out;
-            let mut sink = |r: usize, values: &[f64]| {
-                let i = start + r;
-                for (j, &v) in values.iter().enumerate() {
-                    out_ref[if cells_in_rows { j * n + i } else { i * g + j }] = v;
-                }
-                Ok(())
-            };
-            model.generate_rows(m, &log_library[start..start + m], &mut rng, true, &mut sink)
-        })?;
-        Ok(out)
+        self.check_library(z, log_library)?;
+        self.decode_dense(z, labels, log_library, true, cells_in_rows, "the decoded means", |_, v| v)
     }
 
     /// The likelihood's values of the `m` decoded cells in `self.acts`.

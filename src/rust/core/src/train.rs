@@ -138,23 +138,32 @@ impl Trainer {
         let check = |v: (f64, f64, f64)| if v.0.is_finite() { Ok(v) } else { Err(Error::Diverged { epoch: epoch + 1, value: v.0 }) };
         let mut sums = Sums::default();
         let mut done = 0usize;
-        for cells in order.chunks(bs) {
-            if done > 0 && stop() {
-                break;
-            }
-            match &mut self.state {
-                State::Fused { step, team, .. } => {
-                    let _flush = FlushDenormals::new();
+        match &mut self.state {
+            State::Fused { step, team, .. } => {
+                let _flush = FlushDenormals::new();
+                for cells in order.chunks(bs) {
+                    if done > 0 && stop() {
+                        break;
+                    }
                     data.gather_with(cells, batch, Some(team))?;
                     sums.add(check(step.step(batch, spec, rng, true, team))?, cells.len());
+                    done += cells.len();
                 }
-                State::Burn(engine) => engine.run(|e| -> Result<()> {
-                    data.gather(cells, batch)?;
-                    sums.add(check(e.train_batch(batch, spec, rng)?)?, cells.len());
-                    Ok(())
-                })?,
             }
-            done += cells.len();
+            // (one pool call per minibatch: `stop` asks R, on this thread only)
+            State::Burn(engine) => {
+                for cells in order.chunks(bs) {
+                    if done > 0 && stop() {
+                        break;
+                    }
+                    engine.run(|e| -> Result<()> {
+                        data.gather(cells, batch)?;
+                        sums.add(check(e.train_batch(batch, spec, rng)?)?, cells.len());
+                        Ok(())
+                    })?;
+                    done += cells.len();
+                }
+            }
         }
         self.epoch += 1;
         Ok(Pass { stats: sums.mean(done.max(1)), cells: done, complete: done == n })
