@@ -182,7 +182,8 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
     rows <- lapply(Filter(function(m) m$applies(ctx), .assess_metrics), function(m) {
         r <- m$compute(ctx)
         ref <- if (is.null(r$reference)) NA_real_ else r$reference
-        .metric(m$name, r$value, ref, m$best, m$interpret(r$value, ref, ctx))
+        # (a value that cannot be computed, e.g. without variable genes, reads "undefined")
+        .metric(m$name, r$value, ref, m$best, if (is.na(r$value)) "undefined" else m$interpret(r$value, ref, ctx))
     })
     out <- do.call(rbind, rows)
     rownames(out) <- NULL

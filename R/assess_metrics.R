@@ -70,7 +70,8 @@
         list(value = .mmd(pr[a_idx, , drop = FALSE], pg[sample.int(nrow(pg), mm), , drop = FALSE], sigma),
              reference = .mmd(pr[a_idx, , drop = FALSE], pr[b_idx, , drop = FALSE], sigma))
     }, function(value, reference, ctx) {
-        if (value <= 2 * reference + 1e-12) "within sampling noise of real vs real"
+        if (is.na(reference)) "no real-vs-real reference"
+        else if (value <= 2 * reference + 1e-12) "within sampling noise of real vs real"
         else if (value <= 5 * reference) "somewhat different from real" else "distributions differ"
     }),
     .assess_metric("gene_mean_cor", 1, .gene_cor("mean_real", "mean_gen")),
@@ -96,7 +97,7 @@
         list(value = .cor_agreement(ctx$dr[, top, drop = FALSE], ctx$dg[, top, drop = FALSE]),
              reference = .cor_agreement(ctx$dr[half$a, top, drop = FALSE], ctx$dr[half$b, top, drop = FALSE]))
     }, function(value, reference, ctx) {
-        if (is.na(value)) "undefined" else if (value >= 0.8 * reference) "co-expression kept"
+        if (is.na(reference)) "no real-halves reference" else if (value >= 0.8 * reference) "co-expression kept"
         else if (value >= 0.4 * reference) "co-expression partly kept" else "co-expression lost"
     }),
     .assess_metric("knn_mixing", 1, function(ctx) {
@@ -116,7 +117,7 @@
         lab <- .label_results(ctx)
         list(value = lab$accuracy, reference = lab$oob)
     }, function(value, reference, ctx) {
-        if (value >= 0.8 * reference) "labels recognisable"
+        if (is.na(reference)) "no real-cell reference" else if (value >= 0.8 * reference) "labels recognisable"
         else if (value >= 0.5 * reference) "labels partly recognisable" else "labels not recognisable"
     }, applies = .labelled),
     .assess_metric("marker_overlap", 1, function(ctx) {
