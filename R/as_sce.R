@@ -17,7 +17,8 @@
 #' @param real Logical scalar: include the real training cells too.
 #'
 #' @return A SingleCellExperiment. `colData` has `origin` (`"real"` or
-#'   `"generated"`) and, for a conditional model, `label`.
+#'   `"generated"`) and, for a conditional model, `label` (the first label)
+#'   and a column for each condition (labels and covariates) by its name.
 #' @seealso [gen_exprs()], [plot_aug()]
 #' @examples
 #' set.seed(1)
@@ -52,6 +53,15 @@ as_sce <- function(x, real = FALSE) {
     if (!is.null(x$y_gen)) {
         cd$label <- factor(c(if (real) as.character(x$y_train), as.character(x$y_gen)),
                            levels = union(levels(factor(x$y_train)), levels(factor(x$y_gen))))
+    }
+    # every condition of a conditional model (labels and covariates), by its name
+    if (!is.null(x$conditions_gen) && (!real || !is.null(x$conditions_train))) {
+        for (nm in setdiff(names(x$conditions_gen), names(cd))) {
+            g <- x$conditions_gen[[nm]]
+            r <- if (real) x$conditions_train[[nm]]
+            cd[[nm]] <- if (is.factor(g)) factor(c(as.character(r), as.character(g)), levels = union(levels(r), levels(g)))
+                        else c(r, g)
+        }
     }
     assays <- if (counts_model) {
         # a cell without any counts (a generated one can be) keeps logcounts 0

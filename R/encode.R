@@ -71,12 +71,15 @@ encode <- function(fit, newdata = NULL, labels = NULL, samples = FALSE, assay.ty
             .abort("{.arg name} must be a single non-empty string.", call = call)
         }
     }
+    cs <- .conditions_spec(spec, prep)
     if (is.null(newdata)) {
         if (!is.null(labels)) .abort("{.arg labels} is for {.arg newdata}; the training cells have theirs.", call = call)
-        return(list(x = prep$x_train, codes = if (spec$n_classes) as.integer(prep$y_train)))
+        conds <- .train_conditions(prep)
+    } else {
+        x <- .encode_input(newdata, prep, assay.type, call)$x
+        conds <- .new_conditions(cs, labels, newdata, prep, ncol(x), call)
     }
-    x <- .encode_input(newdata, prep, assay.type, call)$x
-    list(x = x, codes = .encode_codes(spec, labels, newdata, prep, ncol(x), call))
+    list(x = if (is.null(newdata)) prep$x_train else x, conds = conds, codes = .condition_columns(cs, conds))
 }
 
 # New cells as genes x cells in the model's gene order, prepared as the training
@@ -124,28 +127,34 @@ encode <- function(fit, newdata = NULL, labels = NULL, samples = FALSE, assay.ty
     list(x = x)
 }
 
-# Condition codes of new cells for a conditional model (NULL for a plain VAE).
-.encode_codes <- function(spec, labels, newdata, prep, n, call) {
-    if (!spec$n_classes) {
+# Conditions of new cells for a conditional model (NULL for a plain VAE): `labels` is a
+# data.frame with a column per condition, one label per cell (one-label models), or
+# names of colData columns of `newdata` (by default those named as the model's
+# conditions, or the column a one-label model was fitted with).
+.new_conditions <- function(cs, labels, newdata, prep, n, call) {
+    if (!.has_conditions(cs)) {
         if (!is.null(labels)) .abort("{.arg labels} is for a conditional model; this one has none.", call = call)
         return(NULL)
     }
-    if (is.null(labels) || (is.character(labels) && length(labels) == 1L && n != 1L)) {
-        column <- labels %||% prep$label_column
-        if (is.null(column) || !methods::is(newdata, "SummarizedExperiment") ||
-            !column %in% colnames(SummarizedExperiment::colData(newdata))) {
-            .abort(c("{.arg labels} is needed: the model is conditional on labels ({.val {spec$classes}}).",
-                     i = "Give one label per cell, or the name of a colData column of {.arg newdata}."), call = call)
+    conds <- .condition_names(cs)
+    cd <- if (methods::is(newdata, "SummarizedExperiment")) SummarizedExperiment::colData(newdata)
+    columns <- labels
+    if (is.null(labels)) {
+        columns <- if (!is.null(cd) && all(conds %in% colnames(cd))) conds
+                   else if (length(conds) == 1L) prep$label_column
+    } else if (!(is.character(labels) && is.null(dim(labels)) &&
+                 (length(conds) > 1L || (length(labels) == 1L && n != 1L)))) {
+        columns <- NULL
+    }
+    if (is.null(labels) || !is.null(columns)) {
+        if (is.null(columns) || is.null(cd) || !all(columns %in% colnames(cd)) || length(columns) != length(conds)) {
+            .abort(c("{.arg labels} is needed: the model is conditional on {.val {conds}}.",
+                     i = "Give a data.frame with a column for each, one row per cell, or the names of colData columns of {.arg newdata}."),
+                   call = call)
         }
-        labels <- SummarizedExperiment::colData(newdata)[[column]]
+        labels <- stats::setNames(as.data.frame(cd[columns], optional = TRUE), conds)
     }
-    y <- .as_labels(labels, n, "labels", call)
-    unknown <- setdiff(levels(y), spec$classes)
-    if (length(unknown)) {
-        .abort(c("{.arg labels} has classes the model was not fitted with: {.val {unknown}}.",
-                 i = "Classes: {.val {spec$classes}}."), call = call)
-    }
-    match(as.character(y), spec$classes)
+    .check_conditions(cs, labels, n, "labels", call, range = FALSE)
 }
 
 #' Normalised (and condition-corrected) expression from a fitted model
@@ -189,18 +198,14 @@ normalized_exprs <- function(fit, newdata = NULL, labels = NULL, decode_labels =
     codes <- cells$codes
     sce <- if (!is.null(name)) newdata
     n <- ncol(x)
-    out_codes <- codes
+    cs <- .conditions_spec(spec, prep)
+    out_conds <- cells$conds
     if (!is.null(decode_labels)) {
-        if (!spec$n_classes) .abort("{.arg decode_labels} is for a conditional model; this one has none.")
-        if (length(decode_labels) == 1L) decode_labels <- rep(decode_labels, n)
-        y <- .as_labels(decode_labels, n, "decode_labels", call)
-        unknown <- setdiff(levels(y), spec$classes)
-        if (length(unknown)) {
-            .abort(c("{.arg decode_labels} has classes the model was not fitted with: {.val {unknown}}.",
-                     i = "Classes: {.val {spec$classes}}."))
-        }
-        out_codes <- match(as.character(y), spec$classes)
+        if (!.has_conditions(cs)) .abort("{.arg decode_labels} is for a conditional model; this one has none.")
+        given <- .check_conditions(cs, decode_labels, n, "decode_labels", call, partial = TRUE)
+        for (nm in names(given)) out_conds[[nm]] <- given[[nm]]
     }
+    out_codes <- .condition_columns(cs, out_conds)
     if (counts_model) {
         if (!is.numeric(library_size) || !length(library_size) %in% c(1L, n) || anyNA(library_size) ||
             any(!is.finite(library_size)) || any(library_size <= 0)) {

@@ -163,7 +163,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
                     optimizer = "adam", validation_split = 0, callbacks = NULL,
                     assay.type = "counts", labels = NULL,
                     likelihood = "bce", seed = NULL,
-                    num.threads = 1L, verbose = TRUE, kl_warmup = 0) {
+                    num.threads = 1L, verbose = TRUE, kl_warmup = 0, covariates = NULL) {
     call <- rlang::current_env()
     # Cheap checks first, before any data is touched.
     if (missing(epochs)) .abort("{.arg epochs} is missing: how many passes over the data?")
@@ -193,14 +193,16 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     # Data.
     prep <- if (is.null(preprocessing)) {
         .prepare_inputs(object, x_train, x_val, y_train, y_val, assay.type, labels,
-                        validation_split, counts, call)
+                        validation_split, counts, call, covariates)
     } else {
         .upgrade_preprocessing(.check_preprocessing(preprocessing, call))
     }
     n_genes <- length(prep$genes)
+    conditions <- .conditions_layout(.train_conditions(prep))
     classes <- if (is.null(prep$y_train)) character(0) else levels(prep$y_train)
-    if (!is.null(prep$y_train) && length(classes) < 2L) {
-        cli::cli_inform(c(i = "All training cells have the same label: the conditional VAE has a single class."))
+    one_level <- names(conditions$labels)[lengths(conditions$labels) < 2L]
+    if (length(one_level)) {
+        cli::cli_inform(c(i = "All training cells have the same {.val {one_level}}: the conditional VAE has a single class of {?it/each}."))
     }
     if (!all(layers_given)) {
         units <- if (counts) 128L else 256L
@@ -208,7 +210,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
         decoder_layers <- list(layer_dense(units, "relu"),
                                layer_dense(n_genes, if (counts) "linear" else "sigmoid"))
     }
-    spec <- .model_spec(encoder_layers, decoder_layers, latent_dim, n_genes, classes, call)
+    spec <- .model_spec(encoder_layers, decoder_layers, latent_dim, n_genes, classes, call, conditions)
     spec$likelihood <- likelihood
     out_act <- spec$decoder_activation[length(spec$decoder_activation)]
     if (counts && out_act != "linear") {
@@ -327,7 +329,8 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
 }
 
 # The architecture as plain R data (what the core and plot_vae() read).
-.model_spec <- function(encoder_layers, decoder_layers, latent_dim, n_genes, classes, call) {
+.model_spec <- function(encoder_layers, decoder_layers, latent_dim, n_genes, classes, call,
+                        conditions = NULL) {
     as_layers <- function(x, arg) {
         if (inherits(x, "exprsgen_layer")) x <- list(x)
         if (!is.list(x) || !length(x) || !all(vapply(x, inherits, logical(1), "exprsgen_layer"))) {
@@ -359,10 +362,12 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     units <- function(ls) vapply(ls, function(l) as.integer(l$units), integer(1))
     acts <- function(ls) vapply(ls, function(l) l$activation, character(1))
     lname <- function(ls) vapply(ls, function(l) if (is.null(l$name)) NA_character_ else l$name, character(1))
-    list(n_genes = n_genes, n_classes = length(classes), latent_dim = latent_dim,
+    # n_classes: the width of the condition row (one-hot labels and covariates)
+    width <- if (is.null(conditions)) length(classes) else .condition_width(conditions)
+    list(n_genes = n_genes, n_classes = width, latent_dim = latent_dim,
          encoder_units = units(enc), encoder_activation = acts(enc), encoder_names = lname(enc),
          decoder_units = units(dec), decoder_activation = acts(dec), decoder_names = lname(dec),
-         classes = classes)
+         classes = classes, conditions = conditions)
 }
 
 #' @method print exprsgen_fit

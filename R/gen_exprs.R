@@ -89,71 +89,119 @@
 #' dim(gen$x_gen)
 #' @export
 gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
-                      labels = NULL, latent = NULL, cells = NULL) {
+                      labels = NULL, latent = NULL, cells = NULL, conditions = NULL) {
     .check_fit(x, "x")
     if (!is.null(batch_size)) .check_count(batch_size, "batch_size")
     .check_flag(use_generator, "use_generator")
     spec <- x$model$spec
     prep <- .upgrade_preprocessing(x$preprocessing)
+    cs <- .conditions_spec(spec, prep)
     counts_model <- identical(prep$transform$type, "counts")
     latent <- .check_one_of(latent %||% (if (counts_model || !is.null(cells)) "posterior" else "gmm"),
                             c("gmm", "prior", "posterior"), "latent")
-    codes <- if (spec$n_classes) as.integer(prep$y_train) else NULL
+    classes <- spec$classes
+    K <- length(classes)
+    codes <- if (K) as.integer(prep$y_train) else NULL
+    conds_train <- .train_conditions(prep)
+    # conditions beyond the primary label: generated cells take them from a training cell
+    extra <- .has_conditions(cs) && length(.condition_names(cs)) > (K > 0)
     train_cells <- colnames(prep$x_train)
     pool <- .pool_cells(cells, latent, train_cells)
-    sizes <- .class_sizes(spec, labels, num_samples, missing(num_samples), codes, pool)
-    num_samples <- sum(sizes)
+    given <- NULL
+    if (!is.null(conditions)) {
+        if (!is.null(labels)) .abort("Give either {.arg labels} or {.arg conditions}, not both.")
+        given <- .given_conditions(cs, conditions, num_samples, missing(num_samples))
+        gen_class <- if (K) as.integer(given[[names(cs$labels)[1]]]) else NULL
+        num_samples <- nrow(given)
+    } else {
+        sizes <- .class_sizes(spec, labels, num_samples, missing(num_samples), codes, pool)
+        num_samples <- sum(sizes)
+        gen_class <- if (K) rep(seq_len(K), sizes) else NULL
+    }
     .check_gen_memory(spec, num_samples, counts_model, prep$x_train)
 
     # the weights cross into the core once, for encoding and decoding
     handle <- .eg_model_new(x$model, x$params$num.threads %||% 1L)
-    enc <- .encode_cells(handle, prep, codes)
+    enc <- .encode_cells(handle, prep, .condition_columns(cs, conds_train))
     latent_vector <- enc$mean
     dimnames(latent_vector) <- list(train_cells, paste("latent", seq_len(spec$latent_dim)))
     library_sizes <- if (counts_model) prep$library_size %||% .col_sums(prep$x_train)
 
-    # Class of every generated cell, then its latent code (and library size).
-    gen_codes <- if (spec$n_classes) rep(seq_len(spec$n_classes), sizes) else NULL
+    # Latent code of every generated cell (and library size, and the training cell
+    # whose conditions it takes), class by class of the primary label.
     z <- matrix(0, num_samples, spec$latent_dim)
     log_library <- numeric(num_samples)
-    groups <- if (spec$n_classes) seq_len(spec$n_classes) else 1L
-    for (k in groups) {
-        n_k <- if (spec$n_classes) sizes[k] else num_samples
-        if (n_k == 0) next
-        rows <- if (spec$n_classes) which(gen_codes == k) else seq_len(num_samples)
-        members <- if (spec$n_classes) which(codes == k) else seq_along(train_cells)
-        what <- if (spec$n_classes) paste0("class {.val ", spec$classes[k], "}") else "the training cells"
-        drawn <- .draw_latent(latent, enc, members, intersect(pool, members), n_k, what)
+    source_cell <- integer(num_samples)
+    for (k in if (K) seq_len(K) else 1L) {
+        rows <- if (K) which(gen_class == k) else seq_len(num_samples)
+        if (!length(rows)) next
+        members <- if (K) which(codes == k) else seq_along(train_cells)
+        what <- if (K) paste0("class {.val ", classes[k], "}") else "the training cells"
+        drawn <- .draw_latent(latent, enc, members, intersect(pool, members), length(rows), what)
         z[rows, ] <- drawn$z
-        if (counts_model) {
-            # the chosen cell's own library size (posterior), else one of its class's
-            src <- if (is.null(drawn$cell)) members[sample.int(length(members), n_k, replace = TRUE)]
+        if (counts_model || (extra && is.null(given))) {
+            # the chosen cell (posterior), else one of its class
+            src <- if (is.null(drawn$cell)) members[sample.int(length(members), length(rows), replace = TRUE)]
                    else drawn$cell
-            log_library[rows] <- log(library_sizes[src])
+            source_cell[rows] <- src
+            if (counts_model) log_library[rows] <- log(library_sizes[src])
         }
     }
+    gen_conds <- if (!is.null(given)) given
+                 else if (extra) conds_train[source_cell, , drop = FALSE]
+                 else if (K) stats::setNames(data.frame(factor(classes[gen_class], levels = classes)), names(cs$labels)[1])
+    if (!is.null(gen_conds)) rownames(gen_conds) <- NULL
+    cond_cols <- .condition_columns(cs, gen_conds)
 
     gen_names <- paste0("gen", seq_len(num_samples))
     if (counts_model) {
         seed <- sample.int(.Machine$integer.max, 1L)
-        csc <- .with_memory_errors(.eg_decode_counts(handle, z, gen_codes, log_library, seed),
+        csc <- .with_memory_errors(.eg_decode_counts(handle, z, cond_cols, log_library, seed),
                                    "Generation", "Ask for fewer cells with {.arg num_samples} (or {.arg labels}).")
         # CSC slots of genes x cells are the CSR slots of cells x genes.
         x_gen <- methods::new("dgRMatrix", p = csc$p, j = csc$i, x = csc$x,
                               Dim = c(num_samples, spec$n_genes),
                               Dimnames = list(gen_names, prep$genes))
     } else {
-        x_gen <- .with_memory_errors(.eg_decode(handle, z, gen_codes, prep$minmax, cells_in_rows = TRUE),
+        x_gen <- .with_memory_errors(.eg_decode(handle, z, cond_cols, prep$minmax, cells_in_rows = TRUE),
                                      "Generation", "Ask for fewer cells with {.arg num_samples} (or {.arg labels}).")
         dimnames(x_gen) <- list(gen_names, prep$genes)
     }
-    y_gen <- if (spec$n_classes) factor(spec$classes[gen_codes], levels = spec$classes)
+    y_gen <- if (K) factor(classes[gen_class], levels = classes)
     # VAExprs's orientation: cells in rows
     structure(list(x_gen = x_gen, y_gen = y_gen, x_train = .cells_by_genes(prep$x_train),
                    y_train = prep$y_train,
-                   latent_vector = latent_vector),
+                   latent_vector = latent_vector,
+                   conditions_gen = gen_conds, conditions_train = conds_train),
               class = "exprsgen_gen", likelihood = spec$likelihood,
               assay = .gen_assay_name(prep))
+}
+
+# gen_exprs(conditions =): the conditions of every generated cell, each row of
+# `conditions` repeated `n` times, checked against the model.
+.given_conditions <- function(cs, conditions, num_samples, no_num, call = rlang::caller_env()) {
+    if (!.has_conditions(cs)) .abort("{.arg conditions} needs a conditional model (fitted with labels or covariates).", call = call)
+    if (methods::is(conditions, "DataFrame")) conditions <- as.data.frame(conditions, optional = TRUE)
+    if (!is.data.frame(conditions) || !"n" %in% names(conditions) || !nrow(conditions)) {
+        .abort(c("{.arg conditions} must be a data.frame with a column {.code n} (cells to generate) and one per condition.",
+                 i = "Conditions: {.val {.condition_names(cs)}}."), call = call)
+    }
+    n <- conditions$n
+    if (!is.numeric(n) || anyNA(n) || any(n < 0) || any(n != round(n))) {
+        .abort("{.arg conditions}{.code $n} must hold non-negative whole numbers.", call = call)
+    }
+    if (sum(n) < 1) .abort("{.arg conditions} asks for no cells.", call = call)
+    if (sum(n) > .Machine$integer.max) {
+        .abort("{.arg conditions} asks for {format(sum(n), big.mark = ',', scientific = FALSE)} cells, more than {format(.Machine$integer.max, big.mark = ',')} (one matrix's limit).",
+               call = call)
+    }
+    if (!no_num && .check_count(num_samples, "num_samples", call = call) != sum(n)) {
+        .abort("{.arg num_samples} ({num_samples}) differs from the sum of {.arg conditions}{.code $n} ({sum(n)}).", call = call)
+    }
+    rows <- .check_conditions(cs, conditions[setdiff(names(conditions), "n")], nrow(conditions), "conditions", call)
+    out <- rows[rep(seq_len(nrow(rows)), n), , drop = FALSE]
+    rownames(out) <- NULL
+    out
 }
 
 # Indices of the training cells latent = "posterior" draws around.
@@ -175,7 +223,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
 .class_sizes <- function(spec, labels, num_samples, no_num, codes, pool,
                          call = rlang::caller_env()) {
     if (!is.null(labels)) {
-        if (!spec$n_classes) .abort("{.arg labels} needs a conditional VAE (fitted with labels).", call = call)
+        if (!length(spec$classes)) .abort("{.arg labels} needs a conditional VAE (fitted with labels).", call = call)
         if (!is.numeric(labels) || is.null(names(labels)) || anyNA(labels) ||
             any(labels < 0) || any(labels != round(labels)) || anyDuplicated(names(labels)) ||
             any(!nzchar(names(labels)))) {
@@ -191,7 +239,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
             .abort("{.arg labels} asks for {format(sum(labels), big.mark = ',', scientific = FALSE)} cells, more than {format(.Machine$integer.max, big.mark = ',')} (one matrix's limit).",
                    call = call)
         }
-        sizes <- integer(spec$n_classes)
+        sizes <- integer(length(spec$classes))
         sizes[match(names(labels), spec$classes)] <- as.integer(labels)
         if (!no_num && .check_count(num_samples, "num_samples", call = call) != sum(sizes)) {
             .abort("{.arg num_samples} ({num_samples}) differs from the sum of {.arg labels} ({sum(sizes)}).",
@@ -202,8 +250,8 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     }
     if (no_num) .abort("{.arg num_samples} is missing.", call = call)
     num_samples <- .check_count(num_samples, "num_samples", call = call)
-    if (!spec$n_classes) return(num_samples)
-    .allocate(tabulate(codes[pool], spec$n_classes), num_samples)
+    if (!length(spec$classes)) return(num_samples)
+    .allocate(tabulate(codes[pool], length(spec$classes)), num_samples)
 }
 
 # Split n among classes in proportion to `sizes` (largest remainders).
@@ -299,7 +347,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
 .reconstruct <- function(fit) {
     spec <- fit$model$spec
     prep <- .upgrade_preprocessing(fit$preprocessing)
-    codes <- if (spec$n_classes) as.integer(prep$y_train) else NULL
+    codes <- .condition_columns(.conditions_spec(spec, prep), .train_conditions(prep))
     handle <- .eg_model_new(fit$model)
     enc <- .encode_cells(handle, prep, codes)
     .eg_decode(handle, enc$mean, codes, prep$minmax, cells_in_rows = TRUE)

@@ -66,7 +66,7 @@
     # An interrupt while a block is read ends the pass as one inside the core does.
     tryCatch(for (b in order) {
         idx <- blocks[[b]]
-        st <- .eg_trainer_block(trainer, .read_cells(x, idx), y[idx], train)
+        st <- .eg_trainer_block(trainer, .read_cells(x, idx), .condition_rows(y, idx), train)
         total <- total + st[1:3] * st[[4]]
         cells <- cells + st[[4]]
         if (st[[4]] < length(idx)) break
@@ -75,12 +75,12 @@
 }
 
 # Posterior means and log-variances of all training cells (model handle from
-# .eg_model_new()).
+# .eg_model_new()); `codes`: their conditions as .condition_columns() gives them.
 .encode_cells <- function(handle, prep, codes) {
     x <- prep$x_train
     if (!.is_delayed(x)) return(.eg_encode(handle, x, codes, prep$transform))
     parts <- lapply(.cell_blocks(ncol(x), .block_size(nrow(x))), function(idx) {
-        .eg_encode(handle, .read_cells(x, idx), codes[idx], prep$transform)
+        .eg_encode(handle, .read_cells(x, idx), .condition_rows(codes, idx), prep$transform)
     })
     list(mean = do.call(rbind, lapply(parts, `[[`, "mean")),
          log_var = do.call(rbind, lapply(parts, `[[`, "log_var")))

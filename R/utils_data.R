@@ -106,15 +106,17 @@
     droplevels(as.factor(y))
 }
 
-# Prepared training inputs: list(x_train, y_train, x_val, y_val, genes,
-# normalization, library_size, scan, assay.type), matrices genes x cells.
+# Prepared training inputs: list(x_train, y_train, conditions, x_val, y_val,
+# conditions_val, genes, normalization, library_size, scan, assay.type), matrices genes
+# x cells; `conditions` a data.frame of every label and covariate (NULL without), and
+# y_train its first label (the primary one, NULL without labels).
 .prepare_inputs <- function(object, x_train, x_val, y_train, y_val, assay.type, labels,
-                            validation_split, counts, call) {
+                            validation_split, counts, call, covariates = NULL) {
     p <- if (!is.null(object)) {
         if (!is.null(x_train)) .abort("Give either {.arg object} or {.arg x_train}, not both.", call = call)
-        .prepare_object(object, assay.type, labels, counts, call)
+        .prepare_object(object, assay.type, labels, counts, call, covariates)
     } else {
-        .prepare_matrix(x_train, y_train, counts, call)
+        .prepare_matrix(x_train, y_train, counts, call, covariates)
     }
     if (!is.null(x_val)) {
         if (!is.null(object)) .abort("{.arg x_val} is for {.arg x_train}; with {.arg object} use {.arg validation_split}.", call = call)
@@ -129,7 +131,7 @@
 
 # A SummarizedExperiment's assay (genes x cells), log-normalised as VAExprs does for a
 # "counts" assay under a scaled likelihood.
-.prepare_object <- function(object, assay.type, labels, counts, call) {
+.prepare_object <- function(object, assay.type, labels, counts, call, covariates = NULL) {
     if (!methods::is(object, "SummarizedExperiment")) {
         .abort("{.arg object} must be a SingleCellExperiment or SummarizedExperiment, not {.cls {class(object)[1]}}.",
                call = call)
@@ -141,7 +143,7 @@
     }
     if (is.null(rownames(object))) rownames(object) <- paste0("gene", seq_len(nrow(object)))
     if (is.null(colnames(object))) colnames(object) <- paste0("cell", seq_len(ncol(object)))
-    y <- .labels_from_object(object, labels, call)
+    conds <- .labels_from_object(object, labels, covariates, call)
     x <- .as_expression(SummarizedExperiment::assay(object, assay.type), "object", call,
                         counts = counts)
     scan <- if (.is_delayed(x)) .scan_cells(x, "object", counts, call)
@@ -165,13 +167,13 @@
         normalization <- "logNormCounts"
         scan <- if (.is_delayed(x)) .scan_cells(x, "object", FALSE, call)
     }
-    list(x_train = x, y_train = y, genes = rownames(x), normalization = normalization,
-         library_size = lib, scan = scan, assay.type = assay.type,
+    list(x_train = x, y_train = .primary_label(conds), conditions = conds, genes = rownames(x),
+         normalization = normalization, library_size = lib, scan = scan, assay.type = assay.type,
          label_column = if (is.character(labels) && length(labels) == 1L && ncol(object) != 1L) labels)
 }
 
 # VAExprs's x_train (cells x genes), turned into genes x cells (see the top of this file).
-.prepare_matrix <- function(x_train, y_train, counts, call) {
+.prepare_matrix <- function(x_train, y_train, counts, call, covariates = NULL) {
     if (is.null(x_train)) {
         .abort("Give the training data as {.arg x_train} (cells x genes) or {.arg object}.", call = call)
     }
@@ -180,7 +182,8 @@
         .abort("{.arg x_train} has {nrow(x)} cell{?s} (rows) and {ncol(x)} gene{?s} (columns); it needs at least one of each.",
                call = call)
     }
-    y <- .as_labels(y_train, nrow(x), "y_train", call)
+    table <- if (is.data.frame(y_train) || methods::is(y_train, "DataFrame")) y_train
+    conds <- .gather_conditions(y_train, covariates, table, nrow(x), "y_train", call)
     genes_named <- !is.null(colnames(x))
     if (is.null(colnames(x))) colnames(x) <- paste0("gene", seq_len(ncol(x)))
     if (is.null(rownames(x))) rownames(x) <- paste0("cell", seq_len(nrow(x)))
@@ -190,8 +193,9 @@
     if (counts && any(lib <= 0)) {
         .abort("{.arg x_train} has cells (rows) without any counts; remove them first.", call = call)
     }
-    list(x_train = x, y_train = y, genes = rownames(x), normalization = "none",
-         library_size = lib, scan = scan, assay.type = NULL, genes_named = genes_named)
+    list(x_train = x, y_train = .primary_label(conds), conditions = conds, genes = rownames(x),
+         normalization = "none", library_size = lib, scan = scan, assay.type = NULL,
+         genes_named = genes_named)
 }
 
 # Validation cells given as x_val (cells x genes) and y_val.
@@ -221,12 +225,16 @@
         }
         if (!identical(idx, seq_along(idx))) x_val <- x_val[, idx, drop = FALSE]
     }
-    if (!is.null(p$y_train)) {
+    if (!is.null(p$conditions)) {
         if (is.null(y_val)) .abort("{.arg y_val} is needed with {.arg x_val} for a conditional VAE.", call = call)
-        y_val <- .as_labels(y_val, nrow(x_val), "y_val", call)
-        unknown <- setdiff(levels(y_val), levels(p$y_train))
-        if (length(unknown)) .abort("{.arg y_val} has labels not in {.arg y_train}: {.val {unknown}}.", call = call)
-        p$y_val <- factor(y_val, levels = levels(p$y_train))
+        cs <- .conditions_layout(p$conditions)
+        if (!is.data.frame(y_val) && !methods::is(y_val, "DataFrame")) {
+            y_val <- .as_labels(y_val, nrow(x_val), "y_val", call)
+        } else if (nrow(y_val) != nrow(x_val)) {
+            .abort("{.arg y_val} has {nrow(y_val)} row{?s} but {.arg x_val} has {nrow(x_val)} cell{?s}.", call = call)
+        }
+        p$conditions_val <- .check_conditions(cs, y_val, nrow(x_val), "y_val", call, range = FALSE)
+        p$y_val <- .primary_label(p$conditions_val)
     } else if (!is.null(y_val)) {
         .abort("{.arg y_val} is given but {.arg y_train} is not.", call = call)
     }
@@ -252,11 +260,21 @@
     p$x_train <- p$x_train[, split$train, drop = FALSE]
     if (!is.null(p$library_size)) p$library_size <- p$library_size[split$train]
     if (!is.null(p$scan)) p$scan$library_size <- p$scan$library_size[split$train]
-    if (!is.null(p$y_train)) {
-        p$y_val <- p$y_train[split$val]
-        p$y_train <- p$y_train[split$train]
+    if (!is.null(p$conditions)) {
+        p$conditions_val <- p$conditions[split$val, , drop = FALSE]
+        p$conditions <- p$conditions[split$train, , drop = FALSE]
+        rownames(p$conditions_val) <- rownames(p$conditions) <- NULL
+        p$y_val <- .primary_label(p$conditions_val)
+        p$y_train <- .primary_label(p$conditions)
     }
     p
+}
+
+# The first label of a conditions data.frame (NULL without labels).
+.primary_label <- function(conds) {
+    if (is.null(conds)) return(NULL)
+    first <- which(vapply(conds, is.factor, logical(1)))[1]
+    if (is.na(first)) NULL else conds[[first]]
 }
 
 # A prepared list from before the orientation was fixed (x_train with cells in rows),
@@ -270,23 +288,15 @@
     p
 }
 
-.labels_from_object <- function(object, labels, call) {
-    if (is.null(labels)) {
-        cd <- SummarizedExperiment::colData(object)
+.labels_from_object <- function(object, labels, covariates, call) {
+    cd <- SummarizedExperiment::colData(object)
+    if (is.null(labels) && is.null(covariates)) {
         if (ncol(cd) > 0) {
             cli::cli_inform(c(i = "Fitting a VAE without labels; for a conditional VAE pass {.arg labels}, e.g. {.code labels = \"{colnames(cd)[1]}\"}."))
         }
         return(NULL)
     }
-    if (is.character(labels) && length(labels) == 1L && ncol(object) != 1L) {
-        cd <- SummarizedExperiment::colData(object)
-        if (!labels %in% colnames(cd)) {
-            .abort(c("{.arg labels} = {.val {labels}} is not a column of {.code colData(object)}.",
-                     i = "Columns: {.val {colnames(cd)}}."), call = call)
-        }
-        return(.as_labels(cd[[labels]], ncol(object), "labels", call))
-    }
-    .as_labels(labels, ncol(object), "labels", call)
+    .gather_conditions(labels, covariates, cd, ncol(object), "labels", call)
 }
 
 # Random train/validation split of n cells (R's RNG), or NULL.

@@ -35,7 +35,20 @@
         !s$likelihood %in% .vocabulary()$likelihoods$name) {
         bad("{.code $spec$likelihood} is not a likelihood exprsgen knows")
     }
-    if (s$n_classes > 0 && (!is.character(s$classes) || length(s$classes) != s$n_classes || anyNA(s$classes))) {
+    if (!is.null(s$conditions)) {
+        cs <- s$conditions
+        lv_ok <- is.list(cs$labels) && !is.null(names(cs$labels)) &&
+            all(vapply(cs$labels, function(l) is.character(l) && length(l) >= 1L && !anyNA(l), logical(1)))
+        cov <- cs$covariates
+        cov_ok <- is.data.frame(cov) && all(c("name", "center", "scale", "min", "max") %in% names(cov)) &&
+            all(vapply(cov[c("center", "scale", "min", "max")], function(v) is.numeric(v) && all(is.finite(v)), logical(1))) &&
+            all(cov$scale > 0)
+        if (!lv_ok || !cov_ok) bad("{.code $spec$conditions} is not one exprsgen makes")
+        if (.condition_width(cs) != s$n_classes) bad("its conditions do not match {.code $spec$n_classes}")
+        if (!identical(if (length(cs$labels)) cs$labels[[1]] else character(0), as.character(s$classes))) {
+            bad("{.code $spec$classes} are not the levels of its first label")
+        }
+    } else if (s$n_classes > 0 && (!is.character(s$classes) || length(s$classes) != s$n_classes || anyNA(s$classes))) {
         bad("{.code $spec$classes} does not hold one name per class")
     }
     n_blocks <- tryCatch(nrow(.blocks(s)), error = function(e) bad(paste0("its architecture is not valid (", conditionMessage(e), ")")))
@@ -82,11 +95,20 @@
                 anyNA(p$library_size) || any(p$library_size <= 0))) {
         bad("{.code $preprocessing$library_size} does not hold one positive size per training cell")
     }
-    if (s$n_classes > 0) {
+    if (length(s$classes) > 0) {
         y <- p$y_train
         if (!is.factor(y) || length(y) != n_cells || anyNA(y) || !identical(levels(y), s$classes)) {
             bad("its training labels do not match the model's classes")
         }
+    }
+    if (!is.null(s$conditions) && .has_conditions(s$conditions)) {
+        conds <- p$conditions
+        cs <- s$conditions
+        ok <- is.data.frame(conds) && nrow(conds) == n_cells && identical(names(conds), .condition_names(cs)) &&
+            all(vapply(names(cs$labels), function(nm) is.factor(conds[[nm]]) && !anyNA(conds[[nm]]) &&
+                                              all(levels(conds[[nm]]) %in% cs$labels[[nm]]), logical(1))) &&
+            all(vapply(cs$covariates$name, function(nm) is.numeric(conds[[nm]]) && all(is.finite(conds[[nm]])), logical(1)))
+        if (!ok) bad("its training cells' conditions do not match the model's")
     }
     if (!is.data.frame(x$history)) bad("its {.code $history} is not a data frame")
     if (!is.list(x$params)) bad("its {.code $params} is not a list")
@@ -123,5 +145,12 @@
         }
     }
     if (is.null(x$y_gen) != is.null(x$y_train)) bad("it has labels for only one of its generated and training cells")
+    for (part in c("conditions_gen", "conditions_train")) {
+        cd <- x[[part]]
+        n <- nrow(x[[if (part == "conditions_gen") "x_gen" else "x_train"]])
+        if (!is.null(cd) && (!is.data.frame(cd) || nrow(cd) != n || anyNA(cd))) {
+            bad(paste0("{.code $", part, "} does not hold the conditions of each cell"))
+        }
+    }
     invisible(x)
 }

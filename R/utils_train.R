@@ -6,9 +6,9 @@
 # in each epoch are recorded in the history.
 .train <- function(spec, train, prep, epochs, stopping, verbose,
                    schedule = list(kl_warmup = 0L, plateau = NULL)) {
-    codes <- function(y) if (is.null(y)) NULL else as.integer(y)
-    y_train <- codes(prep$y_train)
-    y_val <- codes(prep$y_val)
+    cs <- .conditions_spec(spec, prep)
+    y_train <- .condition_columns(cs, .train_conditions(prep))
+    y_val <- .condition_columns(cs, .train_conditions(prep, "val"))
     # The trainer gets its data once, here; an on-disk matrix is read block by block
     # in each pass instead (.pass).
     on_disk <- .is_delayed(prep$x_train)

@@ -1,7 +1,7 @@
 //! R values ⇄ core types. Shape and type errors become core errors naming the argument.
 
 use exprsgen_core::buffers::{copied, from_fn, with_capacity, zeros};
-use exprsgen_core::{CscView, Dataset, DenseView, DenseWeights, Error, Layout, ModelParams, Scaling, Source, TrainParams, Transform};
+use exprsgen_core::{Condition, Conditions, CscView, Dataset, DenseView, DenseWeights, Error, Layout, ModelParams, Scaling, Source, TrainParams, Transform};
 use extendr_api::prelude::*;
 
 pub type CoreResult<T> = std::result::Result<T, Error>;
@@ -173,8 +173,7 @@ impl HeldData {
         cells_in_rows: bool,
         name: &'static str,
         transform: Transform,
-        labels: Option<Vec<u32>>,
-        n_classes: usize,
+        conditions: Conditions,
     ) -> CoreResult<Self> {
         let src = source(&x, cells_in_rows, name)?;
         // SAFETY: the views point into R vectors owned by `x`, which this struct holds
@@ -182,7 +181,7 @@ impl HeldData {
         // collector, which never moves objects, and nothing writes to it meanwhile
         // (R's copy-on-modify semantics; the trainer is private to fit_vae()).
         let src = unsafe { std::mem::transmute::<Source<'_>, Source<'static>>(src) };
-        let data = Dataset::new(src, transform, labels, n_classes)?;
+        let data = Dataset::with_conditions(src, transform, conditions)?;
         Ok(HeldData { data, _x: x })
     }
 }
@@ -195,11 +194,8 @@ pub fn scaling(min: &Robj, max: &Robj) -> CoreResult<Scaling> {
     Scaling::new(v(min)?, v(max)?)
 }
 
-/// 1-based integer label codes (or NULL) → 0-based codes.
-pub fn labels(x: &Robj, name: &'static str) -> CoreResult<Option<Vec<u32>>> {
-    if x.is_null() {
-        return Ok(None);
-    }
+/// 1-based integer codes → 0-based codes.
+fn codes(x: &Robj, name: &'static str) -> CoreResult<Vec<u32>> {
     let codes = x.as_integer_slice().ok_or(Error::InvalidParameter { field: name, rule: "must be integer codes".into() })?;
     let mut out = with_capacity(codes.len(), "the labels")?;
     for &c in codes {
@@ -208,7 +204,40 @@ pub fn labels(x: &Robj, name: &'static str) -> CoreResult<Option<Vec<u32>>> {
         }
         out.push((c - 1) as u32);
     }
-    Ok(Some(out))
+    Ok(out)
+}
+
+/// One column of conditions: a factor (a label, one-hot over its levels) or a
+/// numeric vector (a covariate, as it is).
+fn condition(x: &Robj, name: &'static str) -> CoreResult<Condition> {
+    if x.is_factor() {
+        let levels = x.get_attrib("levels").map_or(0, |l| l.len());
+        return Ok(Condition::Categorical { codes: codes(x, name)?, levels });
+    }
+    let values = x.as_real_slice().ok_or(Error::InvalidParameter { field: name, rule: "must hold factors (labels) or numeric vectors (covariates)".into() })?;
+    let mut out = with_capacity(values.len(), "the covariates")?;
+    out.extend(values.iter().map(|&v| v as f32));
+    Ok(Condition::Continuous { values: out })
+}
+
+/// The conditions of cells: NULL (none), 1-based integer codes of one label over the
+/// model's `width` classes, or a list of factors (labels) and numeric vectors
+/// (covariates) in the model's order.
+pub fn conditions(x: &Robj, width: usize, name: &'static str) -> CoreResult<Conditions> {
+    if x.is_null() {
+        return Ok(Conditions::none());
+    }
+    if let Some(list) = x.as_list() {
+        let mut columns = with_capacity(list.len(), "the conditions")?;
+        for (_, col) in list.iter() {
+            columns.push(condition(&col, name)?);
+        }
+        return Conditions::new(columns);
+    }
+    if x.is_factor() {
+        return Conditions::new(vec![condition(x, name)?]);
+    }
+    Conditions::labels(Some(codes(x, name)?), width)
 }
 
 /// `list(name = list(kernel = <n_in x n_out matrix>, bias = <numeric>), ...)`.

@@ -133,13 +133,14 @@ fn with_trainer<R>(ptr: &Robj, f: impl FnOnce(&mut TrainerHandle) -> CoreResult<
     handle(ptr, "trainer", f)
 }
 
-/// A data set from `x` (or NULL for none), 1-based `labels` and the transform.
+/// A data set from `x` (or NULL for none), its conditions (see `convert::conditions`)
+/// and the transform.
 fn held(x: Robj, labels: &Robj, name: &'static str, transform: &Transform, n_classes: usize) -> CoreResult<Option<HeldData>> {
     if x.is_null() {
         return Ok(None);
     }
-    let lab = crate::convert::labels(labels, "labels")?;
-    HeldData::new(x, false, name, transform.clone(), lab, n_classes).map(Some)
+    let cond = conditions(labels, n_classes, "labels")?;
+    HeldData::new(x, false, name, transform.clone(), cond).map(Some)
 }
 
 /// Create a trainer: a new model from `model` (architecture) and `train` (settings),
@@ -195,7 +196,7 @@ pub fn eg_trainer_epoch(trainer: Robj, train: Robj) -> Robj {
 }
 
 /// A training (`train = TRUE`) or evaluation pass over one block of cells `x` (genes x
-/// cells, dense or dgCMatrix) with 1-based `labels`, for data read block by block;
+/// cells, dense or dgCMatrix) with conditions `labels`, for data read block by block;
 /// returns as `eg_trainer_epoch`.
 #[extendr]
 pub fn eg_trainer_block(trainer: Robj, x: Robj, labels: Robj, train: Robj) -> Robj {
@@ -204,7 +205,8 @@ pub fn eg_trainer_block(trainer: Robj, x: Robj, labels: Robj, train: Robj) -> Ro
         with_trainer(&trainer, |t| {
             let k = t.trainer.model_spec().n_classes;
             let src = source(&x, false, "x")?;
-            let data = Dataset::new(src, t.transform.clone(), crate::convert::labels(&labels, "labels")?, k)?;
+            let data = Dataset::with_conditions(src, t.transform.clone(), conditions(&labels, k, "labels")?)?;
+            t.trainer.model_spec().check_data(&data)?;
             let mut stop = crate::interrupt::poller(POLL);
             let st = if train { t.trainer.train_pass(&data, &mut stop)? } else { t.trainer.evaluate_pass(&data, &mut stop)? };
             Ok(stats(st))
@@ -292,16 +294,15 @@ fn with_model<R>(ptr: &Robj, f: impl FnOnce(&mut Model) -> CoreResult<R>) -> Cor
     handle(ptr, "model", f)
 }
 
-/// Posterior of every cell of `x` (1-based `labels`, `transform`): `list(mean,
+/// Posterior of every cell of `x` (conditions `labels`, `transform`): `list(mean,
 /// log_var)`, each a cells × latent matrix.
 #[extendr]
 pub fn eg_model_encode(model: Robj, x: Robj, cells_in_rows: Robj, labels: Robj, transform: Robj) -> Robj {
     guard(|| {
         let src = source(&x, flag(&cells_in_rows, "cells_in_rows")?, "x")?;
         let tr = crate::convert::transform(&transform)?;
-        let lab = crate::convert::labels(&labels, "labels")?;
         with_model(&model, |m| {
-            let data = Dataset::new(src, tr, lab, m.spec().n_classes)?;
+            let data = Dataset::with_conditions(src, tr, conditions(&labels, m.spec().n_classes, "labels")?)?;
             let (mean, log_var) = m.encode(&data)?;
             let (n, l) = (data.n_cells(), m.spec().latent_dim);
             // row-major [n, l] → R column-major n × l
@@ -335,14 +336,13 @@ fn latent_rows(z: &Robj, latent_dim: usize) -> CoreResult<(Vec<f32>, usize)> {
     Ok((rows, n))
 }
 
-/// Decode `z` (an n × latent matrix) of a count model, with 1-based condition codes
-/// `labels` (or NULL) and natural-log library sizes `log_library`, and draw integer
+/// Decode `z` (an n × latent matrix) of a count model, with conditions `labels`
+/// (see `convert::conditions`) and natural-log library sizes `log_library`, and draw integer
 /// counts (`seed` fixes the draws). Returns `list(p, i, x)`: the CSC slots of a
 /// genes × n matrix.
 #[extendr]
 pub fn eg_model_decode_counts(model: Robj, z: Robj, labels: Robj, log_library: Robj, seed: Robj) -> Robj {
     guard(|| {
-        let lab = crate::convert::labels(&labels, "labels")?;
         let ll = log_library.as_real_slice().ok_or(Error::InvalidParameter { field: "library sizes", rule: "must be numeric".into() })?;
         let seed = seed
             .as_real()
@@ -351,25 +351,25 @@ pub fn eg_model_decode_counts(model: Robj, z: Robj, labels: Robj, log_library: R
             .ok_or(Error::InvalidParameter { field: "seed", rule: "must be a non-negative number".into() })?;
         with_model(&model, |m| {
             let (rows, _) = latent_rows(&z, m.spec().latent_dim)?;
-            let out = m.decode_counts(&rows, lab.as_deref(), ll, seed as u64)?;
+            let out = m.decode_counts(&rows, &conditions(&labels, m.spec().n_classes, "labels")?, ll, seed as u64)?;
             named_list(["p", "i", "x"], [Robj::from(out.p), Robj::from(out.i), Robj::from(out.x)])
         })
     })
 }
 
 /// Decode `z` (an n × latent matrix) of a count model into the fitted means at library
-/// sizes `exp(log_library)`, with 1-based condition codes `labels` (or NULL). Returns a
+/// sizes `exp(log_library)`, with conditions `labels` (see
+/// `convert::conditions`). Returns a
 /// genes × n matrix (`cells_in_rows = FALSE`) or an n × genes one.
 #[extendr]
 pub fn eg_model_decode_means(model: Robj, z: Robj, labels: Robj, log_library: Robj, cells_in_rows: Robj) -> Robj {
     guard(|| {
-        let lab = crate::convert::labels(&labels, "labels")?;
         let ll = log_library.as_real_slice().ok_or(Error::InvalidParameter { field: "library sizes", rule: "must be numeric".into() })?;
         let out_rows = flag(&cells_in_rows, "cells_in_rows")?;
         with_model(&model, |m| {
             let (rows, n) = latent_rows(&z, m.spec().latent_dim)?;
             let g = m.spec().n_genes;
-            let values = m.decode_means(&rows, lab.as_deref(), ll, out_rows)?;
+            let values = m.decode_means(&rows, &conditions(&labels, m.spec().n_classes, "labels")?, ll, out_rows)?;
             if out_rows {
                 matrix(values, n, g)
             } else {
@@ -379,19 +379,19 @@ pub fn eg_model_decode_means(model: Robj, z: Robj, labels: Robj, log_library: Ro
     })
 }
 
-/// Decode `z` (an n × latent matrix) with 1-based condition codes `labels` (or NULL)
+/// Decode `z` (an n × latent matrix) with conditions `labels` (see
+/// `convert::conditions`)
 /// and undo the scaling. Returns an n × genes matrix (`cells_in_rows = TRUE`) or a
 /// genes × n matrix.
 #[extendr]
 pub fn eg_model_decode(model: Robj, z: Robj, labels: Robj, min: Robj, max: Robj, cells_in_rows: Robj) -> Robj {
     guard(|| {
         let sc = scaling(&min, &max)?;
-        let lab = crate::convert::labels(&labels, "labels")?;
         let out_rows = flag(&cells_in_rows, "cells_in_rows")?;
         with_model(&model, |m| {
             let (rows, n) = latent_rows(&z, m.spec().latent_dim)?;
             let g = m.spec().n_genes;
-            let values = m.decode(&rows, lab.as_deref(), &sc, out_rows)?;
+            let values = m.decode(&rows, &conditions(&labels, m.spec().n_classes, "labels")?, &sc, out_rows)?;
             if out_rows {
                 matrix(values, n, g)
             } else {

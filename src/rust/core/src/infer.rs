@@ -9,7 +9,7 @@ use rand::SeedableRng;
 
 use crate::buffers::{elements, from_fn, with_capacity, zeros};
 use crate::cpu::{numeric_team, FlushDenormals};
-use crate::data::{one_hot, Batch, Dataset, Scaling};
+use crate::data::{Batch, Conditions, Dataset, Scaling};
 use crate::error::{Error, Result};
 use crate::likelihood::GeneCache;
 use crate::network::{Acts, Network};
@@ -94,25 +94,22 @@ impl Model {
         Ok((means, log_vars))
     }
 
-    /// Decodes latent codes `z` (row-major `[n, latent]`) with condition codes `labels`
-    /// (0-based, for a CVAE), chunk by chunk, handing each chunk's first row index and
+    /// Decodes latent codes `z` (row-major `[n, latent]`) with the cells' `conditions`
+    /// (none for a plain VAE), chunk by chunk, handing each chunk's first row index and
     /// size to `each` once the decoder's outputs are in `self.acts`.
     fn decode_chunks(
         &mut self,
         z: &[f32],
-        labels: Option<&[u32]>,
+        conditions: &Conditions,
         mut each: impl FnMut(&mut Self, usize, usize) -> Result<()>,
     ) -> Result<usize> {
-        let n = self.check_codes(z, labels)?;
-        let (l, k) = (self.net.spec.latent_dim, self.net.spec.n_classes);
+        let n = self.check_codes(z, conditions)?;
+        let l = self.net.spec.latent_dim;
         self.net.reserve(&mut self.acts, n.min(CHUNK), false)?;
         for start in (0..n).step_by(CHUNK) {
             self.interrupted(start)?;
             let m = CHUNK.min(n - start);
-            let cond = match labels {
-                Some(lab) => one_hot(lab[start..start + m].iter().copied(), m, k)?,
-                None => Vec::new(),
-            };
+            let cond = conditions.range(start, m)?;
             self.net.set_latent(&z[start * l..(start + m) * l], m, &cond, &mut self.acts);
             self.net.decode(&self.team, m, &mut self.acts);
             each(self, start, m)?;
@@ -123,7 +120,7 @@ impl Model {
     /// Decodes latent codes of a scaled-likelihood model and undoes the scaling.
     /// Returns the values of gene `g` of sample `i` at `i * genes + g`
     /// (`cells_in_rows = false`) or `g * n + i` (`true`).
-    pub fn decode(&mut self, z: &[f32], labels: Option<&[u32]>, scaling: &Scaling, cells_in_rows: bool) -> Result<Vec<f64>> {
+    pub fn decode(&mut self, z: &[f32], conditions: &Conditions, scaling: &Scaling, cells_in_rows: bool) -> Result<Vec<f64>> {
         let _flush = FlushDenormals::new();
         if self.net.spec.likelihood.is_count() {
             return Err(Error::invalid("likelihood", "is a count likelihood: use decode_counts"));
@@ -131,7 +128,7 @@ impl Model {
         if scaling.n_genes() != self.net.spec.n_genes {
             return Err(Error::LengthMismatch { field: "minmax", got: scaling.n_genes(), expected: self.net.spec.n_genes });
         }
-        self.decode_dense(z, labels, &[], false, cells_in_rows, "the decoded cells", |j, v| scaling.invert(j, v as f32))
+        self.decode_dense(z, conditions, &[], false, cells_in_rows, "the decoded cells", |j, v| scaling.invert(j, v as f32))
     }
 
     /// The decoded values of every code in `z` (the likelihood's reconstruction, or its
@@ -141,7 +138,7 @@ impl Model {
     fn decode_dense(
         &mut self,
         z: &[f32],
-        labels: Option<&[u32]>,
+        conditions: &Conditions,
         log_library: &[f64],
         means: bool,
         cells_in_rows: bool,
@@ -152,7 +149,7 @@ impl Model {
         let g = self.net.spec.n_genes;
         let mut out = elements(&[n, g], what).and_then(|len| zeros::<f64>(len, what))?;
         let mut rng = StdRng::seed_from_u64(0); // unused: reconstructions and means draw nothing
-        self.decode_chunks(z, labels, |model, start, m| {
+        self.decode_chunks(z, conditions, |model, start, m| {
             let out_ref = &mut out;
             let mut sink = |r: usize, values: &[f64]| {
                 let i = start + r;
@@ -183,7 +180,7 @@ impl Model {
     /// Decodes latent codes of a count model and draws integer counts from the fitted
     /// distribution with mean `library size × softmax(output)`. `log_library[s]` is the
     /// natural log of sample `s`'s library size; `seed` fixes the draws.
-    pub fn decode_counts(&mut self, z: &[f32], labels: Option<&[u32]>, log_library: &[f64], seed: u64) -> Result<SparseCounts> {
+    pub fn decode_counts(&mut self, z: &[f32], conditions: &Conditions, log_library: &[f64], seed: u64) -> Result<SparseCounts> {
         let _flush = FlushDenormals::new();
         if !self.net.spec.likelihood.is_count() {
             return Err(Error::invalid("likelihood", "is not a count likelihood"));
@@ -192,7 +189,7 @@ impl Model {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut out = SparseCounts { p: with_capacity(n + 1, "the generated counts")?, ..Default::default() };
         out.p.push(0);
-        self.decode_chunks(z, labels, |model, start, m| {
+        self.decode_chunks(z, conditions, |model, start, m| {
             let out_ref = &mut out;
             let mut sink = |_: usize, values: &[f64]| {
                 let nonzero = values.iter().filter(|&&x| x > 0.0).count();
@@ -221,13 +218,13 @@ impl Model {
     /// library sizes `exp(log_library)`: normalised expression (no draws). Returns the
     /// value of gene `g` of sample `i` at `g * n + i` (`cells_in_rows = true`) or
     /// `i * genes + g`.
-    pub fn decode_means(&mut self, z: &[f32], labels: Option<&[u32]>, log_library: &[f64], cells_in_rows: bool) -> Result<Vec<f64>> {
+    pub fn decode_means(&mut self, z: &[f32], conditions: &Conditions, log_library: &[f64], cells_in_rows: bool) -> Result<Vec<f64>> {
         let _flush = FlushDenormals::new();
         if !self.net.spec.likelihood.is_count() {
             return Err(Error::invalid("likelihood", "is not a count likelihood: use decode"));
         }
         self.check_library(z, log_library)?;
-        self.decode_dense(z, labels, log_library, true, cells_in_rows, "the decoded means", |_, v| v)
+        self.decode_dense(z, conditions, log_library, true, cells_in_rows, "the decoded means", |_, v| v)
     }
 
     /// The likelihood's values of the `m` decoded cells in `self.acts`.
@@ -244,8 +241,8 @@ impl Model {
         net.spec.likelihood.generate(team, &out, &net.gene_params(), log_library, genes, rng, means, sink)
     }
 
-    /// Number of codes in `z`, after checking it and the labels.
-    fn check_codes(&self, z: &[f32], labels: Option<&[u32]>) -> Result<usize> {
+    /// Number of codes in `z`, after checking it and the conditions.
+    fn check_codes(&self, z: &[f32], conditions: &Conditions) -> Result<usize> {
         let (l, k) = (self.net.spec.latent_dim, self.net.spec.n_classes);
         if z.len() % l != 0 {
             return Err(Error::LengthMismatch { field: "z", got: z.len(), expected: (z.len() / l + 1) * l });
@@ -254,10 +251,10 @@ impl Model {
             return Err(Error::NonFinite { field: "z" });
         }
         let n = z.len() / l;
-        match labels {
-            Some(lab) if lab.len() != n => return Err(Error::LengthMismatch { field: "labels", got: lab.len(), expected: n }),
-            Some(lab) if lab.iter().any(|&c| c as usize >= k) => return Err(Error::LabelOutOfRange { field: "labels", n_classes: k }),
+        match conditions.n_cells() {
             None if k > 0 => return Err(Error::invalid("labels", "are needed by a conditional model")),
+            Some(m) if m != n => return Err(Error::LengthMismatch { field: "labels", got: m, expected: n }),
+            _ if conditions.width() != k => return Err(Error::LengthMismatch { field: "conditions", got: conditions.width(), expected: k }),
             _ => {}
         }
         Ok(n)
@@ -306,7 +303,7 @@ mod tests {
         let before = room(&m);
         let (z, _) = m.encode(&data).unwrap();
         assert_eq!(room(&m), before);
-        let counts = m.decode_counts(&z, None, &vec![7.0; n], 3).unwrap();
+        let counts = m.decode_counts(&z, &Conditions::none(), &vec![7.0; n], 3).unwrap();
         assert_eq!(counts.p.len(), n + 1);
         assert_eq!(room(&m), before);
     }

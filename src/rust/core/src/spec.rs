@@ -26,7 +26,8 @@ pub struct ModelParams {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSpec {
     pub n_genes: usize,
-    /// 0 for a plain VAE; the number of one-hot condition columns for a CVAE.
+    /// 0 for a plain VAE; for a CVAE the width of a condition row (`data::Conditions`):
+    /// the one-hot columns of every label plus one column per covariate.
     pub n_classes: usize,
     pub encoder: Vec<(usize, Activation)>,
     pub latent_dim: usize,
@@ -203,8 +204,11 @@ impl ModelSpec {
         if self.likelihood.is_count() != matches!(data.transform, Transform::Counts { .. }) {
             return Err(Error::invalid("likelihood", "does not match the data transform (counts vs min-max)"));
         }
+        if data.n_classes == 0 && self.n_classes > 0 {
+            return Err(Error::invalid("labels", "are needed by a conditional model"));
+        }
         if data.n_classes != self.n_classes {
-            return Err(Error::LengthMismatch { field: "classes", got: data.n_classes, expected: self.n_classes });
+            return Err(Error::LengthMismatch { field: "conditions", got: data.n_classes, expected: self.n_classes });
         }
         if data.n_cells() == 0 {
             return Err(Error::invalid("x", "has no cells"));

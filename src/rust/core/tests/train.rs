@@ -99,7 +99,7 @@ fn weights_round_trip_and_cvae_decodes_its_condition() {
 
     // Decoding the prior mean under each condition gives that condition's genes high.
     let z = vec![0.0f32; 2 * 2];
-    let out = model.decode(&z, Some(&[0, 1]), &scaling, false).unwrap();
+    let out = model.decode(&z, &lab(&[0, 1], 2), &scaling, false).unwrap();
     let first_half = |row: &[f64]| row[..g / 2].iter().sum::<f64>() / (g / 2) as f64;
     let second_half = |row: &[f64]| row[g / 2..].iter().sum::<f64>() / (g / 2) as f64;
     let (c0, c1) = (&out[..g], &out[g..]);
@@ -111,7 +111,7 @@ fn weights_round_trip_and_cvae_decodes_its_condition() {
         assert!(*v >= scaling.min[gene] - 1e-9 && *v <= scaling.max[gene] + 1e-9);
     }
     // cells_in_rows writes the transpose.
-    let t_out = model.decode(&z, Some(&[0, 1]), &scaling, true).unwrap();
+    let t_out = model.decode(&z, &lab(&[0, 1], 2), &scaling, true).unwrap();
     assert_eq!(t_out[3 * 2 + 1], out[g + 3]);
 }
 
@@ -133,13 +133,15 @@ fn bad_inputs_are_errors_not_panics() {
     let _ = other;
     // Non-finite latent codes.
     let w = t.weights().unwrap();
-    assert!(Model::new(&s, &w, 1).unwrap().decode(&[f32::NAN, 0.0], None, &scaling, false).is_err());
+    assert!(Model::new(&s, &w, 1).unwrap().decode(&[f32::NAN, 0.0], &Conditions::none(), &scaling, false).is_err());
     // A conditional model needs labels.
     let sc = spec(g, 2);
     let wc = Trainer::new(&sc, train_spec(1), None).unwrap().weights().unwrap();
     let mut mc = Model::new(&sc, &wc, 1).unwrap();
-    assert!(mc.decode(&[0.0, 0.0], None, &scaling, false).is_err());
-    assert!(mc.decode(&[0.0, 0.0], Some(&[2]), &scaling, false).is_err());
+    assert!(mc.decode(&[0.0, 0.0], &Conditions::none(), &scaling, false).is_err());
+    assert!(Conditions::labels(Some(vec![2]), 2).is_err());
+    // conditions of another width than the model's
+    assert!(mc.decode(&[0.0, 0.0], &lab(&[2], 3), &scaling, false).is_err());
 }
 
 fn w_mismatch(s: &ModelSpec) {
@@ -211,7 +213,7 @@ fn count_models_learn_and_generate_integer_counts() {
         // Decode the prior mean under each class with a library size of 1000.
         let z = vec![0.0f32; 2 * 2];
         let mut model = Model::new(&s, &w, 1).unwrap();
-        let gen = model.decode_counts(&z, Some(&[0, 1]), &[1000f64.ln(), 1000f64.ln()], 5).unwrap();
+        let gen = model.decode_counts(&z, &lab(&[0, 1], 2), &[1000f64.ln(), 1000f64.ln()], 5).unwrap();
         assert_eq!(gen.p.len(), 3);
         assert!(gen.x.iter().all(|v| *v > 0.0 && v.fract() == 0.0));
         let cell = |c: usize| {
@@ -226,10 +228,10 @@ fn count_models_learn_and_generate_integer_counts() {
         assert!(half(&c0, true) > 2.0 * half(&c0, false), "{lik}: {c0:?}");
         assert!(half(&c1, false) > 2.0 * half(&c1, true), "{lik}: {c1:?}");
         // same seed, same draws
-        assert_eq!(gen, model.decode_counts(&z, Some(&[0, 1]), &[1000f64.ln(), 1000f64.ln()], 5).unwrap());
+        assert_eq!(gen, model.decode_counts(&z, &lab(&[0, 1], 2), &[1000f64.ln(), 1000f64.ln()], 5).unwrap());
         // and the same with two threads (a fresh model)
         let mut two = Model::new(&s, &w, 2).unwrap();
-        assert_eq!(gen, two.decode_counts(&z, Some(&[0, 1]), &[1000f64.ln(), 1000f64.ln()], 5).unwrap());
+        assert_eq!(gen, two.decode_counts(&z, &lab(&[0, 1], 2), &[1000f64.ln(), 1000f64.ln()], 5).unwrap());
     }
 }
 
@@ -333,4 +335,9 @@ fn models_too_large_for_memory_are_errors_not_aborts() {
     } else {
         eprintln!("vm.overcommit_memory = {}: the 80 TB model is not tried", overcommit.trim());
     }
+}
+
+/// One label per cell as conditions.
+fn lab(codes: &[u32], levels: usize) -> Conditions {
+    Conditions::labels(Some(codes.to_vec()), levels).unwrap()
 }

@@ -1,6 +1,7 @@
 //! A data set (cells, their labels and the transform the model reads them through) and
 //! the gathering of minibatches from it.
 
+use super::conditions::Conditions;
 use super::scaling::Scaling;
 use super::view::Source;
 use crate::buffers::{elements, from_fn, reserve};
@@ -20,46 +21,47 @@ pub enum Transform {
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
     pub n: usize,
-    /// `[n, genes + classes]`: transformed genes, then the one-hot condition.
+    /// `[n, genes + conditions]`: transformed genes, then the condition row.
     pub input: Vec<f32>,
     /// `[n, genes]` counts (count transform only).
     pub counts: Vec<f32>,
     /// `[n]` natural log of each cell's library size (count transform only).
     pub log_library: Vec<f32>,
-    /// `[n, classes]` one-hot condition.
+    /// `[n, conditions]` condition rows (one-hot labels, covariates).
     pub condition: Vec<f32>,
 }
 
-/// Cells with optional class labels (0-based codes) and the transform to apply.
+/// Cells with their conditions (none for a plain VAE) and the transform to apply.
 #[derive(Debug, Clone)]
 pub struct Dataset<'a> {
     pub source: Source<'a>,
     pub transform: Transform,
-    pub labels: Option<Vec<u32>>,
+    pub conditions: Conditions,
+    /// Width of a condition row (`conditions.width()`).
     pub n_classes: usize,
 }
 
 impl<'a> Dataset<'a> {
+    /// Cells with optional class labels (0-based codes over `n_classes` classes).
     pub fn new(source: impl Into<Source<'a>>, transform: Transform, labels: Option<Vec<u32>>, n_classes: usize) -> Result<Self> {
+        Self::with_conditions(source, transform, Conditions::labels(labels, n_classes)?)
+    }
+
+    /// Cells with any conditions (labels and covariates).
+    pub fn with_conditions(source: impl Into<Source<'a>>, transform: Transform, conditions: Conditions) -> Result<Self> {
         let source = source.into();
         if let Transform::MinMax(scaling) = &transform {
             if scaling.n_genes() != source.n_genes() {
                 return Err(Error::LengthMismatch { field: "minmax", got: scaling.n_genes(), expected: source.n_genes() });
             }
         }
-        match &labels {
-            Some(l) => {
-                if l.len() != source.n_cells() {
-                    return Err(Error::LengthMismatch { field: "labels", got: l.len(), expected: source.n_cells() });
-                }
-                if l.iter().any(|&k| k as usize >= n_classes) {
-                    return Err(Error::LabelOutOfRange { field: "labels", n_classes });
-                }
+        if let Some(n) = conditions.n_cells() {
+            if n != source.n_cells() {
+                return Err(Error::LengthMismatch { field: "labels", got: n, expected: source.n_cells() });
             }
-            None if n_classes > 0 => return Err(Error::invalid("labels", "are needed by a conditional model")),
-            None => {}
         }
-        Ok(Dataset { source, transform, labels, n_classes })
+        let n_classes = conditions.width();
+        Ok(Dataset { source, transform, conditions, n_classes })
     }
 
     pub fn n_cells(&self) -> usize {
@@ -70,7 +72,7 @@ impl<'a> Dataset<'a> {
         self.source.n_genes()
     }
 
-    /// Width of one input row: genes followed by the one-hot condition.
+    /// Width of one input row: genes followed by the condition row.
     pub fn width(&self) -> usize {
         self.source.n_genes() + self.n_classes
     }
@@ -92,7 +94,7 @@ impl<'a> Dataset<'a> {
         let len = elements(&[n, w], WHAT)?;
         reserve(&mut batch.input, len, WHAT)?;
         batch.input.resize(len, 0.0);
-        one_hot_into(cells.iter().map(|&c| self.labels.as_ref().map_or(0, |l| l[c])), n, self.n_classes, &mut batch.condition)?;
+        self.conditions.rows_into(cells.iter().copied(), n, &mut batch.condition)?;
         let counts = matches!(self.transform, Transform::Counts { .. });
         let sparse = self.source.is_sparse();
         batch.log_library.clear();
@@ -210,32 +212,8 @@ impl<'a> Dataset<'a> {
         Ok(())
     }
 
-    /// The one-hot condition rows of `cells` (`cells.len() × n_classes`).
+    /// The condition rows of `cells` (`cells.len() × n_classes`).
     pub fn conditions(&self, cells: &[usize]) -> Result<Vec<f32>> {
-        let mut out = Vec::new();
-        one_hot_into(cells.iter().map(|&c| self.labels.as_ref().map_or(0, |l| l[c])), cells.len(), self.n_classes, &mut out)?;
-        Ok(out)
+        self.conditions.rows(cells)
     }
-}
-
-/// Row-major one-hot matrix of `n` codes over `k` classes (empty when `k == 0`).
-pub fn one_hot(codes: impl Iterator<Item = u32>, n: usize, k: usize) -> Result<Vec<f32>> {
-    let mut out = Vec::new();
-    one_hot_into(codes, n, k, &mut out)?;
-    Ok(out)
-}
-
-/// `one_hot` into `out` (its allocation reused).
-fn one_hot_into(codes: impl Iterator<Item = u32>, n: usize, k: usize, out: &mut Vec<f32>) -> Result<()> {
-    const WHAT: &str = "the one-hot conditions";
-    let len = elements(&[n, k], WHAT)?;
-    out.clear();
-    reserve(out, len, WHAT)?;
-    out.resize(len, 0.0);
-    if k > 0 {
-        for (i, c) in codes.enumerate().take(n) {
-            out[i * k + c as usize] = 1.0;
-        }
-    }
-    Ok(())
 }

@@ -1,13 +1,15 @@
 //! Input data: matrices borrowed from R (`view`), the per-gene scaling of the scaled
-//! likelihoods (`scaling`), and data sets with labels and transform from which
+//! likelihoods (`scaling`), and data sets with conditions (`conditions`) and transform from which
 //! minibatches are gathered (`dataset`).
 
+mod conditions;
 mod dataset;
 mod scaling;
 #[cfg(test)]
 mod tests;
 mod view;
 
-pub use dataset::{one_hot, Batch, Dataset, Transform};
+pub use conditions::{Condition, Conditions};
+pub use dataset::{Batch, Dataset, Transform};
 pub use scaling::Scaling;
 pub use view::{CscView, DenseView, Layout, Source};

@@ -110,3 +110,36 @@ fn counts_must_be_whole_and_cells_non_empty() {
     assert!(CscView::new(&[1, 2], &[0], &[1.0], 2).is_err());
     assert!(CscView::new(&[0, 2, 1], &[0, 1], &[1.0, 1.0], 2).is_err());
 }
+
+#[test]
+fn conditions_lay_labels_and_covariates_side_by_side() {
+    let a = DenseView::new(&CELLS_IN_ROWS, 3, 2, Layout::CellsInRows).unwrap();
+    let s = Scaling::fit(a).unwrap();
+    let cond = Conditions::new(vec![
+        Condition::Categorical { codes: vec![1, 0, 1], levels: 2 },
+        Condition::Categorical { codes: vec![2, 2, 0], levels: 3 },
+        Condition::Continuous { values: vec![0.5, -1.0, 2.0] },
+    ])
+    .unwrap();
+    assert_eq!(cond.width(), 6);
+    let d = Dataset::with_conditions(a, Transform::MinMax(s), cond.clone()).unwrap();
+    assert_eq!(d.width(), 2 + 6);
+    let mut out = Batch::default();
+    d.gather(&[2, 1], &mut out).unwrap();
+    // cell 2: genes (1, 0), label 1 of 2, label 0 of 3, covariate 2
+    assert_eq!(&out.input[..8], &[1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 2.0]);
+    assert_eq!(&out.condition[6..], &[1.0, 0.0, 0.0, 0.0, 1.0, -1.0]);
+    assert_eq!(cond.range(1, 2).unwrap(), d.conditions(&[1, 2]).unwrap());
+    // one label alone is the one-hot of before
+    let one = Conditions::labels(Some(vec![1, 0, 1]), 2).unwrap();
+    assert_eq!(one.rows(&[0, 1]).unwrap(), vec![0.0, 1.0, 1.0, 0.0]);
+    // columns of different lengths, codes outside their levels, non-finite covariates
+    let bad = |c: Vec<Condition>| Conditions::new(c).is_err();
+    assert!(bad(vec![Condition::Categorical { codes: vec![0, 1], levels: 2 }, Condition::Continuous { values: vec![1.0] }]));
+    assert!(bad(vec![Condition::Categorical { codes: vec![0, 3], levels: 3 }]));
+    assert!(bad(vec![Condition::Categorical { codes: vec![], levels: 0 }]));
+    assert!(bad(vec![Condition::Continuous { values: vec![f32::NAN] }]));
+    // conditions for another number of cells than the data's
+    let short = Conditions::labels(Some(vec![0, 1]), 2).unwrap();
+    assert!(Dataset::with_conditions(a, Transform::Counts { target_sum: 1.0 }, short).is_err());
+}
