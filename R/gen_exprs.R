@@ -169,10 +169,10 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     }
     y_gen <- if (K) factor(classes[gen_class], levels = classes)
     # VAExprs's orientation: cells in rows
-    structure(list(x_gen = x_gen, y_gen = y_gen, x_train = .cells_by_genes(prep$x_train),
-                   y_train = prep$y_train,
-                   latent_vector = latent_vector,
-                   conditions_gen = gen_conds, conditions_train = conds_train),
+    out <- list(x_gen = x_gen, y_gen = y_gen, x_train = .cells_by_genes(prep$x_train),
+                y_train = prep$y_train, latent_vector = latent_vector)
+    if (!is.null(gen_conds)) out[c("conditions_gen", "conditions_train")] <- list(gen_conds, conds_train)
+    structure(out,
               class = "exprsgen_gen", likelihood = spec$likelihood,
               assay = .gen_assay_name(prep))
 }
@@ -183,8 +183,9 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     if (!.has_conditions(cs)) .abort("{.arg conditions} needs a conditional model (fitted with labels or covariates).", call = call)
     if (methods::is(conditions, "DataFrame")) conditions <- as.data.frame(conditions, optional = TRUE)
     if (!is.data.frame(conditions) || !"n" %in% names(conditions) || !nrow(conditions)) {
+        names_all <- .condition_names(cs)
         .abort(c("{.arg conditions} must be a data.frame with a column {.code n} (cells to generate) and one per condition.",
-                 i = "Conditions: {.val {.condition_names(cs)}}."), call = call)
+                 i = "Conditions: {.val {names_all}}."), call = call)
     }
     n <- conditions$n
     if (!is.numeric(n) || anyNA(n) || any(n < 0) || any(n != round(n))) {

@@ -37,7 +37,7 @@
     }
     if (!is.null(s$conditions)) {
         cs <- s$conditions
-        lv_ok <- is.list(cs$labels) && !is.null(names(cs$labels)) &&
+        lv_ok <- is.list(cs$labels) && (!length(cs$labels) || !is.null(names(cs$labels))) &&
             all(vapply(cs$labels, function(l) is.character(l) && length(l) >= 1L && !anyNA(l), logical(1)))
         cov <- cs$covariates
         cov_ok <- is.data.frame(cov) && all(c("name", "center", "scale", "min", "max") %in% names(cov)) &&

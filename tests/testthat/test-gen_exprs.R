@@ -2,7 +2,9 @@ test_that("gen_exprs returns VAExprs's list with dimnames", {
     fit <- quick_fit(x_train = sim$x, y_train = sim$group, epochs = 5)
     set.seed(1)
     gen <- gen_exprs(fit, num_samples = 50)
-    expect_named(gen, c("x_gen", "y_gen", "x_train", "y_train", "latent_vector"))
+    expect_named(gen, c("x_gen", "y_gen", "x_train", "y_train", "latent_vector",
+                        "conditions_gen", "conditions_train"))
+    expect_identical(gen$conditions_gen$label, gen$y_gen)
     expect_identical(dim(gen$x_gen), c(50L, n_genes))
     expect_identical(colnames(gen$x_gen), colnames(sim$x))
     expect_identical(rownames(gen$x_gen), paste0("gen", 1:50))
