@@ -200,3 +200,28 @@
     }
     as.data.frame(out, optional = TRUE)
 }
+
+# Which condition columns each decoder layer reads (the core's
+# ModelSpec::decoder_conditions), as 0-based (lo, hi) pairs, one per decoder layer:
+#   "first":    all of them into the first layer (the VAExprs CVAE);
+#   "all":      all of them into every layer (scVI's deeply injected covariates);
+#   "additive": the first label into the first layer, the other labels and the
+#               covariates into the output layer (and the likelihood's heads) only, so
+#               that their effects add up on the output's (logit) scale.
+.decoder_routes <- function(cs, mode, n_layers, call) {
+    modes <- c("first", "all", "additive")
+    k <- .condition_width(cs)
+    mode <- if (is.null(mode)) if (length(.condition_names(cs)) > 1L) "additive" else "first"
+            else .check_one_of(mode, modes, "decoder_conditions", call = call)
+    routes <- matrix(0L, n_layers, 2L)
+    if (k == 0L) return(as.integer(t(routes)))
+    primary <- if (length(cs$labels)) length(cs$labels[[1]]) else 0L
+    switch(mode,
+        first = routes[1, ] <- c(0L, k),
+        all = routes[] <- rep(c(0L, k), each = n_layers),
+        additive = {
+            routes[1, ] <- c(0L, primary)
+            routes[n_layers, 1:2] <- c(if (n_layers == 1L) 0L else primary, k)
+        })
+    as.integer(t(routes))
+}

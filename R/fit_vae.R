@@ -163,7 +163,8 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
                     optimizer = "adam", validation_split = 0, callbacks = NULL,
                     assay.type = "counts", labels = NULL,
                     likelihood = "bce", seed = NULL,
-                    num.threads = 1L, verbose = TRUE, kl_warmup = 0, covariates = NULL) {
+                    num.threads = 1L, verbose = TRUE, kl_warmup = 0, covariates = NULL,
+                    decoder_conditions = NULL) {
     call <- rlang::current_env()
     # Cheap checks first, before any data is touched.
     if (missing(epochs)) .abort("{.arg epochs} is missing: how many passes over the data?")
@@ -212,6 +213,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     }
     spec <- .model_spec(encoder_layers, decoder_layers, latent_dim, n_genes, classes, call, conditions)
     spec$likelihood <- likelihood
+    spec$decoder_conditions <- .decoder_routes(conditions, decoder_conditions, length(spec$decoder_units), call)
     out_act <- spec$decoder_activation[length(spec$decoder_activation)]
     if (counts && out_act != "linear") {
         cli::cli_inform(c(i = "The output layer's {.val {out_act}} activation is not used by the {.val {likelihood}} likelihood: its outputs go through a softmax over genes."))

@@ -127,6 +127,15 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     dimnames(latent_vector) <- list(train_cells, paste("latent", seq_len(spec$latent_dim)))
     library_sizes <- if (counts_model) prep$library_size %||% .col_sums(prep$x_train)
 
+    # Conditions beyond the primary label shift the latent codes as well as entering
+    # the decoder: codes are drawn from the training cells' codes with those shifts
+    # removed, then moved to each generated cell's conditions (see .latent_offsets()).
+    # For count models the log library sizes get the same treatment.
+    L <- spec$latent_dim
+    offsets <- if (extra) .latent_offsets(cs, conds_train, cbind(enc$mean, if (counts_model) log(library_sizes)))
+    enc_draw <- enc
+    if (!is.null(offsets)) enc_draw$mean <- enc$mean - offsets(conds_train)[, seq_len(L), drop = FALSE]
+
     # Latent code of every generated cell (and library size, and the training cell
     # whose conditions it takes), class by class of the primary label.
     z <- matrix(0, num_samples, spec$latent_dim)
@@ -137,7 +146,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
         if (!length(rows)) next
         members <- if (K) which(codes == k) else seq_along(train_cells)
         what <- if (K) paste0("class {.val ", classes[k], "}") else "the training cells"
-        drawn <- .draw_latent(latent, enc, members, intersect(pool, members), length(rows), what)
+        drawn <- .draw_latent(latent, enc_draw, members, intersect(pool, members), length(rows), what)
         z[rows, ] <- drawn$z
         if (counts_model || (extra && is.null(given))) {
             # the chosen cell (posterior), else one of its class
@@ -151,6 +160,11 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
                  else if (extra) conds_train[source_cell, , drop = FALSE]
                  else if (K) stats::setNames(data.frame(factor(classes[gen_class], levels = classes)), names(cs$labels)[1])
     if (!is.null(gen_conds)) rownames(gen_conds) <- NULL
+    if (!is.null(offsets)) {
+        shift <- offsets(gen_conds)
+        z <- z + shift[, seq_len(L), drop = FALSE]
+        if (counts_model) log_library <- log_library + shift[, L + 1L] - offsets(conds_train[source_cell, , drop = FALSE])[, L + 1L]
+    }
     cond_cols <- .condition_columns(cs, gen_conds)
 
     gen_names <- paste0("gen", seq_len(num_samples))
@@ -175,6 +189,36 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     structure(out,
               class = "exprsgen_gen", likelihood = spec$likelihood,
               assay = .gen_assay_name(prep))
+}
+
+# The shifts of the training cells' latent means (and log library sizes) that their
+# conditions beyond the primary label explain: a least-squares fit of the means on the conditions (each
+# label's levels one-hot, the first level the reference, the primary label's classes
+# each their own intercept; covariates linear). Returns a function of a conditions
+# data.frame giving each row's shift (rows x latent), the primary label's part left
+# out; so that codes of cells of one condition can be moved to another (latent
+# arithmetic, as scGen's), also to combinations never seen in training.
+.latent_offsets <- function(cs, conds, means) {
+    design <- function(d) {
+        cols <- list()
+        for (nm in names(cs$labels)[-1]) {
+            lv <- cs$labels[[nm]]
+            for (v in lv[-1]) cols[[paste(nm, v)]] <- as.numeric(as.character(d[[nm]]) == v)
+        }
+        for (i in seq_len(nrow(cs$covariates))) {
+            r <- cs$covariates[i, ]
+            cols[[r$name]] <- (as.numeric(d[[r$name]]) - r$center) / r$scale
+        }
+        matrix(unlist(cols, use.names = FALSE), nrow(d), length(cols), dimnames = list(NULL, names(cols)))
+    }
+    x2 <- design(conds)
+    if (!ncol(x2)) return(NULL)
+    x1 <- if (length(cs$labels)) stats::model.matrix(~ 0 + f, data.frame(f = conds[[names(cs$labels)[1]]]))
+          else matrix(1, nrow(conds), 1)
+    coef <- qr.coef(qr(cbind(x1, x2)), means)
+    beta <- coef[ncol(x1) + seq_len(ncol(x2)), , drop = FALSE]
+    beta[is.na(beta)] <- 0  # a level that cannot be told apart from others: no shift
+    function(d) design(d) %*% beta
 }
 
 # gen_exprs(conditions =): the conditions of every generated cell, each row of

@@ -72,6 +72,18 @@ pub fn model_params(spec: &Robj) -> CoreResult<ModelParams> {
             .as_str()
             .ok_or(Error::InvalidParameter { field: "likelihood", rule: "must be a string".into() })?
             .to_string(),
+        // `decoder_conditions`: 0-based `lo, hi` pairs, one per decoder layer; fits made
+        // before it have none (the whole condition into the first layer)
+        decoder_conditions: match field(spec, "decoder_conditions") {
+            Ok(v) if !v.is_null() => {
+                let r = usizes_of(&v, "decoder_conditions")?;
+                if r.len() % 2 != 0 {
+                    return Err(Error::InvalidParameter { field: "decoder_conditions", rule: "must hold pairs of column indices".into() });
+                }
+                r.chunks(2).map(|p| (p[0], p[1])).collect()
+            }
+            _ => Vec::new(),
+        },
     })
 }
 

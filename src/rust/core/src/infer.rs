@@ -273,6 +273,7 @@ mod tests {
         let of = |v: &Vec<f32>| (v.as_ptr() as usize, v.capacity());
         let mut out: Vec<_> = [&a.mean, &a.log_var, &a.dec_in, &a.logits].into_iter().map(of).collect();
         out.extend(a.enc.iter().chain(&a.dec).flat_map(|act| [of(&act.a), of(&act.h)]));
+        out.extend(a.dec_cat.iter().map(of));
         out.extend(a.heads.iter().map(of));
         out.extend(crate::products::scratch_capacities().map(|c| (0, c)));
         out
@@ -293,6 +294,7 @@ mod tests {
             latent_dim: 2,
             decoder: vec![(8, "relu".into()), (g, "linear".into())],
             likelihood: "zinb".into(),
+            decoder_conditions: vec![],
         }
         .check()
         .unwrap();

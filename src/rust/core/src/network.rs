@@ -4,8 +4,10 @@
 //!
 //! encoder: `[x | c]` → dense layers → (`z_mean`, `z_log_var`);
 //! decoder: `[z | c]` → dense layers → output layer (one value per gene) and, beside it,
-//! the likelihood's heads. `c` is the one-hot condition, present only in a conditional
-//! model. Buffers are row-major `[cells, units]`.
+//! the likelihood's heads. `c` is the condition row (one-hot labels, covariates),
+//! present only in a conditional model; a decoder layer reads the columns of `c` that
+//! `ModelSpec::decoder_conditions` gives it (by default all, into the first layer
+//! only). Buffers are row-major `[cells, units]`.
 
 use rand::rngs::StdRng;
 
@@ -52,14 +54,48 @@ pub(crate) struct Acts {
     /// Reparameterisation noise and `exp(log_var / 2)` (training).
     pub eps: Vec<f32>,
     pub sd: Vec<f32>,
-    /// `[z | condition]`, the decoder's input.
+    /// The condition rows `[n, conditions]` (a conditional model), read by the decoder
+    /// layers their `decoder_conditions` say.
+    pub cond: Vec<f32>,
+    /// `[z | condition columns of the first layer]`, the decoder's input.
     pub dec_in: Vec<f32>,
     /// Hidden decoder layers (all but the output layer).
     pub dec: Vec<Act>,
+    /// `[h | c[lo..hi]]` of each hidden decoder layer whose next layer reads condition
+    /// columns (empty otherwise): that layer's input.
+    pub dec_cat: Vec<Vec<f32>>,
     /// The output layer's pre-activations.
     pub logits: Vec<f32>,
     /// The likelihood's heads' pre-activations.
     pub heads: Vec<Vec<f32>>,
+}
+
+impl Acts {
+    /// The input of decoder layer `j` (`j = p - 1`: the output layer and the heads):
+    /// `[z | c[..]]`, the previous layer's `h`, or `[h | c[lo..hi]]`.
+    pub fn decoder_input(&self, spec: &ModelSpec, j: usize) -> &[f32] {
+        decoder_input(spec, j, &self.dec_in, &self.dec, &self.dec_cat)
+    }
+}
+
+/// `Acts::decoder_input` from the buffers themselves (for borrows of single fields).
+fn decoder_input<'a>(spec: &ModelSpec, j: usize, dec_in: &'a [f32], dec: &'a [Act], dec_cat: &'a [Vec<f32>]) -> &'a [f32] {
+    match j {
+        0 => dec_in,
+        j if spec.decoder_condition_width(j) > 0 => &dec_cat[j - 1],
+        j => &dec[j - 1].h,
+    }
+}
+
+/// The rows `[n, width]` of `out`: `[first | cond[lo..hi]]`, `first` `[n, w]`, `cond`
+/// `[n, k]`.
+fn concat_rows(n: usize, first: &[f32], w: usize, cond: &[f32], k: usize, (lo, hi): (usize, usize), out: &mut Vec<f32>) {
+    let width = w + hi - lo;
+    resize(out, n * width);
+    for r in 0..n {
+        out[r * width..r * width + w].copy_from_slice(&first[r * w..(r + 1) * w]);
+        out[r * width + w..(r + 1) * width].copy_from_slice(&cond[r * k + lo..r * k + hi]);
+    }
 }
 
 /// Standard normal draws (ziggurat, `rand_distr`) from `rng`.
@@ -168,6 +204,13 @@ impl Network {
             cells(&mut act.a, units)?;
             cells(&mut act.h, units)?;
         }
+        acts.dec_cat.resize_with(p - 1, Vec::new);
+        for (j, cat) in acts.dec_cat.iter_mut().enumerate() {
+            if spec.decoder_condition_width(j + 1) > 0 {
+                cells(cat, spec.decoder_layer_input(j + 1))?;
+            }
+        }
+        cells(&mut acts.cond, spec.n_classes)?;
         cells(&mut acts.logits, g)?;
         acts.heads.resize_with(nh, Vec::new);
         for head in &mut acts.heads {
@@ -203,13 +246,14 @@ impl Network {
     }
 
     /// The reparameterisation `z = mean + exp(log_var / 2) * eps`, `eps` drawn from
-    /// `rng`, written with the one-hot `condition` (`[n, classes]`) into `acts.dec_in`.
+    /// `rng`, written with the `condition` rows (`[n, conditions]`) into `acts.dec_in`.
     pub fn sample_latent(&self, rng: &mut StdRng, n: usize, condition: &[f32], acts: &mut Acts) {
         let (l, k) = (self.spec.latent_dim, self.spec.n_classes);
+        let (lo, hi) = self.spec.decoder_conditions.first().copied().unwrap_or((0, 0));
         resize(&mut acts.eps, n * l);
         fill_standard_normal(rng, &mut acts.eps);
         resize(&mut acts.sd, n * l);
-        let dw = l + k;
+        let dw = l + hi - lo;
         resize(&mut acts.dec_in, n * dw);
         for r in 0..n {
             for j in 0..l {
@@ -218,24 +262,20 @@ impl Network {
                 acts.sd[i] = sd;
                 acts.dec_in[r * dw + j] = acts.mean[i] + sd * acts.eps[i];
             }
-            if k > 0 {
-                acts.dec_in[r * dw + l..(r + 1) * dw].copy_from_slice(&condition[r * k..(r + 1) * k]);
-            }
+            acts.dec_in[r * dw + l..(r + 1) * dw].copy_from_slice(&condition[r * k + lo..r * k + hi]);
         }
+        resize(&mut acts.cond, n * k);
+        acts.cond.copy_from_slice(&condition[..n * k]);
     }
 
-    /// Given latent codes `z` (`[n, latent]`) and the one-hot `condition`, the
-    /// decoder's input into `acts.dec_in`.
+    /// Given latent codes `z` (`[n, latent]`) and the `condition` rows, the decoder's
+    /// input into `acts.dec_in` (and the condition rows into `acts.cond`).
     pub fn set_latent(&self, z: &[f32], n: usize, condition: &[f32], acts: &mut Acts) {
         let (l, k) = (self.spec.latent_dim, self.spec.n_classes);
-        let dw = l + k;
-        resize(&mut acts.dec_in, n * dw);
-        for r in 0..n {
-            acts.dec_in[r * dw..r * dw + l].copy_from_slice(&z[r * l..(r + 1) * l]);
-            if k > 0 {
-                acts.dec_in[r * dw + l..(r + 1) * dw].copy_from_slice(&condition[r * k..(r + 1) * k]);
-            }
-        }
+        let first = self.spec.decoder_conditions.first().copied().unwrap_or((0, 0));
+        resize(&mut acts.cond, n * k);
+        acts.cond.copy_from_slice(&condition[..n * k]);
+        concat_rows(n, z, l, condition, k, first, &mut acts.dec_in);
     }
 
     /// Decoder of `n` cells from `acts.dec_in`: fills `acts.dec`, `acts.logits` and
@@ -243,18 +283,25 @@ impl Network {
     pub fn decode(&self, team: &Team, n: usize, acts: &mut Acts) {
         let spec = &self.spec;
         let (g, m, p) = (spec.n_genes, spec.encoder.len(), spec.decoder.len());
+        let k = spec.n_classes;
         acts.dec.resize_with(p - 1, Act::default);
+        acts.dec_cat.resize_with(p - 1, Vec::new);
         for j in 0..p - 1 {
             let (blk, act) = (&self.layers[m + 2 + j], spec.decoder[j].1);
             let (before, rest) = acts.dec.split_at_mut(j);
-            let x: &[f32] = if j == 0 { &acts.dec_in } else { &before[j - 1].h };
+            let (cat_before, cat_rest) = acts.dec_cat.split_at_mut(j);
+            let x = decoder_input(spec, j, &acts.dec_in, before, cat_before);
             let cur = &mut rest[0];
             resize(&mut cur.a, n * blk.n_out);
             matmul_bias(team, n, blk.n_in, blk.n_out, x, false, &blk.kernel.value, false, 0.0, Some(&blk.bias.value), &mut cur.a);
             resize(&mut cur.h, n * blk.n_out);
             act.forward(&cur.a, &mut cur.h);
+            if spec.decoder_condition_width(j + 1) > 0 {
+                // the next layer's input: this layer's output, then its condition columns
+                concat_rows(n, &cur.h, blk.n_out, &acts.cond, k, spec.decoder_conditions[j + 1], &mut cat_rest[0]);
+            }
         }
-        let last: &[f32] = if p == 1 { &acts.dec_in } else { &acts.dec[p - 2].h };
+        let last = decoder_input(spec, p - 1, &acts.dec_in, &acts.dec, &acts.dec_cat);
         let out_i = self.output_index();
         let out = &self.layers[out_i];
         resize(&mut acts.logits, n * g);

@@ -20,6 +20,11 @@ pub struct ModelParams {
     pub latent_dim: usize,
     pub decoder: Vec<(usize, String)>,
     pub likelihood: String,
+    /// Which columns `lo..hi` of the condition row each decoder layer reads beside its
+    /// input (one range per decoder layer, the last the output layer, whose input the
+    /// likelihood's heads read too); empty: all of it into the first layer only (the
+    /// VAExprs CVAE).
+    pub decoder_conditions: Vec<(usize, usize)>,
 }
 
 /// A validated architecture.
@@ -33,6 +38,9 @@ pub struct ModelSpec {
     pub latent_dim: usize,
     pub decoder: Vec<(usize, Activation)>,
     pub likelihood: &'static dyn Likelihood,
+    /// The columns `lo..hi` of the condition row that each decoder layer reads after
+    /// its input (`[z | c[lo..hi]]`, `[h | c[lo..hi]]`), one range per decoder layer.
+    pub decoder_conditions: Vec<(usize, usize)>,
 }
 
 /// What a parameter block is in the model.
@@ -114,12 +122,31 @@ impl ModelParams {
             _ => {}
         }
         let likelihood = likelihood::by_name(&self.likelihood)?;
+        let decoder_conditions = if self.decoder_conditions.is_empty() {
+            (0..decoder.len()).map(|j| if j == 0 { (0, self.n_classes) } else { (0, 0) }).collect()
+        } else {
+            self.decoder_conditions
+        };
+        if decoder_conditions.len() != decoder.len() || decoder_conditions.iter().any(|&(lo, hi)| lo > hi || hi > self.n_classes) {
+            return Err(Error::invalid(
+                "decoder_conditions",
+                format!("must be one range of the {} condition columns per decoder layer", self.n_classes),
+            ));
+        }
         // Sizes that overflow a machine word would describe more memory than exists.
         if self.n_genes.checked_add(self.n_classes).is_none() || self.latent_dim.checked_add(self.n_classes).is_none() {
             return Err(Error::size_overflow("the weights"));
         }
         let spec =
-            ModelSpec { n_genes: self.n_genes, n_classes: self.n_classes, encoder, latent_dim: self.latent_dim, decoder, likelihood };
+            ModelSpec {
+                n_genes: self.n_genes,
+                n_classes: self.n_classes,
+                encoder,
+                latent_dim: self.latent_dim,
+                decoder,
+                likelihood,
+                decoder_conditions,
+            };
         let bytes = spec.blocks().iter().try_fold(0usize, |total, b| {
             let values = b.n_in.checked_mul(b.n_out)?.checked_add(b.n_out)?;
             total.checked_add(values.checked_mul(std::mem::size_of::<f32>())?)
@@ -137,9 +164,9 @@ impl ModelSpec {
         self.n_genes + self.n_classes
     }
 
-    /// Width of the decoder's input: latent code plus one-hot condition.
+    /// Width of the decoder's input: latent code plus the first layer's conditions.
     pub fn decoder_input_dim(&self) -> usize {
-        self.latent_dim + self.n_classes
+        self.decoder_layer_input(0)
     }
 
     /// Width of the encoder's last hidden layer (the latent heads' input).
@@ -147,13 +174,22 @@ impl ModelSpec {
         self.encoder.last().map_or(self.input_dim(), |&(u, _)| u)
     }
 
-    /// Width of the decoder's last hidden layer (the input of the output layer and of
-    /// the likelihood's heads).
+    /// Number of condition columns decoder layer `j` reads.
+    pub fn decoder_condition_width(&self, j: usize) -> usize {
+        self.decoder_conditions.get(j).map_or(0, |&(lo, hi)| hi - lo)
+    }
+
+    /// Width of the input of decoder layer `j` (0-based; `decoder.len() - 1` is the
+    /// output layer, whose input the likelihood's heads read too): the latent code or
+    /// the previous layer's units, then the layer's condition columns.
+    pub fn decoder_layer_input(&self, j: usize) -> usize {
+        let before = if j == 0 { self.latent_dim } else { self.decoder[j - 1].0 };
+        before + self.decoder_condition_width(j)
+    }
+
+    /// Width of the input of the output layer and of the likelihood's heads.
     pub fn decoder_hidden_dim(&self) -> usize {
-        match self.decoder.len() {
-            0 | 1 => self.decoder_input_dim(),
-            p => self.decoder[p - 2].0,
-        }
+        self.decoder_layer_input(self.decoder.len().saturating_sub(1))
     }
 
     /// Activation of the output layer.
@@ -174,12 +210,10 @@ impl ModelSpec {
         }
         out.push(block("z_mean".into(), Role::Mean, d, self.latent_dim));
         out.push(block("z_log_var".into(), Role::LogVar, d, self.latent_dim));
-        let mut d = self.decoder_input_dim();
         let p = self.decoder.len();
         for (i, &(u, _)) in self.decoder.iter().enumerate() {
             let role = if i + 1 == p { Role::Output } else { Role::Decoder };
-            out.push(block(format!("decoder_{}", i + 1), role, d, u));
-            d = u;
+            out.push(block(format!("decoder_{}", i + 1), role, self.decoder_layer_input(i), u));
         }
         let info = self.likelihood.info();
         for name in info.heads {
@@ -301,6 +335,7 @@ mod tests {
             latent_dim: 2,
             decoder: vec![(8, "relu".into()), (10, "sigmoid".into())],
             likelihood: "bce".into(),
+            decoder_conditions: vec![],
         }
     }
 

@@ -152,7 +152,7 @@ impl Fused {
         let (out_i, gene_0) = (self.net.output_index(), self.net.gene_index(0));
         let Fused { net, acts: a, loss, d_mean, d_log_var, g1, g2 } = self;
         let (spec, blocks) = (&net.spec, &mut net.layers);
-        let (n, g, l, k) = (batch.n, spec.n_genes, spec.latent_dim, spec.n_classes);
+        let (n, g, l) = (batch.n, spec.n_genes, spec.latent_dim);
         let (m, p) = (spec.encoder.len(), spec.decoder.len());
         let nh = spec.likelihood.info().heads.len();
         // per-gene parameters, the output layer's and the heads' biases: column sums
@@ -174,18 +174,24 @@ impl Fused {
             matmul(team, n, g, out_in, &loss.d_heads[h], false, &blocks[out_i + 1 + h].kernel.value, true, 1.0, &mut gy);
         }
         {
-            let last: &[f32] = if p == 1 { &a.dec_in } else { &a.dec[p - 2].h };
+            let last: &[f32] = a.decoder_input(spec, p - 1);
             kernel_step(team, opt, out_in, n, g, last, &loss.d_logits, &mut blocks[out_i].kernel);
             for h in 0..nh {
                 kernel_step(team, opt, out_in, n, g, last, &loss.d_heads[h], &mut blocks[out_i + 1 + h].kernel);
             }
         }
-        // hidden decoder layers, last to first; gy holds d(output of layer j)
+        // hidden decoder layers, last to first; gy holds d(input of layer j + 1), whose
+        // first units are d(output of layer j) (the rest, the condition columns that
+        // layer reads, is dropped)
         for j in (0..p - 1).rev() {
             let blk = &mut blocks[m + 2 + j];
             let act = &a.dec[j];
+            let cond_w = spec.decoder_condition_width(j + 1);
+            if cond_w > 0 {
+                drop_columns(&mut gy, n, blk.n_out + cond_w, blk.n_out);
+            }
             spec.decoder[j].1.backward(&act.a, &act.h, &mut gy);
-            let x: &[f32] = if j == 0 { &a.dec_in } else { &a.dec[j - 1].h };
+            let x: &[f32] = a.decoder_input(spec, j);
             col_sums(team, &gy, n, blk.n_out, &mut blk.bias.grad);
             resize(&mut gx, n * blk.n_in);
             matmul(team, n, blk.n_out, blk.n_in, &gy, false, &blk.kernel.value, true, 0.0, &mut gx);
@@ -194,7 +200,7 @@ impl Fused {
         }
         // gy: d[z | c]; through the reparameterisation into d_mean / d_log_var (which
         // already hold the KL part)
-        let dw = l + k;
+        let dw = spec.decoder_input_dim();
         for r in 0..n {
             for j in 0..l {
                 let i = r * l + j;
@@ -237,6 +243,15 @@ impl Fused {
     }
 }
 
+/// Keeps the first `keep` of the `width` columns of the row-major `[n, width]` matrix
+/// `v`, in place: `[n, keep]`.
+fn drop_columns(v: &mut Vec<f32>, n: usize, width: usize, keep: usize) {
+    for r in 1..n {
+        v.copy_within(r * width..r * width + keep, r * keep);
+    }
+    v.truncate(n * keep);
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;
@@ -254,11 +269,12 @@ mod tests {
         }
         let a = &f.acts;
         let mut out: Vec<(usize, usize)> =
-            [&a.mean, &a.log_var, &a.eps, &a.sd, &a.dec_in, &a.logits, &f.d_mean, &f.d_log_var].into_iter().map(of).collect();
+            [&a.mean, &a.log_var, &a.eps, &a.sd, &a.dec_in, &a.cond, &a.logits, &f.d_mean, &f.d_log_var].into_iter().map(of).collect();
         // g1 and g2 trade places in the backward pass
         let (g1, g2) = (of(&f.g1), of(&f.g2));
         out.extend([g1.min(g2), g1.max(g2)]);
         out.extend(a.enc.iter().chain(&a.dec).flat_map(|act| [of(&act.a), of(&act.h)]));
+        out.extend(a.dec_cat.iter().map(of));
         out.extend(a.heads.iter().chain(&f.loss.d_heads).chain(&f.loss.d_genes).chain([&f.loss.d_logits]).map(of));
         out.push(of(&f.loss.row_loss));
         for blk in &f.net.layers {
@@ -284,15 +300,16 @@ mod tests {
             .collect();
         let labels: Vec<u32> = (0..n).map(|i| (i % 3) as u32).collect();
         let view = DenseView::new(&x, n, g, Layout::CellsInColumns).unwrap();
-        // (likelihood, classes, encoder units, hidden decoder units, optimizer)
-        type Case<'a> = (&'a str, usize, &'a [usize], &'a [usize], &'a str);
-        let cases: [Case; 4] = [
-            ("bce", 0, &[16], &[24], "adam"),
-            ("zinb", 3, &[16, 8], &[8], "rmsprop"),
-            ("nb", 0, &[], &[32], "sgd"),
-            ("mse", 3, &[8], &[], "adagrad"),
+        // (likelihood, classes, encoder units, hidden decoder units, optimizer, inject)
+        type Case<'a> = (&'a str, usize, &'a [usize], &'a [usize], &'a str, bool);
+        let cases: [Case; 5] = [
+            ("bce", 0, &[16], &[24], "adam", false),
+            ("zinb", 3, &[16, 8], &[8], "rmsprop", true),
+            ("nb", 0, &[], &[32], "sgd", false),
+            ("mse", 3, &[8], &[], "adagrad", false),
+            ("nb", 3, &[8], &[24, 12], "adam", true),
         ];
-        for (lik, k, enc, dec, opt) in cases {
+        for (lik, k, enc, dec, opt, inject) in cases {
             let counts = lik == "nb" || lik == "zinb";
             let transform = if counts { Transform::Counts { target_sum: 1e4 } } else { Transform::MinMax(Scaling::fit(view).unwrap()) };
             let data = Dataset::new(view, transform, (k > 0).then(|| labels.clone()), k).unwrap();
@@ -306,6 +323,8 @@ mod tests {
                 latent_dim: 3,
                 decoder,
                 likelihood: lik.into(),
+                // every decoder layer reads the whole condition
+                decoder_conditions: if inject { vec![(0, k); dec.len() + 1] } else { vec![] },
             }
             .check()
             .unwrap();

@@ -37,6 +37,7 @@ fn model(g: usize, k: usize, enc: &[(usize, &str)], dec: &[(usize, &str)], lik: 
         latent_dim: 3,
         decoder,
         likelihood: lik.into(),
+        decoder_conditions: vec![],
     }
     .check()
     .unwrap()
@@ -144,5 +145,40 @@ fn fused_results_do_not_depend_on_the_thread_count() {
             assert_eq!(l1, l2);
             assert!(w1 == w2, "{:?}, batch {batch_size}: weights differ between 1 and 2 threads", s.likelihood);
         }
+    }
+}
+
+/// Several conditions (two labels and a covariate) routed to decoder layers other than
+/// the first (every layer; or some to the output layer and the likelihood's heads
+/// only): the fused step still matches burn's autodiff.
+#[test]
+fn fused_step_matches_burn_with_several_conditions_injected() {
+    let (n, g) = (40, 9);
+    let x = counts(n, g, 4);
+    let (_, labels) = values(n, g, 4);
+    let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
+    let conditions = Conditions::new(vec![
+        Condition::Categorical { codes: labels.clone(), levels: 3 },
+        Condition::Categorical { codes: (0..n).map(|i| (i % 2) as u32).collect(), levels: 2 },
+        Condition::Continuous { values: (0..n).map(|i| (i as f32 / n as f32) - 0.5).collect() },
+    ])
+    .unwrap();
+    let data = Dataset::with_conditions(view, Transform::Counts { target_sum: 1e4 }, conditions).unwrap();
+    for (lik, dec) in [("zinb", &[(12, "relu"), (0, "linear")][..]), ("nb", &[(10, "relu"), (8, "tanh"), (0, "linear")][..])] {
+        let plain = model(g, 6, &[(12, "relu")], dec, lik);
+        let p = plain.decoder.len();
+        // the whole condition into every decoder layer (scVI's deep injection)
+        let injected = ModelSpec { decoder_conditions: vec![(0, 6); p], ..plain.clone() };
+        // the first label into the first layer, the rest into the output layer only
+        let mut routes = vec![(0, 0); p];
+        routes[0] = (0, 3);
+        routes[p - 1] = (3, 6);
+        let split = ModelSpec { decoder_conditions: routes, ..plain.clone() };
+        // each widens the decoder layers it feeds
+        let widths = |s: &ModelSpec| s.blocks().iter().map(|b| b.n_in).collect::<Vec<_>>();
+        assert_ne!(widths(&plain), widths(&injected));
+        assert_ne!(widths(&plain), widths(&split));
+        compare(&injected, "adam", &data, 5e-3);
+        compare(&split, "adam", &data, 5e-3);
     }
 }

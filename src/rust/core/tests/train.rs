@@ -27,6 +27,7 @@ fn spec(g: usize, k: usize) -> ModelSpec {
         latent_dim: 2,
         decoder: vec![(16, "relu".into()), (g, "sigmoid".into())],
         likelihood: "bce".into(),
+        decoder_conditions: vec![],
     }
     .check()
     .unwrap()
@@ -193,6 +194,7 @@ fn count_spec(g: usize, k: usize, likelihood: &str) -> ModelSpec {
         latent_dim: 2,
         decoder: vec![(32, "relu".into()), (g, "linear".into())],
         likelihood: likelihood.into(),
+        decoder_conditions: vec![],
     }
     .check()
     .unwrap()
@@ -292,6 +294,7 @@ fn exabyte_spec(g: usize) -> ModelSpec {
         latent_dim: 2,
         decoder: vec![(16, "relu".into()), (g, "sigmoid".into())],
         likelihood: "bce".into(),
+        decoder_conditions: vec![],
     }
     .check()
     .unwrap()
@@ -326,6 +329,7 @@ fn models_too_large_for_memory_are_errors_not_aborts() {
             latent_dim: 2,
             decoder: vec![(20_000, "sigmoid".into())],
             likelihood: "bce".into(),
+            decoder_conditions: vec![],
         }
         .check()
         .unwrap();

@@ -97,16 +97,18 @@ impl<B: Backend> Vae<B> {
         (self.z_mean.forward(h.clone()), self.z_log_var.forward(h))
     }
 
-    /// `z`: `[batch, latent]`, `cond`: `[batch, classes]` for a CVAE → the output
+    /// `z`: `[batch, latent]`, `cond`: `[batch, conditions]` for a CVAE → the output
     /// layer's pre-activations and each head's, `[batch, genes]`.
     pub fn decode_heads(&self, z: Tensor<B, 2>, cond: Option<Tensor<B, 2>>) -> (Tensor<B, 2>, Vec<Tensor<B, 2>>) {
-        let mut h = match cond {
-            Some(c) => Tensor::cat(vec![z, c], 1),
-            None => z,
+        // each decoder layer's input: the previous output, then its condition columns
+        let with_conditions = |h: Tensor<B, 2>, j: usize| match (&cond, self.spec.decoder_conditions.get(j)) {
+            (Some(c), Some(&(lo, hi))) if hi > lo => Tensor::cat(vec![h, c.clone().narrow(1, lo, hi - lo)], 1),
+            _ => h,
         };
+        let mut h = with_conditions(z, 0);
         let last = self.decoder.len().saturating_sub(1);
-        for (layer, &(_, act)) in self.decoder.iter().zip(&self.spec.decoder).take(last) {
-            h = act.burn(layer.forward(h));
+        for (j, (layer, &(_, act))) in self.decoder.iter().zip(&self.spec.decoder).take(last).enumerate() {
+            h = with_conditions(act.burn(layer.forward(h)), j + 1);
         }
         let heads = self.heads.iter().map(|l| l.forward(h.clone())).collect();
         let logits = match self.decoder.last() {
