@@ -18,7 +18,10 @@
 #'   SummarizedExperiment (genes x cells).
 #' @param labels For a conditional model and new cells: one label per cell,
 #'   or the name of a colData column of `newdata` (default: the column the
-#'   model was fitted with, when it has one).
+#'   model was fitted with, when it has one). For a model of several conditions:
+#'   a data.frame with a column per condition (one row per cell), or the names
+#'   of the colData columns holding them, in the model's order (default: the
+#'   columns named as the model's conditions).
 #' @param samples `FALSE` for the posterior means; `TRUE` for one draw from
 #'   each cell's posterior q(z|x) (R's random number generator).
 #' @param assay.type For a SingleCellExperiment: the assay to read (default:
@@ -169,7 +172,9 @@ encode <- function(fit, newdata = NULL, labels = NULL, samples = FALSE, assay.ty
 #' @inheritParams encode
 #' @param decode_labels For a conditional model: the labels to decode with,
 #'   one class name for all cells or one per cell; `NULL` (default) decodes
-#'   each cell with its own label.
+#'   each cell with its own label. For a model of several conditions: a
+#'   data.frame with the conditions to change (one row for all cells, or one per
+#'   cell), e.g. `data.frame(batch = "b1")`; the others stay the cells' own.
 #' @param library_size Count models: the library size of the decoded means,
 #'   one number (default 1e4: counts per 10,000) or one per cell.
 #' @return A genes x cells matrix; with a SingleCellExperiment `newdata` and a

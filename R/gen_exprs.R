@@ -53,6 +53,28 @@
 #' @param cells With `latent = "posterior"`: indices or names of training
 #'   cells (default: all). Their labels set the generated cells' labels, and
 #'   for count models their library sizes are used.
+#' @param conditions For a model fitted with several conditions (or any
+#'   conditional model): a data.frame with one row per kind of cell to
+#'   generate, a column `n` (how many) and one column per condition (every
+#'   label and covariate of the model), e.g. `data.frame(cell_type = "A", batch
+#'   = "b2", n = 200)`. Combinations never seen in training are allowed
+#'   (counterfactual cells: type A as if sequenced in batch b2); unknown
+#'   levels, missing columns and covariates outside their training range are
+#'   errors. Not with `labels`.
+#'
+#' @section Several conditions:
+#' A generated cell's latent code comes from training cells of its class of
+#' the primary (first) label, as for one label. Its other conditions are, by
+#' default, those of a training cell of its class (the one its code was drawn
+#' around, with `latent = "posterior"`), so that conditions keep their joint
+#' distribution; with `conditions =` they are the given ones. The shifts of
+#' the training cells' latent means (and, for count models, log library sizes)
+#' that the other conditions explain, in a least-squares fit of the means on
+#' the conditions, are taken out of the codes before drawing and the shifts
+#' of the generated cell's own conditions put in: latent arithmetic, as
+#' scGen's, so that a code drawn around a batch-1 cell of type A moves to where
+#' batch 2 puts such cells (and the library size with it) before it is decoded
+#' with batch 2.
 #'
 #' @section Large requests:
 #' Cells are decoded in chunks of 1,024, and Ctrl-C stops the call between
@@ -72,6 +94,9 @@
 #'     cells dgCMatrix the model was trained on).}
 #'   \item{`y_train`}{Factor of the training labels (or `NULL`).}
 #'   \item{`latent_vector`}{The training cells' latent means, cells in rows.}
+#'   \item{`conditions_gen`, `conditions_train`}{(conditional models) data.frames
+#'     of every condition (labels and covariates) of the generated and the
+#'     training cells; [as_sce()] puts them into `colData`.}
 #' }
 #' [as_sce()] (or `as(x, "SingleCellExperiment")`) turns it into a
 #' SingleCellExperiment. Results are reproducible: call [set.seed()] first.
@@ -87,6 +112,15 @@
 #'                epochs = 5, batch_size = 16, verbose = FALSE)
 #' gen <- gen_exprs(fit, num_samples = 10)
 #' dim(gen$x_gen)
+#'
+#' # several conditions, and cells of a combination never seen in training
+#' counts <- matrix(rpois(60 * 50, 3), 60, 50, dimnames = list(NULL, paste0("g", 1:50)))
+#' cond <- data.frame(type = rep(c("A", "B"), 30), batch = rep(c("b1", "b2"), each = 30))
+#' seen <- !(cond$type == "A" & cond$batch == "b2")
+#' fit2 <- fit_vae(x_train = counts[seen, ], y_train = cond[seen, ], likelihood = "nb",
+#'                 epochs = 5, batch_size = 16, verbose = FALSE)
+#' cf <- gen_exprs(fit2, conditions = data.frame(type = "A", batch = "b2", n = 20))
+#' table(cf$conditions_gen$batch)
 #' @export
 gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
                       labels = NULL, latent = NULL, cells = NULL, conditions = NULL) {
