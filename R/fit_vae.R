@@ -397,12 +397,17 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
         }
         enc <- enc[-1]
     }
-    if (any(vapply(enc, function(l) l$type != "dense", logical(1)))) {
-        .abort("{.arg encoder_layers} may hold {.fn layer_input} only first, then {.fn layer_dense} layers.", call = call)
+    enc <- .dense_with_extras(enc, "encoder_layers", call)
+    dec <- .dense_with_extras(dec, "decoder_layers", call)
+    if (!length(dec$dense)) .abort("{.arg decoder_layers} must hold {.fn layer_dense} layers.", call = call)
+    out_layer <- length(dec$dense)
+    if (dec$norm[out_layer] != "none" || dec$dropout[out_layer] > 0) {
+        .abort("{.arg decoder_layers} may not end with {.fn layer_layer_normalization} or {.fn layer_dropout}: the output layer's values are the likelihood's.", call = call)
     }
-    if (any(vapply(dec, function(l) l$type != "dense", logical(1)))) {
-        .abort("{.arg decoder_layers} must hold {.fn layer_dense} layers only.", call = call)
-    }
+    enc_extras <- enc
+    dec_extras <- dec
+    enc <- enc$dense
+    dec <- dec$dense
     last <- dec[[length(dec)]]$units
     if (last != n_genes) {
         .abort(c("The last layer of {.arg decoder_layers} has {last} unit{?s} but the data have {n_genes} genes.",
@@ -416,7 +421,41 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     list(n_genes = n_genes, n_classes = width, latent_dim = latent_dim,
          encoder_units = units(enc), encoder_activation = acts(enc), encoder_names = lname(enc),
          decoder_units = units(dec), decoder_activation = acts(dec), decoder_names = lname(dec),
-         classes = classes, conditions = conditions)
+         classes = classes, conditions = conditions,
+         encoder_norm = enc_extras$norm, encoder_dropout = enc_extras$dropout,
+         decoder_norm = dec_extras$norm, decoder_dropout = dec_extras$dropout)
+}
+
+# A list of layers: dense layers, each optionally followed by a normalisation and then
+# a dropout layer. Returns list(dense = the dense layers, norm = "none"/"layer" and
+# dropout = rates, one per dense layer).
+.dense_with_extras <- function(layers, arg, call) {
+    dense <- list()
+    norm <- character(0)
+    dropout <- numeric(0)
+    for (l in layers) {
+        if (l$type == "dense") {
+            dense[[length(dense) + 1L]] <- l
+            norm <- c(norm, "none")
+            dropout <- c(dropout, 0)
+            next
+        }
+        k <- length(dense)
+        if (l$type == "input") {
+            .abort("{.arg {arg}} may hold {.fn layer_input} only first, then {.fn layer_dense} layers.", call = call)
+        }
+        if (k == 0L) .abort("{.arg {arg}}: {.fn layer_{l$type}} must follow a {.fn layer_dense}.", call = call)
+        if (l$type == "normalization") {
+            if (norm[k] != "none" || dropout[k] > 0) {
+                .abort("{.arg {arg}}: one {.fn layer_layer_normalization} per dense layer, before its {.fn layer_dropout}.", call = call)
+            }
+            norm[k] <- l$norm
+        } else if (l$type == "dropout") {
+            if (dropout[k] > 0) .abort("{.arg {arg}}: one {.fn layer_dropout} per dense layer.", call = call)
+            dropout[k] <- l$rate
+        }
+    }
+    list(dense = dense, norm = norm, dropout = dropout)
 }
 
 #' @method print exprsgen_fit

@@ -13,6 +13,14 @@
 #' to \[0, 1\]). For a conditional VAE the one-hot labels are appended to the
 #' inputs of both encoder and decoder automatically.
 #'
+#' A hidden `layer_dense()` (of the encoder, or of the decoder but its output
+#' layer) may be followed by `layer_layer_normalization()` (each cell's values
+#' of that layer centred and scaled to unit variance, then scaled and shifted
+#' per unit by trained weights, as keras's `LayerNormalization` with
+#' `epsilon = 1e-3`) and then `layer_dropout()`, in that order; both act on the
+#' layer's output after its activation. Both are trained in the fused step,
+#' which the tests check against the same model in burn.
+#'
 #' @param shape Integer scalar: the number of genes (the width of one cell).
 #'   A vector of length one, as keras accepts, is fine.
 #' @param units Integer scalar: the number of units (output width).
@@ -28,6 +36,9 @@
 #' encoder <- list(layer_input(shape = 100), layer_dense(32, "relu"))
 #' decoder <- list(layer_dense(32, "relu"), layer_dense(100, "sigmoid"))
 #' encoder[[2]]
+#' # normalisation and dropout after a hidden layer
+#' encoder <- list(layer_input(shape = 100), layer_dense(64, "relu"),
+#'                 layer_layer_normalization(), layer_dropout(0.1))
 #' @name layers
 NULL
 
@@ -52,11 +63,37 @@ layer_dense <- function(units, activation = NULL, name = NULL, ...) {
                    name = .check_name(name)), class = "exprsgen_layer")
 }
 
+#' @rdname layers
+#' @param rate Numeric scalar in \[0, 1): the fraction of the previous layer's
+#'   units set to 0 in each training step (the others scaled by
+#'   `1 / (1 - rate)`, as keras does); no unit is dropped when the model
+#'   encodes, decodes or generates, nor in validation losses.
+#' @export
+layer_dropout <- function(rate, name = NULL, ...) {
+    .no_dots(...)
+    if (missing(rate)) .abort("{.arg rate} is missing: the fraction of units to drop.")
+    rate <- .check_number(rate, "rate", min = 0, max = 1, max_open = TRUE)
+    structure(list(type = "dropout", rate = rate, name = .check_name(name)),
+              class = "exprsgen_layer")
+}
+
+#' @rdname layers
+#' @export
+layer_layer_normalization <- function(name = NULL, ...) {
+    .no_dots(...)
+    structure(list(type = "normalization", norm = "layer", name = .check_name(name)),
+              class = "exprsgen_layer")
+}
+
 #' @method print exprsgen_layer
 #' @export
 print.exprsgen_layer <- function(x, ...) {
     if (x$type == "input") {
         cat("<exprsgen layer> input, shape (None, ", x$units, ")\n", sep = "")
+    } else if (x$type == "dropout") {
+        cat("<exprsgen layer> dropout, rate ", x$rate, "\n", sep = "")
+    } else if (x$type == "normalization") {
+        cat("<exprsgen layer> layer normalization\n", sep = "")
     } else {
         cat("<exprsgen layer> dense, ", x$units, " units, ", x$activation,
             " activation\n", sep = "")

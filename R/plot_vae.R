@@ -95,29 +95,44 @@ plot_vae <- function(x, node_color = list(encoder_col = "tomato",
         add("concatenate", "Concatenate", shapes(s$n_genes, K), shape(s$n_genes + K), "encoder")
         d <- s$n_genes + K
     }
+    b <- .blocks(s)
+    # a hidden layer's normalisation and dropout, as keras lists them after it
+    extras <- function(side, i, name, units, role) {
+        norm <- s[[paste0(side, "_norm")]][i]
+        rate <- s[[paste0(side, "_dropout")]][i]
+        if (!is.null(norm) && !is.na(norm) && norm != "none") {
+            add(paste0(name, "_norm"), "LayerNormalization", shape(units), shape(units), role)
+        }
+        if (!is.null(rate) && !is.na(rate) && rate > 0) {
+            add(paste0(name, "_dropout"), paste0("Dropout (", rate, ")"), shape(units), shape(units), role)
+        }
+    }
     for (i in seq_along(s$encoder_units)) {
-        add(named(s$encoder_names, i, paste0("encoder_", i)),
-            paste0("Dense (", s$encoder_activation[i], ")"), shape(d),
+        nm <- named(s$encoder_names, i, paste0("encoder_", i))
+        add(nm, paste0("Dense (", s$encoder_activation[i], ")"), shape(d),
             shape(s$encoder_units[i]), "encoder")
+        extras("encoder", i, nm, s$encoder_units[i], "encoder")
         d <- s$encoder_units[i]
     }
     add("z_mean", "Dense", shape(d), shape(L), "mean", x = -0.85)
     add("z_log_var", "Dense", shape(d), shape(L), "log_variance", x = 0.85, beside = TRUE)
     add("latent", "Sampling", shapes(L, L), shape(L), "latent")
-    d <- L
-    if (K) {
-        add("concatenate_1", "Concatenate", shapes(L, K), shape(L + K), "decoder")
-        d <- L + K
+    # each decoder layer's input: the previous output and the condition columns routed
+    # to it (fit_vae()'s decoder_conditions)
+    dec_in <- b$n_in[match(paste0("decoder_", seq_along(s$decoder_units)), b$name)]
+    prev <- c(L, utils::head(s$decoder_units, -1L))
+    if (K && dec_in[1] > L) {
+        add("concatenate_1", "Concatenate", shapes(L, dec_in[1] - L), shape(dec_in[1]), "decoder")
     }
     for (i in seq_along(s$decoder_units)) {
-        add(named(s$decoder_names, i, paste0("decoder_", i)),
-            paste0("Dense (", s$decoder_activation[i], ")"), shape(d),
+        nm <- named(s$decoder_names, i, paste0("decoder_", i))
+        cond <- if (i > 1L && dec_in[i] > prev[i]) paste0(" + condition (", dec_in[i] - prev[i], ")") else ""
+        add(nm, paste0("Dense (", s$decoder_activation[i], ")", cond), shape(dec_in[i]),
             shape(s$decoder_units[i]), "decoder")
-        d <- s$decoder_units[i]
+        if (i < length(s$decoder_units)) extras("decoder", i, nm, s$decoder_units[i], "decoder")
     }
     # The likelihood's parameter blocks beside the output layer (as the core lists
     # them): dense heads from the last hidden layer, per-gene parameters.
-    b <- .blocks(s)
     extra <- b[b$role %in% c("head", "gene"), , drop = FALSE]
     side <- c(1.8, -1.8, 3.6, -3.6)
     for (i in seq_len(nrow(extra))) {
@@ -166,7 +181,7 @@ plot_vae <- function(x, node_color = list(encoder_col = "tomato",
     }
     if ("condition" %in% nodes$name) {
         cnd <- idx("condition")
-        for (target in c("concatenate", "concatenate_1")) {
+        for (target in intersect(c("concatenate", "concatenate_1"), nodes$name)) {
             t <- idx(target)
             k <- length(paths) + 1L
             side <- nodes$x[cnd]

@@ -1,7 +1,7 @@
 //! R values ⇄ core types. Shape and type errors become core errors naming the argument.
 
 use exprsgen_core::buffers::{copied, from_fn, with_capacity, zeros};
-use exprsgen_core::{Condition, Conditions, CscView, Dataset, DenseView, DenseWeights, Error, Layout, ModelParams, Scaling, Source, TrainParams, Transform};
+use exprsgen_core::{Condition, Conditions, CscView, Dataset, DenseView, DenseWeights, Error, LayerExtras, Layout, ModelParams, Norm, Scaling, Source, TrainParams, Transform};
 use extendr_api::prelude::*;
 
 pub type CoreResult<T> = std::result::Result<T, Error>;
@@ -72,6 +72,8 @@ pub fn model_params(spec: &Robj) -> CoreResult<ModelParams> {
             .as_str()
             .ok_or(Error::InvalidParameter { field: "likelihood", rule: "must be a string".into() })?
             .to_string(),
+        encoder_extras: extras(spec, "encoder")?,
+        decoder_extras: extras(spec, "decoder")?,
         // `decoder_conditions`: 0-based `lo, hi` pairs, one per decoder layer; fits made
         // before it have none (the whole condition into the first layer)
         decoder_conditions: match field(spec, "decoder_conditions") {
@@ -85,6 +87,25 @@ pub fn model_params(spec: &Robj) -> CoreResult<ModelParams> {
             _ => Vec::new(),
         },
     })
+}
+
+/// Normalisation and dropout after each layer of the encoder or the decoder:
+/// `<side>_norm` ("none" or "layer") and `<side>_dropout` (rates), one per layer; a spec
+/// without them (fits made before) has none.
+fn extras(spec: &Robj, side: &str) -> CoreResult<Vec<LayerExtras>> {
+    let (norm, dropout) = (field(spec, &format!("{side}_norm")), field(spec, &format!("{side}_dropout")));
+    let field_name = if side == "encoder" { "encoder_layers" } else { "decoder_layers" };
+    match (norm, dropout) {
+        (Ok(n), Ok(d)) if !n.is_null() && !d.is_null() => {
+            let names = strings_of(&n, field_name)?;
+            let rates = d.as_real_slice().ok_or(Error::InvalidParameter { field: field_name, rule: "has non-numeric dropout rates".into() })?;
+            if names.len() != rates.len() {
+                return Err(Error::LengthMismatch { field: field_name, got: rates.len(), expected: names.len() });
+            }
+            names.iter().zip(rates).map(|(n, &r)| Ok(LayerExtras { norm: Norm::parse(n, field_name)?, dropout: r as f32 })).collect()
+        }
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// `list(optimizer, learning_rate (NULL = default), regularization, batch_size, seed, threads, engine)`.

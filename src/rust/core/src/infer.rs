@@ -87,7 +87,7 @@ impl Model {
         for (c, chunk) in cells.chunks(CHUNK).enumerate() {
             self.interrupted(c)?;
             data.gather_with(chunk, &mut self.batch, Some(&self.team))?;
-            self.net.encode(&self.team, &self.batch.input, chunk.len(), &mut self.acts);
+            self.net.encode(&self.team, &self.batch.input, chunk.len(), &mut self.acts, None);
             means.extend_from_slice(&self.acts.mean[..chunk.len() * l]);
             log_vars.extend_from_slice(&self.acts.log_var[..chunk.len() * l]);
         }
@@ -111,7 +111,7 @@ impl Model {
             let m = CHUNK.min(n - start);
             let cond = conditions.range(start, m)?;
             self.net.set_latent(&z[start * l..(start + m) * l], m, &cond, &mut self.acts);
-            self.net.decode(&self.team, m, &mut self.acts);
+            self.net.decode(&self.team, m, &mut self.acts, None);
             each(self, start, m)?;
         }
         Ok(n)
@@ -295,6 +295,8 @@ mod tests {
             decoder: vec![(8, "relu".into()), (g, "linear".into())],
             likelihood: "zinb".into(),
             decoder_conditions: vec![],
+            encoder_extras: vec![],
+            decoder_extras: vec![],
         }
         .check()
         .unwrap();

@@ -46,7 +46,7 @@ pub use infer::{Model, SparseCounts};
 pub use likelihood::Likelihood;
 pub use network::standard_normal;
 pub use optim::OptimizerKind;
-pub use spec::{BlockShape, Engine, ModelParams, ModelSpec, Role, TrainParams, TrainSpec};
+pub use spec::{BlockShape, Engine, LayerExtras, ModelParams, ModelSpec, Norm, Role, TrainParams, TrainSpec};
 pub use train::{EpochStats, Pass, Trainer};
 pub use vocabulary::{vocabulary, Vocabulary};
 pub use weights::{initial_weights, DenseWeights};

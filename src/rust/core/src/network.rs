@@ -16,7 +16,8 @@ use crate::error::Result;
 use crate::likelihood::Outputs;
 use crate::optim::Slot;
 use crate::products::{self, matmul_bias};
-use crate::spec::ModelSpec;
+use crate::activation::Activation;
+use crate::spec::{LayerExtras, ModelSpec};
 use crate::team::Team;
 use crate::weights::{check_weights, copy_weights, DenseWeights};
 
@@ -36,13 +37,73 @@ pub(crate) struct Layer {
 pub(crate) struct Network {
     pub spec: ModelSpec,
     pub layers: Vec<Layer>,
+    /// Index of the normalisation block of each encoder layer, then of each decoder
+    /// layer (`None`: not normalised).
+    pub enc_norm: Vec<Option<usize>>,
+    pub dec_norm: Vec<Option<usize>>,
 }
 
-/// One layer's values for the batch: before (`a`) and after (`h`) the activation.
+/// Layer normalisation's epsilon (keras's default).
+pub(crate) const NORM_EPS: f32 = 1e-3;
+
+/// A dropout mask of `rate` into `out`: 0 for a dropped unit, `1 / (1 - rate)` for a kept
+/// one, one uniform draw from `rng` per unit (the reference engine draws the same).
+pub(crate) fn dropout_mask(rng: &mut StdRng, rate: f32, out: &mut [f32]) {
+    use rand::RngExt;
+    let keep = 1.0 / (1.0 - rate);
+    for v in out.iter_mut() {
+        *v = if rng.random::<f32>() < rate { 0.0 } else { keep };
+    }
+}
+
+/// Back through what follows a hidden layer's activation (`act`'s buffers of the
+/// forward pass): `gy`, the gradient of the layer's output, becomes that of the
+/// activation's output; a normalisation's scale and shift gradients go to `norm`'s
+/// `bias.grad`.
+pub(crate) fn extras_backward(ex: LayerExtras, norm: Option<&mut Layer>, n: usize, u: usize, act: &Act, gy: &mut [f32]) {
+    if ex.dropout > 0.0 {
+        for (g, m) in gy.iter_mut().zip(&act.mask) {
+            *g *= m;
+        }
+    }
+    if let Some(blk) = norm {
+        let (gamma, grad) = (&blk.bias.value[..u], &mut blk.bias.grad);
+        grad.fill(0.0);
+        for r in 0..n {
+            for j in 0..u {
+                let i = r * u + j;
+                grad[j] += gy[i] * act.xhat[i];
+                grad[u + j] += gy[i];
+            }
+        }
+        let inv_u = 1.0 / u as f32;
+        for r in 0..n {
+            let (row, xh) = (&mut gy[r * u..(r + 1) * u], &act.xhat[r * u..(r + 1) * u]);
+            let (mut m1, mut m2) = (0.0f32, 0.0f32);
+            for j in 0..u {
+                let d = row[j] * gamma[j];
+                m1 += d;
+                m2 += d * xh[j];
+            }
+            let (m1, m2, inv) = (m1 * inv_u, m2 * inv_u, act.inv_std[r]);
+            for j in 0..u {
+                row[j] = inv * (row[j] * gamma[j] - m1 - xh[j] * m2);
+            }
+        }
+    }
+}
+
+/// One layer's values for the batch: before (`a`) and after (`h`) the activation and
+/// what follows it; with a normalisation or dropout, the activation's output (`z`), the
+/// normalised values and each cell's `1 / sd` (`xhat`, `inv_std`) and the dropout mask.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Act {
     pub a: Vec<f32>,
     pub h: Vec<f32>,
+    pub z: Vec<f32>,
+    pub xhat: Vec<f32>,
+    pub inv_std: Vec<f32>,
+    pub mask: Vec<f32>,
 }
 
 /// The forward pass's buffers, kept between batches.
@@ -140,7 +201,11 @@ impl Network {
                 })
             })
             .collect::<Result<Vec<Layer>>>()?;
-        Ok(Network { spec: spec.clone(), layers })
+        let norm = |prefix: &str, n: usize| -> Vec<Option<usize>> {
+            (0..n).map(|i| layers.iter().position(|l| l.name == format!("{prefix}_{}_norm", i + 1))).collect()
+        };
+        let (enc_norm, dec_norm) = (norm("encoder", spec.encoder.len()), norm("decoder", spec.decoder.len()));
+        Ok(Network { spec: spec.clone(), layers, enc_norm, dec_norm })
     }
 
     /// A copy of the current weights.
@@ -187,10 +252,20 @@ impl Network {
             const WHAT: &str = "the activations of a batch";
             reserve(v, elements(&[n, width], WHAT)?, WHAT)
         };
-        acts.enc.resize_with(m, Act::default);
-        for (act, &(units, _)) in acts.enc.iter_mut().zip(&spec.encoder) {
+        let extras = |act: &mut Act, units: usize, ex: LayerExtras| -> Result<()> {
             cells(&mut act.a, units)?;
             cells(&mut act.h, units)?;
+            if !ex.is_none() {
+                cells(&mut act.z, units)?;
+                cells(&mut act.xhat, units)?;
+                cells(&mut act.inv_std, 1)?;
+                cells(&mut act.mask, units)?;
+            }
+            Ok(())
+        };
+        acts.enc.resize_with(m, Act::default);
+        for (i, (act, &(units, _))) in acts.enc.iter_mut().zip(&spec.encoder).enumerate() {
+            extras(act, units, spec.encoder_extras[i])?;
         }
         cells(&mut acts.mean, l)?;
         cells(&mut acts.log_var, l)?;
@@ -200,9 +275,8 @@ impl Network {
         }
         cells(&mut acts.dec_in, spec.decoder_input_dim())?;
         acts.dec.resize_with(p - 1, Act::default);
-        for (act, &(units, _)) in acts.dec.iter_mut().zip(&spec.decoder) {
-            cells(&mut act.a, units)?;
-            cells(&mut act.h, units)?;
+        for (i, (act, &(units, _))) in acts.dec.iter_mut().zip(&spec.decoder).enumerate() {
+            extras(act, units, spec.decoder_extras[i])?;
         }
         acts.dec_cat.resize_with(p - 1, Vec::new);
         for (j, cat) in acts.dec_cat.iter_mut().enumerate() {
@@ -224,7 +298,9 @@ impl Network {
 
     /// Encoder of `n` cells, `input` `[n, genes + classes]`: fills `acts.enc`,
     /// `acts.mean` and `acts.log_var`.
-    pub fn encode(&self, team: &Team, input: &[f32], n: usize, acts: &mut Acts) {
+    /// Training draws dropout masks from `rng`; without it (inference, evaluation) no
+    /// unit is dropped.
+    pub fn encode(&self, team: &Team, input: &[f32], n: usize, acts: &mut Acts, mut rng: Option<&mut StdRng>) {
         let spec = &self.spec;
         let (d, l, m) = (spec.input_dim(), spec.latent_dim, spec.encoder.len());
         acts.enc.resize_with(m, Act::default);
@@ -235,8 +311,7 @@ impl Network {
             let cur = &mut rest[0];
             resize(&mut cur.a, n * blk.n_out);
             matmul_bias(team, n, x_w, blk.n_out, x, false, &blk.kernel.value, false, 0.0, Some(&blk.bias.value), &mut cur.a);
-            resize(&mut cur.h, n * blk.n_out);
-            act.forward(&cur.a, &mut cur.h);
+            self.activate(act, spec.encoder_extras[i], self.enc_norm[i], n, blk.n_out, cur, rng.as_deref_mut());
         }
         let (hm, hm_w): (&[f32], usize) = if m == 0 { (input, d) } else { (&acts.enc[m - 1].h, spec.encoder[m - 1].0) };
         for (buf, blk) in [(&mut acts.mean, &self.layers[m]), (&mut acts.log_var, &self.layers[m + 1])] {
@@ -280,7 +355,8 @@ impl Network {
 
     /// Decoder of `n` cells from `acts.dec_in`: fills `acts.dec`, `acts.logits` and
     /// `acts.heads`.
-    pub fn decode(&self, team: &Team, n: usize, acts: &mut Acts) {
+    /// Training draws dropout masks from `rng`.
+    pub fn decode(&self, team: &Team, n: usize, acts: &mut Acts, mut rng: Option<&mut StdRng>) {
         let spec = &self.spec;
         let (g, m, p) = (spec.n_genes, spec.encoder.len(), spec.decoder.len());
         let k = spec.n_classes;
@@ -294,8 +370,7 @@ impl Network {
             let cur = &mut rest[0];
             resize(&mut cur.a, n * blk.n_out);
             matmul_bias(team, n, blk.n_in, blk.n_out, x, false, &blk.kernel.value, false, 0.0, Some(&blk.bias.value), &mut cur.a);
-            resize(&mut cur.h, n * blk.n_out);
-            act.forward(&cur.a, &mut cur.h);
+            self.activate(act, spec.decoder_extras[j], self.dec_norm[j], n, blk.n_out, cur, rng.as_deref_mut());
             if spec.decoder_condition_width(j + 1) > 0 {
                 // the next layer's input: this layer's output, then its condition columns
                 concat_rows(n, &cur.h, blk.n_out, &acts.cond, k, spec.decoder_conditions[j + 1], &mut cat_rest[0]);
@@ -312,6 +387,46 @@ impl Network {
             let head = &self.layers[out_i + 1 + h];
             resize(buf, n * g);
             matmul_bias(team, n, head.n_in, g, last, false, &head.kernel.value, false, 0.0, Some(&head.bias.value), buf);
+        }
+    }
+
+    /// A hidden layer's activation and what follows it: `cur.a` → `cur.h` (through
+    /// `cur.z` when a normalisation or dropout follows; dropout only with `rng`).
+    #[allow(clippy::too_many_arguments)]
+    fn activate(&self, act: Activation, ex: LayerExtras, norm: Option<usize>, n: usize, u: usize, cur: &mut Act, rng: Option<&mut StdRng>) {
+        resize(&mut cur.h, n * u);
+        if ex.is_none() {
+            act.forward(&cur.a, &mut cur.h);
+            return;
+        }
+        resize(&mut cur.z, n * u);
+        act.forward(&cur.a, &mut cur.z);
+        match norm {
+            Some(i) => {
+                let (gamma, beta) = self.layers[i].bias.value.split_at(u);
+                resize(&mut cur.xhat, n * u);
+                resize(&mut cur.inv_std, n);
+                for r in 0..n {
+                    let row = &cur.z[r * u..(r + 1) * u];
+                    let mean = row.iter().sum::<f32>() / u as f32;
+                    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / u as f32;
+                    let inv = 1.0 / (var + NORM_EPS).sqrt();
+                    cur.inv_std[r] = inv;
+                    for j in 0..u {
+                        let xh = (row[j] - mean) * inv;
+                        cur.xhat[r * u + j] = xh;
+                        cur.h[r * u + j] = gamma[j] * xh + beta[j];
+                    }
+                }
+            }
+            None => cur.h.copy_from_slice(&cur.z),
+        }
+        if let (Some(rng), true) = (rng, ex.dropout > 0.0) {
+            resize(&mut cur.mask, n * u);
+            dropout_mask(rng, ex.dropout, &mut cur.mask);
+            for (h, m) in cur.h.iter_mut().zip(&cur.mask) {
+                *h *= m;
+            }
         }
     }
 

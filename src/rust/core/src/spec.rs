@@ -10,6 +10,41 @@ use crate::error::{Error, Result};
 use crate::likelihood::{self, Likelihood};
 use crate::optim::OptimizerKind;
 
+/// A normalisation after a hidden dense layer's activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Norm {
+    #[default]
+    None,
+    /// Layer normalisation (per cell, over the layer's units) with a learnt scale and
+    /// shift per unit (keras's `layer_layer_normalization()`, epsilon 1e-3).
+    Layer,
+}
+
+impl Norm {
+    pub fn parse(name: &str, field: &'static str) -> Result<Norm> {
+        match name {
+            "none" => Ok(Norm::None),
+            "layer" => Ok(Norm::Layer),
+            _ => Err(Error::invalid(field, format!("has an unknown normalisation '{name}' (use 'none' or 'layer')"))),
+        }
+    }
+}
+
+/// What follows a hidden dense layer's activation, in keras's order: a normalisation,
+/// then dropout of a fraction `dropout` of the units (training only, the others scaled
+/// by `1 / (1 - dropout)`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LayerExtras {
+    pub norm: Norm,
+    pub dropout: f32,
+}
+
+impl LayerExtras {
+    pub fn is_none(&self) -> bool {
+        self.norm == Norm::None && self.dropout == 0.0
+    }
+}
+
 /// Architecture as handed in: hidden layers of the encoder, latent size, decoder layers
 /// (the last decoder layer is the output and must have `n_genes` units).
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +60,10 @@ pub struct ModelParams {
     /// likelihood's heads read too); empty: all of it into the first layer only (the
     /// VAExprs CVAE).
     pub decoder_conditions: Vec<(usize, usize)>,
+    /// Normalisation and dropout after each encoder layer, and after each decoder layer
+    /// but the output layer; empty: none.
+    pub encoder_extras: Vec<LayerExtras>,
+    pub decoder_extras: Vec<LayerExtras>,
 }
 
 /// A validated architecture.
@@ -41,6 +80,10 @@ pub struct ModelSpec {
     /// The columns `lo..hi` of the condition row that each decoder layer reads after
     /// its input (`[z | c[lo..hi]]`, `[h | c[lo..hi]]`), one range per decoder layer.
     pub decoder_conditions: Vec<(usize, usize)>,
+    /// Normalisation and dropout after each encoder layer and each hidden decoder layer
+    /// (one entry per layer; the output layer's is none).
+    pub encoder_extras: Vec<LayerExtras>,
+    pub decoder_extras: Vec<LayerExtras>,
 }
 
 /// What a parameter block is in the model.
@@ -58,6 +101,9 @@ pub enum Role {
     /// One value per gene, no input (e.g. NB's log dispersion), defined by the
     /// likelihood; stored as a bias with `n_in = 0`.
     Gene,
+    /// A hidden layer's normalisation: its scale then its shift per unit, stored as
+    /// `2 * units` biases with `n_in = 0`.
+    Norm,
 }
 
 impl Role {
@@ -70,6 +116,7 @@ impl Role {
             Role::Output => "output",
             Role::Head => "head",
             Role::Gene => "gene",
+            Role::Norm => "normalization",
         }
     }
 }
@@ -122,6 +169,21 @@ impl ModelParams {
             _ => {}
         }
         let likelihood = likelihood::by_name(&self.likelihood)?;
+        let extras = |field: &'static str, v: Vec<LayerExtras>, n: usize, last_plain: bool| -> Result<Vec<LayerExtras>> {
+            let v = if v.is_empty() { vec![LayerExtras::default(); n] } else { v };
+            if v.len() != n {
+                return Err(Error::invalid(field, format!("must say the normalisation and dropout of each of its {n} layers")));
+            }
+            if v.iter().any(|e| !(e.dropout >= 0.0 && e.dropout < 1.0)) {
+                return Err(Error::invalid(field, "has a dropout rate outside [0, 1)"));
+            }
+            if last_plain && v.last().is_some_and(|e| !e.is_none()) {
+                return Err(Error::invalid(field, "may not normalise or drop out the output layer"));
+            }
+            Ok(v)
+        };
+        let encoder_extras = extras("encoder_layers", self.encoder_extras, encoder.len(), false)?;
+        let decoder_extras = extras("decoder_layers", self.decoder_extras, decoder.len(), true)?;
         let decoder_conditions = if self.decoder_conditions.is_empty() {
             (0..decoder.len()).map(|j| if j == 0 { (0, self.n_classes) } else { (0, 0) }).collect()
         } else {
@@ -146,6 +208,8 @@ impl ModelParams {
                 decoder,
                 likelihood,
                 decoder_conditions,
+                encoder_extras,
+                decoder_extras,
             };
         let bytes = spec.blocks().iter().try_fold(0usize, |total, b| {
             let values = b.n_in.checked_mul(b.n_out)?.checked_add(b.n_out)?;
@@ -221,6 +285,17 @@ impl ModelSpec {
         }
         for name in info.gene_params {
             out.push(block(name.to_string(), Role::Gene, 0, self.n_genes));
+        }
+        // normalisations last, so that a model without them keeps its block indices
+        for (i, &(u, _)) in self.encoder.iter().enumerate() {
+            if self.encoder_extras[i].norm != Norm::None {
+                out.push(block(format!("encoder_{}_norm", i + 1), Role::Norm, 0, 2 * u));
+            }
+        }
+        for (i, &(u, _)) in self.decoder.iter().enumerate() {
+            if self.decoder_extras[i].norm != Norm::None {
+                out.push(block(format!("decoder_{}_norm", i + 1), Role::Norm, 0, 2 * u));
+            }
         }
         out
     }
@@ -336,6 +411,8 @@ mod tests {
             decoder: vec![(8, "relu".into()), (10, "sigmoid".into())],
             likelihood: "bce".into(),
             decoder_conditions: vec![],
+            encoder_extras: vec![],
+            decoder_extras: vec![],
         }
     }
 

@@ -19,7 +19,7 @@ use crate::data::Batch;
 use crate::error::Result;
 use crate::gradient::{self, kernel_step};
 use crate::likelihood::LossWork;
-use crate::network::{Acts, Network};
+use crate::network::{extras_backward, Acts, Network};
 use crate::optim::{update_slot, Opt, OptimizerKind};
 use crate::products::{self, col_sums, matmul};
 use crate::spec::{ModelSpec, TrainSpec};
@@ -99,9 +99,11 @@ impl Fused {
     /// Returns (loss, reconstruction, KL), each averaged over the batch's cells.
     pub fn step(&mut self, batch: &Batch, train: &TrainSpec, rng: &mut StdRng, learn: bool, team: &Team) -> (f64, f64, f64) {
         let n = batch.n;
-        self.net.encode(team, &batch.input, n, &mut self.acts);
+        // dropout masks (training only), then the reparameterisation's noise, in the
+        // order the reference engine draws them
+        self.net.encode(team, &batch.input, n, &mut self.acts, if learn { Some(&mut *rng) } else { None });
         self.net.sample_latent(rng, n, &batch.condition, &mut self.acts);
-        self.net.decode(team, n, &mut self.acts);
+        self.net.decode(team, n, &mut self.acts, if learn { Some(&mut *rng) } else { None });
         let recon = {
             let out = self.net.outputs(&self.acts, n);
             self.net.spec.likelihood.loss(team, &out, batch, &self.net.gene_params(), &mut self.loss)
@@ -151,7 +153,11 @@ impl Fused {
     fn backward(&mut self, batch: &Batch, team: &Team, opt: Opt) {
         let (out_i, gene_0) = (self.net.output_index(), self.net.gene_index(0));
         let Fused { net, acts: a, loss, d_mean, d_log_var, g1, g2 } = self;
-        let (spec, blocks) = (&net.spec, &mut net.layers);
+        // the normalisations' blocks come last (`ModelSpec::blocks`)
+        let (enc_norm, dec_norm) = (&net.enc_norm, &net.dec_norm);
+        let first_norm = net.layers.len() - enc_norm.iter().chain(dec_norm).flatten().count();
+        let spec = &net.spec;
+        let (blocks, norm_blocks) = net.layers.split_at_mut(first_norm);
         let (n, g, l) = (batch.n, spec.n_genes, spec.latent_dim);
         let (m, p) = (spec.encoder.len(), spec.decoder.len());
         let nh = spec.likelihood.info().heads.len();
@@ -190,7 +196,14 @@ impl Fused {
             if cond_w > 0 {
                 drop_columns(&mut gy, n, blk.n_out + cond_w, blk.n_out);
             }
-            spec.decoder[j].1.backward(&act.a, &act.h, &mut gy);
+            // through dropout and the normalisation to the activation's output
+            let ex = spec.decoder_extras[j];
+            let out = if ex.is_none() { &act.h } else { &act.z };
+            if !ex.is_none() {
+                let norm = dec_norm[j].map(|i| &mut norm_blocks[i - first_norm]);
+                extras_backward(ex, norm, n, blk.n_out, act, &mut gy);
+            }
+            spec.decoder[j].1.backward(&act.a, out, &mut gy);
             let x: &[f32] = a.decoder_input(spec, j);
             col_sums(team, &gy, n, blk.n_out, &mut blk.bias.grad);
             resize(&mut gx, n * blk.n_in);
@@ -226,7 +239,13 @@ impl Fused {
         for i in (0..m).rev() {
             let blk = &mut blocks[i];
             let act = &a.enc[i];
-            spec.encoder[i].1.backward(&act.a, &act.h, &mut gy);
+            let ex = spec.encoder_extras[i];
+            let out = if ex.is_none() { &act.h } else { &act.z };
+            if !ex.is_none() {
+                let norm = enc_norm[i].map(|k| &mut norm_blocks[k - first_norm]);
+                extras_backward(ex, norm, n, blk.n_out, act, &mut gy);
+            }
+            spec.encoder[i].1.backward(&act.a, out, &mut gy);
             let (x, x_w): (&[f32], usize) = if i == 0 { (&batch.input, d) } else { (&a.enc[i - 1].h, blk.n_in) };
             col_sums(team, &gy, n, blk.n_out, &mut blk.bias.grad);
             if i > 0 {
@@ -259,7 +278,7 @@ mod tests {
     use super::*;
     use crate::cpu::numeric_team;
     use crate::data::{Dataset, DenseView, Layout, Scaling, Transform};
-    use crate::spec::{ModelParams, TrainParams};
+    use crate::spec::{LayerExtras, ModelParams, Norm, TrainParams};
     use crate::weights::initial_weights;
 
     /// Where each buffer of the step lives and how much room it has.
@@ -273,7 +292,7 @@ mod tests {
         // g1 and g2 trade places in the backward pass
         let (g1, g2) = (of(&f.g1), of(&f.g2));
         out.extend([g1.min(g2), g1.max(g2)]);
-        out.extend(a.enc.iter().chain(&a.dec).flat_map(|act| [of(&act.a), of(&act.h)]));
+        out.extend(a.enc.iter().chain(&a.dec).flat_map(|act| [&act.a, &act.h, &act.z, &act.xhat, &act.inv_std, &act.mask].map(of)));
         out.extend(a.dec_cat.iter().map(of));
         out.extend(a.heads.iter().chain(&f.loss.d_heads).chain(&f.loss.d_genes).chain([&f.loss.d_logits]).map(of));
         out.push(of(&f.loss.row_loss));
@@ -287,7 +306,8 @@ mod tests {
     /// After `reserve(n)`, steps of `n` cells or fewer allocate nothing: every buffer
     /// keeps its place and its room. Batches on either side of `KERNELS_MAX_CELLS`,
     /// long inner dimensions (split products), heads and per-gene parameters, a
-    /// conditional model, no encoder layers and no hidden decoder layer.
+    /// conditional model, no encoder layers and no hidden decoder layer, normalisations
+    /// and dropout.
     #[test]
     fn reserve_leaves_nothing_for_the_step_to_allocate() {
         let (n, g) = (100, 2000);
@@ -325,9 +345,22 @@ mod tests {
                 likelihood: lik.into(),
                 // every decoder layer reads the whole condition
                 decoder_conditions: if inject { vec![(0, k); dec.len() + 1] } else { vec![] },
+                encoder_extras: vec![],
+                decoder_extras: vec![],
             }
             .check()
             .unwrap();
+            // layer normalisation and dropout after hidden layers, in the last case
+            let spec = if dec.len() == 2 {
+                let ex = |norm, dropout| LayerExtras { norm, dropout };
+                ModelSpec {
+                    encoder_extras: vec![ex(Norm::Layer, 0.2)],
+                    decoder_extras: vec![ex(Norm::None, 0.5), ex(Norm::Layer, 0.0), ex(Norm::None, 0.0)],
+                    ..spec
+                }
+            } else {
+                spec
+            };
             for threads in [1, 2] {
                 let train = TrainParams {
                     optimizer: opt.into(),

@@ -46,7 +46,8 @@ pub(crate) fn check_weights(spec: &ModelSpec, weights: &[DenseWeights]) -> Resul
 
 /// The weights of a new model: Glorot-uniform kernels and zero biases (keras's
 /// defaults), drawn from `rng` block by block in weight order, so that a seed fixes
-/// them. Per-gene parameters start at 0 (e.g. theta = 1). A model too large for the
+/// them. Per-gene parameters start at 0 (e.g. theta = 1), normalisations at scale 1 and
+/// shift 0. A model too large for the
 /// machine's memory is an `OutOfMemory` error.
 pub fn initial_weights(spec: &ModelSpec, rng: &mut StdRng) -> Result<Vec<DenseWeights>> {
     spec.blocks()
@@ -57,7 +58,11 @@ pub fn initial_weights(spec: &ModelSpec, rng: &mut StdRng) -> Result<Vec<DenseWe
             let kernel = elements(&[n_in, n_out], "the kernel")
                 .and_then(|n| from_fn(n, "the kernel", |_| (rng.random::<f32>() * 2.0 - 1.0) * limit))
                 .map_err(|e| e.of_layer(&b.name))?;
-            let bias = zeros(n_out, "the biases").map_err(|e| e.of_layer(&b.name))?;
+            let mut bias = zeros(n_out, "the biases").map_err(|e| e.of_layer(&b.name))?;
+            if b.role == crate::spec::Role::Norm {
+                // a normalisation's scale starts at 1, its shift at 0
+                bias[..n_out / 2].fill(1.0);
+            }
             Ok(DenseWeights { name: b.name, n_in, n_out, kernel, bias })
         })
         .collect()

@@ -38,6 +38,8 @@ fn model(g: usize, k: usize, enc: &[(usize, &str)], dec: &[(usize, &str)], lik: 
         decoder,
         likelihood: lik.into(),
         decoder_conditions: vec![],
+        encoder_extras: vec![],
+        decoder_extras: vec![],
     }
     .check()
     .unwrap()
@@ -181,4 +183,64 @@ fn fused_step_matches_burn_with_several_conditions_injected() {
         compare(&injected, "adam", &data, 5e-3);
         compare(&split, "adam", &data, 5e-3);
     }
+}
+
+fn extras(norm: bool, dropout: f32) -> LayerExtras {
+    LayerExtras { norm: if norm { Norm::Layer } else { Norm::None }, dropout }
+}
+
+/// Layer normalisation and dropout after hidden layers of the encoder and the decoder:
+/// the fused step matches burn's autodiff (the same masks drawn from the same seed),
+/// and the normalisations' scales and shifts are trained.
+#[test]
+fn fused_step_matches_burn_with_dropout_and_layer_normalisation() {
+    let (n, g) = (40, 9);
+    let (x, labels) = values(n, g, 5);
+    let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
+    let scaling = Scaling::fit(view).unwrap();
+    let cond = Dataset::new(view, Transform::MinMax(scaling.clone()), Some(labels.clone()), 3).unwrap();
+    let cx = counts(n, g, 6);
+    let cview = DenseView::new(&cx, n, g, Layout::CellsInRows).unwrap();
+    let cdata = Dataset::new(cview, Transform::Counts { target_sum: 1e4 }, Some(labels.clone()), 3).unwrap();
+    let scaled = model(g, 3, &[(12, "relu"), (10, "tanh")], &[(12, "elu"), (0, "sigmoid")], "bce");
+    let count = model(g, 3, &[(12, "relu")], &[(10, "relu"), (8, "softplus"), (0, "linear")], "zinb");
+    let cases = [
+        (ModelSpec { encoder_extras: vec![extras(true, 0.0), extras(false, 0.3)], decoder_extras: vec![extras(true, 0.2), extras(false, 0.0)], ..scaled.clone() }, &cond, 2e-3),
+        (ModelSpec { encoder_extras: vec![extras(true, 0.1)], decoder_extras: vec![extras(false, 0.25), extras(true, 0.0), extras(false, 0.0)], ..count.clone() }, &cdata, 5e-3),
+    ];
+    for (s, data, tol) in cases {
+        compare(&s, "adam", data, tol);
+        // the normalisations were trained away from scale 1 and shift 0
+        let mut t = Trainer::new(&s, train("adam", "fused", 1), None).unwrap();
+        t.train_epoch(data).unwrap();
+        let norms: Vec<DenseWeights> = t.weights().unwrap().into_iter().filter(|w| w.name.ends_with("_norm")).collect();
+        assert_eq!(norms.len(), 2);
+        for w in norms {
+            let u = w.n_out / 2;
+            assert!(w.bias[..u].iter().any(|&v| v != 1.0) && w.bias[u..].iter().any(|&v| v != 0.0), "{} not trained", w.name);
+        }
+    }
+}
+
+/// Dropout is deterministic under a seed, changes training, and is off at inference.
+#[test]
+fn dropout_is_seeded_in_training_and_off_at_inference() {
+    let (n, g) = (40, 9);
+    let (x, labels) = values(n, g, 7);
+    let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
+    let scaling = Scaling::fit(view).unwrap();
+    let data = Dataset::new(view, Transform::MinMax(scaling.clone()), Some(labels.clone()), 3).unwrap();
+    let plain = model(g, 3, &[(12, "relu")], &[(12, "relu"), (0, "sigmoid")], "bce");
+    let dropped = ModelSpec { encoder_extras: vec![extras(false, 0.5)], decoder_extras: vec![extras(false, 0.5), extras(false, 0.0)], ..plain.clone() };
+    let fit = |s: &ModelSpec, seed: u64| {
+        let mut t = Trainer::new(s, TrainSpec { seed, ..train("adam", "fused", 1) }, None).unwrap();
+        t.train_epoch(&data).unwrap();
+        t.weights().unwrap()
+    };
+    let (a, b) = (fit(&dropped, 3), fit(&dropped, 3));
+    assert!(a == b, "same seed, different weights");
+    assert!(fit(&plain, 3) != a, "dropout changed nothing in training");
+    // inference: no unit dropped, so the model reads as the same weights without dropout
+    let encode = |s: &ModelSpec| Model::new(s, &a, 1).unwrap().encode(&data).unwrap();
+    assert_eq!(encode(&dropped), encode(&plain));
 }

@@ -28,6 +28,8 @@ fn spec(g: usize, k: usize) -> ModelSpec {
         decoder: vec![(16, "relu".into()), (g, "sigmoid".into())],
         likelihood: "bce".into(),
         decoder_conditions: vec![],
+        encoder_extras: vec![],
+        decoder_extras: vec![],
     }
     .check()
     .unwrap()
@@ -195,6 +197,8 @@ fn count_spec(g: usize, k: usize, likelihood: &str) -> ModelSpec {
         decoder: vec![(32, "relu".into()), (g, "linear".into())],
         likelihood: likelihood.into(),
         decoder_conditions: vec![],
+        encoder_extras: vec![],
+        decoder_extras: vec![],
     }
     .check()
     .unwrap()
@@ -295,6 +299,8 @@ fn exabyte_spec(g: usize) -> ModelSpec {
         decoder: vec![(16, "relu".into()), (g, "sigmoid".into())],
         likelihood: "bce".into(),
         decoder_conditions: vec![],
+        encoder_extras: vec![],
+        decoder_extras: vec![],
     }
     .check()
     .unwrap()
@@ -330,6 +336,8 @@ fn models_too_large_for_memory_are_errors_not_aborts() {
             decoder: vec![(20_000, "sigmoid".into())],
             likelihood: "bce".into(),
             decoder_conditions: vec![],
+            encoder_extras: vec![],
+            decoder_extras: vec![],
         }
         .check()
         .unwrap();

@@ -6,7 +6,10 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 
 use crate::buffers::copied;
 use crate::error::{Error, Result};
-use crate::spec::{ModelSpec, Role};
+use rand::rngs::StdRng;
+
+use crate::network::{dropout_mask, NORM_EPS};
+use crate::spec::{ModelSpec, Norm, Role};
 use crate::weights::{check_weights, DenseWeights};
 
 #[derive(Module, Debug)]
@@ -20,6 +23,8 @@ pub struct Vae<B: Backend> {
     pub(crate) heads: Vec<Linear<B>>,
     /// The likelihood's per-gene parameters.
     pub(crate) genes: Vec<Param<Tensor<B, 1>>>,
+    /// The hidden layers' normalisations (scale, then shift), encoder layers first.
+    pub(crate) norms: Vec<Param<Tensor<B, 1>>>,
     #[module(skip)]
     pub(crate) spec: ModelSpec,
 }
@@ -40,7 +45,7 @@ impl<B: Backend> Vae<B> {
     /// Rebuild a model from plain weights, checking every shape against `spec`.
     pub fn from_weights(spec: &ModelSpec, weights: &[DenseWeights], device: &B::Device) -> Result<Self> {
         check_weights(spec, weights)?;
-        let (mut encoder, mut decoder, mut heads, mut genes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut encoder, mut decoder, mut heads, mut genes, mut norms) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut z_mean, mut z_log_var) = (None, None);
         for (b, w) in spec.blocks().into_iter().zip(weights) {
             let kernel = copied(&w.kernel, "a copy of the kernel").map_err(|e| e.of_layer(&b.name))?;
@@ -53,10 +58,11 @@ impl<B: Backend> Vae<B> {
                 Role::Decoder | Role::Output => decoder.push(layer(kernel, bias)),
                 Role::Head => heads.push(layer(kernel, bias)),
                 Role::Gene => genes.push(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [b.n_out]), device))),
+                Role::Norm => norms.push(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [b.n_out]), device))),
             }
         }
         match (z_mean, z_log_var) {
-            (Some(z_mean), Some(z_log_var)) => Ok(Vae { encoder, z_mean, z_log_var, decoder, heads, genes, spec: spec.clone() }),
+            (Some(z_mean), Some(z_log_var)) => Ok(Vae { encoder, z_mean, z_log_var, decoder, heads, genes, norms, spec: spec.clone() }),
             _ => Err(Error::Internal("latent layers missing".into())),
         }
     }
@@ -66,13 +72,15 @@ impl<B: Backend> Vae<B> {
         let dense_layers: Vec<&Linear<B>> =
             self.encoder.iter().chain([&self.z_mean, &self.z_log_var]).chain(self.decoder.iter()).chain(self.heads.iter()).collect();
         let mut genes = self.genes.iter();
+        let mut norms = self.norms.iter();
         let mut dense = dense_layers.into_iter();
         self.spec
             .blocks()
             .into_iter()
             .map(|b| {
-                let (kernel, bias) = if b.role == Role::Gene {
-                    let p = genes.next().ok_or_else(|| Error::Internal("per-gene parameter missing".into()))?;
+                let (kernel, bias) = if b.role == Role::Gene || b.role == Role::Norm {
+                    let p = if b.role == Role::Gene { genes.next() } else { norms.next() };
+                    let p = p.ok_or_else(|| Error::Internal("per-gene parameter or normalisation missing".into()))?;
                     (Vec::new(), values(p.val())?)
                 } else {
                     let l = dense.next().ok_or_else(|| Error::Internal("layer missing".into()))?;
@@ -89,17 +97,48 @@ impl<B: Backend> Vae<B> {
 
     /// `x`: `[batch, genes + classes]` (transformed genes, then one-hot condition)
     /// → (`z_mean`, `z_log_var`), each `[batch, latent]`.
-    pub fn encode(&self, x: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    /// Training draws dropout masks from `rng` (as the fused step does).
+    pub fn encode(&self, x: Tensor<B, 2>, mut rng: Option<&mut StdRng>) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let mut h = x;
-        for (layer, &(_, act)) in self.encoder.iter().zip(&self.spec.encoder) {
-            h = act.burn(layer.forward(h));
+        for (i, (layer, &(_, act))) in self.encoder.iter().zip(&self.spec.encoder).enumerate() {
+            h = self.extras(act.burn(layer.forward(h)), false, i, rng.as_deref_mut());
         }
         (self.z_mean.forward(h.clone()), self.z_log_var.forward(h))
     }
 
+    /// What follows hidden layer `i`'s activation (of the decoder or the encoder): its
+    /// layer normalisation, then dropout with a mask drawn from `rng` (training).
+    fn extras(&self, h: Tensor<B, 2>, decoder: bool, i: usize, rng: Option<&mut StdRng>) -> Tensor<B, 2> {
+        let (extras, others) = if decoder {
+            (&self.spec.decoder_extras, self.spec.encoder_extras.iter().filter(|e| e.norm != Norm::None).count())
+        } else {
+            (&self.spec.encoder_extras, 0)
+        };
+        let ex = extras[i];
+        let [n, u] = h.dims();
+        let mut h = h;
+        if ex.norm == Norm::Layer {
+            let p = self.norms[others + extras[..i].iter().filter(|e| e.norm != Norm::None).count()].val();
+            let mean = h.clone().mean_dim(1);
+            let centered = h - mean;
+            let var = centered.clone().powi_scalar(2).mean_dim(1);
+            let xhat = centered / var.add_scalar(NORM_EPS).sqrt();
+            let gamma = p.clone().narrow(0, 0, u).unsqueeze::<2>();
+            let beta = p.narrow(0, u, u).unsqueeze::<2>();
+            h = xhat * gamma + beta;
+        }
+        if let (Some(rng), true) = (rng, ex.dropout > 0.0) {
+            let mut mask = vec![0.0f32; n * u];
+            dropout_mask(rng, ex.dropout, &mut mask);
+            let device = h.device();
+            h = h * Tensor::from_data(TensorData::new(mask, [n, u]), &device);
+        }
+        h
+    }
+
     /// `z`: `[batch, latent]`, `cond`: `[batch, conditions]` for a CVAE → the output
     /// layer's pre-activations and each head's, `[batch, genes]`.
-    pub fn decode_heads(&self, z: Tensor<B, 2>, cond: Option<Tensor<B, 2>>) -> (Tensor<B, 2>, Vec<Tensor<B, 2>>) {
+    pub fn decode_heads(&self, z: Tensor<B, 2>, cond: Option<Tensor<B, 2>>, mut rng: Option<&mut StdRng>) -> (Tensor<B, 2>, Vec<Tensor<B, 2>>) {
         // each decoder layer's input: the previous output, then its condition columns
         let with_conditions = |h: Tensor<B, 2>, j: usize| match (&cond, self.spec.decoder_conditions.get(j)) {
             (Some(c), Some(&(lo, hi))) if hi > lo => Tensor::cat(vec![h, c.clone().narrow(1, lo, hi - lo)], 1),
@@ -108,7 +147,7 @@ impl<B: Backend> Vae<B> {
         let mut h = with_conditions(z, 0);
         let last = self.decoder.len().saturating_sub(1);
         for (j, (layer, &(_, act))) in self.decoder.iter().zip(&self.spec.decoder).take(last).enumerate() {
-            h = with_conditions(act.burn(layer.forward(h)), j + 1);
+            h = with_conditions(self.extras(act.burn(layer.forward(h)), true, j, rng.as_deref_mut()), j + 1);
         }
         let heads = self.heads.iter().map(|l| l.forward(h.clone())).collect();
         let logits = match self.decoder.last() {

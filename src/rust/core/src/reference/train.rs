@@ -49,6 +49,7 @@ fn batch_loss<B: Backend>(
     model: &Vae<B>,
     batch: &Batch,
     regularization: f64,
+    learn: bool,
     rng: &mut StdRng,
     team: &Team,
     work: &mut LossWork,
@@ -58,10 +59,12 @@ fn batch_loss<B: Backend>(
     let (n, g, k, l) = (batch.n, spec.n_genes, spec.n_classes, spec.latent_dim);
     let x = tensor2::<B>(batch.input.clone(), n, spec.input_dim(), &device);
     let cond = (k > 0).then(|| tensor2::<B>(batch.condition.clone(), n, k, &device));
-    let (mean, log_var) = model.encode(x);
+    // dropout masks (training only) and the reparameterisation's noise, drawn in the
+    // fused step's order
+    let (mean, log_var) = model.encode(x, if learn { Some(&mut *rng) } else { None });
     let eps = tensor2::<B>(standard_normal(rng, n * l), n, l, &device);
     let z = mean.clone() + log_var.clone().mul_scalar(0.5).exp() * eps;
-    let (logits, heads) = model.decode_heads(z, cond);
+    let (logits, heads) = model.decode_heads(z, cond, if learn { Some(&mut *rng) } else { None });
     let kl = kl_normal(mean, log_var);
     let kl_mean = kl.clone().mean().into_scalar().elem::<f64>();
     let kl_term = kl.mean().mul_scalar(regularization);
@@ -146,7 +149,7 @@ impl InPool<'_> {
     pub fn train_batch(&mut self, batch: &Batch, train: &TrainSpec, rng: &mut StdRng) -> Result<(f64, f64, f64)> {
         let s = &mut *self.0;
         let m = s.model.take().ok_or_else(|| Error::Internal("the model was lost in a failed step".into()))?;
-        let out = batch_loss(&m, batch, train.regularization, rng, &s.team, &mut s.work);
+        let out = batch_loss(&m, batch, train.regularization, true, rng, &s.team, &mut s.work);
         if !out.parts.0.is_finite() {
             s.model = Some(m);
         } else {
@@ -164,6 +167,6 @@ impl InPool<'_> {
     /// The loss of `batch` under `model` (from `valid_model`), without training.
     pub fn eval_batch(&mut self, model: &Vae<Cpu>, batch: &Batch, train: &TrainSpec, rng: &mut StdRng) -> (f64, f64, f64) {
         let s = &mut *self.0;
-        batch_loss(model, batch, train.regularization, rng, &s.team, &mut s.work).parts
+        batch_loss(model, batch, train.regularization, false, rng, &s.team, &mut s.work).parts
     }
 }

@@ -1,0 +1,89 @@
+# layer_dropout() and layer_layer_normalization(): specifications, training in the
+# fused step (= burn), deterministic under a seed, off at inference.
+
+test_that("layer constructors give specifications and check their arguments", {
+    d <- layer_dropout(0.25)
+    expect_s3_class(d, "exprsgen_layer")
+    expect_identical(d$rate, 0.25)
+    expect_output(print(d), "dropout, rate 0.25")
+    expect_output(print(layer_layer_normalization()), "layer normalization")
+    expect_error(layer_dropout(1), "rate", class = "exprsgen_error")
+    expect_error(layer_dropout(-0.1), "rate", class = "exprsgen_error")
+    expect_error(layer_dropout(), "rate", class = "exprsgen_error")
+    expect_error(layer_layer_normalization(axis = 2), "axis", class = "exprsgen_error")
+})
+
+local({
+    set.seed(7)
+    x <- matrix(rpois(120 * 40, 3), 120, 40, dimnames = list(NULL, paste0("g", 1:40)))
+    lab <- rep(c("a", "b", "c"), 40)
+    fit_with <- function(enc, dec, seed = 1, epochs = 4) {
+        fit_vae(x_train = x, y_train = lab, likelihood = "nb",
+                encoder_layers = c(list(layer_input(40)), enc), decoder_layers = dec,
+                epochs = epochs, batch_size = 16, verbose = FALSE, seed = seed)
+    }
+    enc <- list(layer_dense(24, "relu"), layer_layer_normalization(), layer_dropout(0.3))
+    dec <- list(layer_dense(16, "tanh"), layer_dropout(0.2), layer_dense(40))
+    fit <- fit_with(enc, dec)
+
+    test_that("normalisation adds a scale and a shift per unit, trained from 1 and 0", {
+        w <- fit$model$weights$encoder_1_norm
+        expect_length(w$bias, 48L)
+        expect_false(all(w$bias[1:24] == 1))
+        expect_false(all(w$bias[25:48] == 0))
+        expect_identical(fit$model$spec$encoder_norm, "layer")
+        expect_identical(fit$model$spec$decoder_dropout, c(0.2, 0))
+        layers <- exprsgen:::.model_layers(fit$model)
+        expect_true(all(c("encoder_1_norm", "encoder_1_dropout", "decoder_1_dropout") %in% layers$name))
+        expect_s3_class(plot_vae(fit), "ggplot")
+    })
+
+    test_that("dropout is drawn from the seed, changes training, and is off at inference", {
+        expect_identical(fit_with(enc, dec)$model$weights, fit$model$weights)
+        no_dropout <- fit_with(list(layer_dense(24, "relu"), layer_layer_normalization()),
+                               list(layer_dense(16, "tanh"), layer_dense(40)))
+        expect_false(identical(no_dropout$model$weights, fit$model$weights))
+        # the same weights read without dropout give the same codes: none is dropped
+        same <- fit
+        same$model$spec$encoder_dropout[] <- 0
+        same$model$spec$decoder_dropout[] <- 0
+        expect_identical(encode(same), encode(fit))
+        expect_identical(encode(fit), encode(fit))
+        # validation losses without dropout: the evaluation pass draws no mask
+        v <- fit_vae(x_train = x, y_train = lab, likelihood = "nb",
+                     encoder_layers = c(list(layer_input(40)), enc), decoder_layers = dec,
+                     epochs = 3, batch_size = 16, verbose = FALSE, seed = 1, validation_split = 0.2)
+        expect_true(all(is.finite(v$history$val_loss)))
+    })
+
+    test_that("the fused step and burn's engine give the same fit with normalisation and dropout", {
+        fused <- fit_with(enc, dec, epochs = 2)
+        burn <- withr::with_options(list(exprsgen.engine = "burn"), fit_with(enc, dec, epochs = 2))
+        expect_equal(burn$history$loss, fused$history$loss, tolerance = 1e-4)
+        for (layer in names(fused$model$weights)) {
+            expect_equal(burn$model$weights[[layer]], fused$model$weights[[layer]], tolerance = 1e-3,
+                         label = layer)
+        }
+    })
+
+    test_that("a fit with normalisation survives saveRDS() and generates", {
+        path <- tempfile(fileext = ".rds")
+        saveRDS(fit, path)
+        back <- readRDS(path)
+        set.seed(2)
+        a <- gen_exprs(back, 20)
+        set.seed(2)
+        expect_identical(a$x_gen, gen_exprs(fit, 20)$x_gen)
+    })
+
+    test_that("misplaced normalisation or dropout layers are clear errors", {
+        expect_error(fit_with(list(layer_dropout(0.2), layer_dense(8)), dec), "must follow",
+                     class = "exprsgen_error")
+        expect_error(fit_with(enc, list(layer_dense(16), layer_dense(40), layer_dropout(0.1))),
+                     "output layer", class = "exprsgen_error")
+        expect_error(fit_with(list(layer_dense(8), layer_dropout(0.1), layer_layer_normalization()), dec),
+                     "before", class = "exprsgen_error")
+        expect_error(fit_with(list(layer_dense(8), layer_dropout(0.1), layer_dropout(0.2)), dec),
+                     "one", class = "exprsgen_error")
+    })
+})
