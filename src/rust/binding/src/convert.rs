@@ -1,7 +1,10 @@
 //! R values ⇄ core types. Shape and type errors become core errors naming the argument.
 
 use exprsgen_core::buffers::{copied, from_fn, with_capacity, zeros};
-use exprsgen_core::{Condition, Conditions, CscView, Dataset, DenseView, DenseWeights, Error, LayerExtras, Layout, ModelParams, Norm, Scaling, Source, TrainParams, Transform};
+use exprsgen_core::{
+    Condition, Conditions, CscView, Dataset, DenseView, DenseWeights, Error, LayerExtras, Layout, ModelParams, Norm, Scaling, Source,
+    TrainParams, Transform,
+};
 use extendr_api::prelude::*;
 
 pub type CoreResult<T> = std::result::Result<T, Error>;
@@ -98,7 +101,8 @@ fn extras(spec: &Robj, side: &str) -> CoreResult<Vec<LayerExtras>> {
     match (norm, dropout) {
         (Ok(n), Ok(d)) if !n.is_null() && !d.is_null() => {
             let names = strings_of(&n, field_name)?;
-            let rates = d.as_real_slice().ok_or(Error::InvalidParameter { field: field_name, rule: "has non-numeric dropout rates".into() })?;
+            let rates =
+                d.as_real_slice().ok_or(Error::InvalidParameter { field: field_name, rule: "has non-numeric dropout rates".into() })?;
             if names.len() != rates.len() {
                 return Err(Error::LengthMismatch { field: field_name, got: rates.len(), expected: names.len() });
             }
@@ -201,13 +205,7 @@ pub struct HeldData {
 }
 
 impl HeldData {
-    pub fn new(
-        x: Robj,
-        cells_in_rows: bool,
-        name: &'static str,
-        transform: Transform,
-        conditions: Conditions,
-    ) -> CoreResult<Self> {
+    pub fn new(x: Robj, cells_in_rows: bool, name: &'static str, transform: Transform, conditions: Conditions) -> CoreResult<Self> {
         let src = source(&x, cells_in_rows, name)?;
         // SAFETY: the views point into R vectors owned by `x`, which this struct holds
         // for as long as `data` lives: extendr keeps it protected from R's garbage
@@ -247,7 +245,9 @@ fn condition(x: &Robj, name: &'static str) -> CoreResult<Condition> {
         let levels = x.get_attrib("levels").map_or(0, |l| l.len());
         return Ok(Condition::Categorical { codes: codes(x, name)?, levels });
     }
-    let values = x.as_real_slice().ok_or(Error::InvalidParameter { field: name, rule: "must hold factors (labels) or numeric vectors (covariates)".into() })?;
+    let values = x
+        .as_real_slice()
+        .ok_or(Error::InvalidParameter { field: name, rule: "must hold factors (labels) or numeric vectors (covariates)".into() })?;
     let mut out = with_capacity(values.len(), "the covariates")?;
     out.extend(values.iter().map(|&v| v as f32));
     Ok(Condition::Continuous { values: out })

@@ -254,7 +254,9 @@ impl Model {
         match conditions.n_cells() {
             None if k > 0 => return Err(Error::invalid("labels", "are needed by a conditional model")),
             Some(m) if m != n => return Err(Error::LengthMismatch { field: "labels", got: m, expected: n }),
-            _ if conditions.width() != k => return Err(Error::LengthMismatch { field: "conditions", got: conditions.width(), expected: k }),
+            _ if conditions.width() != k => {
+                return Err(Error::LengthMismatch { field: "conditions", got: conditions.width(), expected: k })
+            }
             _ => {}
         }
         Ok(n)

@@ -11,12 +11,12 @@
 
 use rand::rngs::StdRng;
 
+use crate::activation::Activation;
 use crate::buffers::{copied, elements, reserve, resize};
 use crate::error::Result;
 use crate::likelihood::Outputs;
 use crate::optim::Slot;
 use crate::products::{self, matmul_bias};
-use crate::activation::Activation;
 use crate::spec::{LayerExtras, ModelSpec};
 use crate::team::Team;
 use crate::weights::{check_weights, copy_weights, DenseWeights};
@@ -56,11 +56,30 @@ pub(crate) fn dropout_mask(rng: &mut StdRng, rate: f32, out: &mut [f32]) {
     }
 }
 
-/// Back through what follows a hidden layer's activation (`act`'s buffers of the
-/// forward pass): `gy`, the gradient of the layer's output, becomes that of the
-/// activation's output; a normalisation's scale and shift gradients go to `norm`'s
+/// Back through a hidden layer's activation and what follows it (`act`'s buffers of
+/// the forward pass): `gy`, the gradient of the layer's output, becomes that of its
+/// pre-activation; a normalisation's scale and shift gradients go to `norm`'s
 /// `bias.grad`.
-pub(crate) fn extras_backward(ex: LayerExtras, norm: Option<&mut Layer>, n: usize, u: usize, act: &Act, gy: &mut [f32]) {
+pub(crate) fn hidden_backward(
+    activation: Activation,
+    ex: LayerExtras,
+    norm: Option<&mut Layer>,
+    n: usize,
+    u: usize,
+    act: &Act,
+    gy: &mut [f32],
+) {
+    if ex.is_none() {
+        activation.backward(&act.a, &act.h, gy);
+    } else {
+        extras_backward(ex, norm, n, u, act, gy);
+        activation.backward(&act.a, &act.z, gy);
+    }
+}
+
+/// Back through dropout and the normalisation: `gy` becomes the gradient of the
+/// activation's output.
+fn extras_backward(ex: LayerExtras, norm: Option<&mut Layer>, n: usize, u: usize, act: &Act, gy: &mut [f32]) {
     if ex.dropout > 0.0 {
         for (g, m) in gy.iter_mut().zip(&act.mask) {
             *g *= m;

@@ -199,18 +199,17 @@ impl ModelParams {
         if self.n_genes.checked_add(self.n_classes).is_none() || self.latent_dim.checked_add(self.n_classes).is_none() {
             return Err(Error::size_overflow("the weights"));
         }
-        let spec =
-            ModelSpec {
-                n_genes: self.n_genes,
-                n_classes: self.n_classes,
-                encoder,
-                latent_dim: self.latent_dim,
-                decoder,
-                likelihood,
-                decoder_conditions,
-                encoder_extras,
-                decoder_extras,
-            };
+        let spec = ModelSpec {
+            n_genes: self.n_genes,
+            n_classes: self.n_classes,
+            encoder,
+            latent_dim: self.latent_dim,
+            decoder,
+            likelihood,
+            decoder_conditions,
+            encoder_extras,
+            decoder_extras,
+        };
         let bytes = spec.blocks().iter().try_fold(0usize, |total, b| {
             let values = b.n_in.checked_mul(b.n_out)?.checked_add(b.n_out)?;
             total.checked_add(values.checked_mul(std::mem::size_of::<f32>())?)

@@ -19,7 +19,7 @@ use crate::data::Batch;
 use crate::error::Result;
 use crate::gradient::{self, kernel_step};
 use crate::likelihood::LossWork;
-use crate::network::{extras_backward, Acts, Network};
+use crate::network::{hidden_backward, Acts, Network};
 use crate::optim::{update_slot, Opt, OptimizerKind};
 use crate::products::{self, col_sums, matmul};
 use crate::spec::{ModelSpec, TrainSpec};
@@ -196,14 +196,8 @@ impl Fused {
             if cond_w > 0 {
                 drop_columns(&mut gy, n, blk.n_out + cond_w, blk.n_out);
             }
-            // through dropout and the normalisation to the activation's output
-            let ex = spec.decoder_extras[j];
-            let out = if ex.is_none() { &act.h } else { &act.z };
-            if !ex.is_none() {
-                let norm = dec_norm[j].map(|i| &mut norm_blocks[i - first_norm]);
-                extras_backward(ex, norm, n, blk.n_out, act, &mut gy);
-            }
-            spec.decoder[j].1.backward(&act.a, out, &mut gy);
+            let norm = dec_norm[j].map(|i| &mut norm_blocks[i - first_norm]);
+            hidden_backward(spec.decoder[j].1, spec.decoder_extras[j], norm, n, blk.n_out, act, &mut gy);
             let x: &[f32] = a.decoder_input(spec, j);
             col_sums(team, &gy, n, blk.n_out, &mut blk.bias.grad);
             resize(&mut gx, n * blk.n_in);
@@ -239,13 +233,8 @@ impl Fused {
         for i in (0..m).rev() {
             let blk = &mut blocks[i];
             let act = &a.enc[i];
-            let ex = spec.encoder_extras[i];
-            let out = if ex.is_none() { &act.h } else { &act.z };
-            if !ex.is_none() {
-                let norm = enc_norm[i].map(|k| &mut norm_blocks[k - first_norm]);
-                extras_backward(ex, norm, n, blk.n_out, act, &mut gy);
-            }
-            spec.encoder[i].1.backward(&act.a, out, &mut gy);
+            let norm = enc_norm[i].map(|k| &mut norm_blocks[k - first_norm]);
+            hidden_backward(spec.encoder[i].1, spec.encoder_extras[i], norm, n, blk.n_out, act, &mut gy);
             let (x, x_w): (&[f32], usize) = if i == 0 { (&batch.input, d) } else { (&a.enc[i - 1].h, blk.n_in) };
             col_sums(team, &gy, n, blk.n_out, &mut blk.bias.grad);
             if i > 0 {

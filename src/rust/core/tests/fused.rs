@@ -205,8 +205,24 @@ fn fused_step_matches_burn_with_dropout_and_layer_normalisation() {
     let scaled = model(g, 3, &[(12, "relu"), (10, "tanh")], &[(12, "elu"), (0, "sigmoid")], "bce");
     let count = model(g, 3, &[(12, "relu")], &[(10, "relu"), (8, "softplus"), (0, "linear")], "zinb");
     let cases = [
-        (ModelSpec { encoder_extras: vec![extras(true, 0.0), extras(false, 0.3)], decoder_extras: vec![extras(true, 0.2), extras(false, 0.0)], ..scaled.clone() }, &cond, 2e-3),
-        (ModelSpec { encoder_extras: vec![extras(true, 0.1)], decoder_extras: vec![extras(false, 0.25), extras(true, 0.0), extras(false, 0.0)], ..count.clone() }, &cdata, 5e-3),
+        (
+            ModelSpec {
+                encoder_extras: vec![extras(true, 0.0), extras(false, 0.3)],
+                decoder_extras: vec![extras(true, 0.2), extras(false, 0.0)],
+                ..scaled.clone()
+            },
+            &cond,
+            2e-3,
+        ),
+        (
+            ModelSpec {
+                encoder_extras: vec![extras(true, 0.1)],
+                decoder_extras: vec![extras(false, 0.25), extras(true, 0.0), extras(false, 0.0)],
+                ..count.clone()
+            },
+            &cdata,
+            5e-3,
+        ),
     ];
     for (s, data, tol) in cases {
         compare(&s, "adam", data, tol);
@@ -231,7 +247,11 @@ fn dropout_is_seeded_in_training_and_off_at_inference() {
     let scaling = Scaling::fit(view).unwrap();
     let data = Dataset::new(view, Transform::MinMax(scaling.clone()), Some(labels.clone()), 3).unwrap();
     let plain = model(g, 3, &[(12, "relu")], &[(12, "relu"), (0, "sigmoid")], "bce");
-    let dropped = ModelSpec { encoder_extras: vec![extras(false, 0.5)], decoder_extras: vec![extras(false, 0.5), extras(false, 0.0)], ..plain.clone() };
+    let dropped = ModelSpec {
+        encoder_extras: vec![extras(false, 0.5)],
+        decoder_extras: vec![extras(false, 0.5), extras(false, 0.0)],
+        ..plain.clone()
+    };
     let fit = |s: &ModelSpec, seed: u64| {
         let mut t = Trainer::new(s, TrainSpec { seed, ..train("adam", "fused", 1) }, None).unwrap();
         t.train_epoch(&data).unwrap();

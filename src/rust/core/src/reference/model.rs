@@ -138,7 +138,12 @@ impl<B: Backend> Vae<B> {
 
     /// `z`: `[batch, latent]`, `cond`: `[batch, conditions]` for a CVAE → the output
     /// layer's pre-activations and each head's, `[batch, genes]`.
-    pub fn decode_heads(&self, z: Tensor<B, 2>, cond: Option<Tensor<B, 2>>, mut rng: Option<&mut StdRng>) -> (Tensor<B, 2>, Vec<Tensor<B, 2>>) {
+    pub fn decode_heads(
+        &self,
+        z: Tensor<B, 2>,
+        cond: Option<Tensor<B, 2>>,
+        mut rng: Option<&mut StdRng>,
+    ) -> (Tensor<B, 2>, Vec<Tensor<B, 2>>) {
         // each decoder layer's input: the previous output, then its condition columns
         let with_conditions = |h: Tensor<B, 2>, j: usize| match (&cond, self.spec.decoder_conditions.get(j)) {
             (Some(c), Some(&(lo, hi))) if hi > lo => Tensor::cat(vec![h, c.clone().narrow(1, lo, hi - lo)], 1),
