@@ -62,6 +62,11 @@
 #'   levels, missing columns and covariates outside their training range are
 #'   errors. Not with `labels`.
 #'
+#' @param num.threads Integer scalar: threads of the Rust core for encoding the
+#'   training cells and decoding and drawing the generated ones (default: the
+#'   fit's `num.threads`). Each generated cell draws from a random number
+#'   generator of its own, so the cells do not depend on it.
+#'
 #' @section Several conditions:
 #' A generated cell's latent code comes from training cells of its class of
 #' the primary (first) label, as for one label. Its other conditions are, by
@@ -123,8 +128,11 @@
 #' table(cf$conditions_gen$batch)
 #' @export
 gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
-                      labels = NULL, latent = NULL, cells = NULL, conditions = NULL) {
+                      labels = NULL, latent = NULL, cells = NULL, conditions = NULL,
+                      num.threads = NULL) {
     .check_fit(x, "x")
+    num.threads <- min(.check_count(num.threads %||% x$params$num.threads %||% 1L, "num.threads"),
+                       max(1L, parallel::detectCores(), na.rm = TRUE))
     if (!is.null(batch_size)) .check_count(batch_size, "batch_size")
     .check_flag(use_generator, "use_generator")
     spec <- x$model$spec
@@ -155,7 +163,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     .check_gen_memory(spec, num_samples, counts_model, prep$x_train)
 
     # the weights cross into the core once, for encoding and decoding
-    handle <- .eg_model_new(x$model, x$params$num.threads %||% 1L)
+    handle <- .eg_model_new(x$model, num.threads)
     enc <- .encode_cells(handle, prep, .condition_columns(cs, conds_train))
     latent_vector <- enc$mean
     dimnames(latent_vector) <- list(train_cells, paste("latent", seq_len(spec$latent_dim)))

@@ -86,17 +86,16 @@
             bad(paste0("its {.code @p} does not hold ", n_major + 1L,
                        " non-decreasing pointers from 0 to the number of entries"))
         }
-        if (!index_ok(idx, n_minor)) bad(paste0("its {.code ", idx_name, "} has indices out of range, or NA"))
-        nnz <- length(idx)
-        if (nnz > 1L) {
-            first <- logical(nnz)
-            starts <- p[-length(p)][diff(p) > 0L] + 1L
-            first[starts] <- TRUE
-            if (any(diff(idx) <= 0L & !first[-1L])) {
-                bad(paste0("its {.code ", idx_name, "} is not sorted, or repeats an index, within a ",
-                           if (csc) "column" else "row"))
-            }
+        if (!is.integer(idx)) bad(paste0("its {.code ", idx_name, "} is not integer"))
+        # range and order of the indices: one pass in the core (R's took seconds at
+        # 100,000 cells)
+        rule <- .core(.Call(wrap__eg_check_compressed, p, idx, n_minor))
+        if (identical(rule, "range")) bad(paste0("its {.code ", idx_name, "} has indices out of range, or NA"))
+        if (identical(rule, "order")) {
+            bad(paste0("its {.code ", idx_name, "} is not sorted, or repeats an index, within a ",
+                       if (csc) "column" else "row"))
         }
+        nnz <- length(idx)
     } else {
         return(invisible(x))  # other sparse classes: not indexed by these slots
     }

@@ -154,3 +154,16 @@ test_that("bad count input is refused before training, naming the argument", {
     expect_error(fit_vae(count_sce, labels = "celltype", likelihood = "nb", epochs = 1,
                          batch_size = 8), "celltype", class = "exprsgen_error")
 })
+
+test_that("generated counts do not depend on the number of threads", {
+    d <- simulate_counts(n_per = 40, genes = 300)
+    fit <- fit_vae(x_train = Matrix::t(d$counts), y_train = d$label, likelihood = "zinb",
+                   epochs = 2, batch_size = 32, verbose = FALSE, seed = 1)
+    set.seed(5)
+    one <- gen_exprs(fit, 3000, num.threads = 1)
+    set.seed(5)
+    two <- gen_exprs(fit, 3000, num.threads = 2)
+    expect_identical(one$x_gen, two$x_gen)
+    expect_gt(length(one$x_gen@x), 1000)
+    expect_error(gen_exprs(fit, 10, num.threads = 0), "num.threads", class = "exprsgen_error")
+})

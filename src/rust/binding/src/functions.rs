@@ -5,7 +5,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use exprsgen_core::buffers::zeros;
-use exprsgen_core::{vocabulary, Dataset, Error, Model, Pass, Trainer, Transform};
+use exprsgen_core::{check_compressed, vocabulary, Dataset, Error, Model, Pass, Trainer, Transform};
 use extendr_api::prelude::*;
 
 use crate::convert::*;
@@ -401,6 +401,19 @@ pub fn eg_model_decode(model: Robj, z: Robj, labels: Robj, min: Robj, max: Robj,
     })
 }
 
+/// Checks a compressed sparse matrix's index slot `idx` against its pointers `p`
+/// (see `check_compressed`): "" when valid, else the rule broken ("pointers", "range"
+/// or "order").
+#[extendr]
+pub fn eg_check_compressed(p: Robj, idx: Robj, n_minor: Robj) -> Robj {
+    guard(|| {
+        let p = p.as_integer_slice().ok_or(Error::InvalidParameter { field: "p", rule: "must be integer".into() })?;
+        let idx = idx.as_integer_slice().ok_or(Error::InvalidParameter { field: "i", rule: "must be integer".into() })?;
+        let n = usize_of(&n_minor, "n_minor")?;
+        Ok(Robj::from(check_compressed(p, idx, n).err().unwrap_or("")))
+    })
+}
+
 /// For the tests: what becomes of a failure inside `guard`. `what = "panic"` panics in
 /// the core's place; `"alloc"` asks for a vector no machine can hold (4 EB) and returns
 /// the `OutOfMemory` error; `"ok"` returns TRUE. Each must come back to R as a value
@@ -435,5 +448,6 @@ extendr_module! {
     fn eg_model_decode;
     fn eg_model_decode_counts;
     fn eg_model_decode_means;
+    fn eg_check_compressed;
     fn eg_panic_probe;
 }

@@ -209,7 +209,19 @@ impl Model {
                 out_ref.p.push(out_ref.x.len() as i32);
                 Ok(())
             };
-            model.generate_rows(m, &log_library[start..start + m], &mut rng, false, &mut sink)
+            model.generate_rows(m, &log_library[start..start + m], &mut rng, false, &mut sink)?;
+            // after the first chunk, room for all cells at its density (and a little
+            // more), rather than by doublings that copy gigabytes
+            let done = start + m;
+            if start == 0 && done < n && !out.x.is_empty() {
+                let want = (out.x.len() as f64 / done as f64 * n as f64 * 1.05) as usize;
+                if want > out.x.capacity() {
+                    let extra = want - out.x.len();
+                    // a failed reservation is not an error: growing by doubling still works
+                    let _ = out.i.try_reserve_exact(extra).and_then(|_| out.x.try_reserve_exact(extra));
+                }
+            }
+            Ok(())
         })?;
         Ok(out)
     }

@@ -143,3 +143,17 @@ fn conditions_lay_labels_and_covariates_side_by_side() {
     let short = Conditions::labels(Some(vec![0, 1]), 2).unwrap();
     assert!(Dataset::with_conditions(a, Transform::Counts { target_sum: 1.0 }, short).is_err());
 }
+
+#[test]
+fn compressed_slots_are_checked_for_range_and_order() {
+    // columns [0, 2] and [1]; 3 rows
+    assert_eq!(check_compressed(&[0, 2, 3], &[0, 2, 1], 3), Ok(()));
+    assert_eq!(check_compressed(&[0, 2, 3], &[2, 0, 1], 3), Err("order"));
+    assert_eq!(check_compressed(&[0, 2, 3], &[1, 1, 1], 3), Err("order"));
+    assert_eq!(check_compressed(&[0, 2, 3], &[0, 3, 1], 3), Err("range"));
+    assert_eq!(check_compressed(&[0, 2, 3], &[0, i32::MIN, 1], 3), Err("range"));
+    assert_eq!(check_compressed(&[0, 3, 2], &[0, 1, 2], 3), Err("pointers"));
+    assert_eq!(check_compressed(&[0, 2, 4], &[0, 1, 2], 3), Err("pointers"));
+    // an index repeated across columns is fine
+    assert_eq!(check_compressed(&[0, 1, 2], &[1, 1], 3), Ok(()));
+}

@@ -100,6 +100,29 @@ impl<'a> CscView<'a> {
     }
 }
 
+/// Checks the index slot `idx` of a compressed sparse matrix (a dgCMatrix's `@i`, a
+/// dgRMatrix's `@j`) against its pointers `p`: every index in `0..n_minor`, strictly
+/// increasing within each column (row), as the Matrix classes require. Returns the rule
+/// broken, if any. One pass at memory speed: R's own check of a 100,000-cell matrix
+/// took seconds.
+pub fn check_compressed(p: &[i32], idx: &[i32], n_minor: usize) -> std::result::Result<(), &'static str> {
+    if p.first() != Some(&0) || p.windows(2).any(|w| w[1] < w[0]) || p.last().map(|&e| e as usize) != Some(idx.len()) {
+        return Err("pointers");
+    }
+    let limit = n_minor.min(u32::MAX as usize) as u32;
+    // a negative index (R's NA among them) reads as a huge unsigned one
+    if idx.chunks(1 << 16).any(|c| c.iter().fold(false, |bad, &g| bad | (g as u32 >= limit))) {
+        return Err("range");
+    }
+    for w in p.windows(2) {
+        let slice = &idx[w[0] as usize..w[1] as usize];
+        if slice.windows(2).any(|ab| ab[1] <= ab[0]) {
+            return Err("order");
+        }
+    }
+    Ok(())
+}
+
 /// Cells of an expression matrix, dense or sparse.
 #[derive(Debug, Clone, Copy)]
 pub enum Source<'a> {

@@ -216,49 +216,78 @@ pub(super) fn generate<F: Family>(
     means: bool,
     sink: &mut dyn FnMut(usize, &[f64]) -> Result<()>,
 ) -> Result<()> {
-    let (n, g) = (out.n, out.n_genes);
+    let n = out.n;
     let info = F::INFO;
     if info.counts && log_library.len() != n {
         return Err(Error::LengthMismatch { field: "library sizes", got: log_library.len(), expected: n });
     }
-    let mut values = zeros::<f64>(g, "a generated cell")?;
     let genes = take_gene_values(f, team, params, cache, false);
-    let result = rows_generated(f, out, &genes, log_library, rng, means, sink, &mut values);
+    let result = rows_generated(f, team, out, &genes, log_library, rng, means, sink);
     *cache = Some(genes);
     result
 }
 
-/// `generate`'s loop over the rows of `out`, with the per-gene values `genes`.
+/// Rows a task of `rows_generated` draws at a time.
+const GENERATED_ROWS: usize = 32;
+
+/// `generate`'s loop over the rows of `out`, with the per-gene values `genes`: waves of
+/// rows drawn on the team's threads into a buffer, then handed to `sink` in order. Each
+/// row draws from a generator of its own, seeded from one number of `rng`'s stream and
+/// the row's index, so that the values do not depend on the number of threads.
 #[allow(clippy::too_many_arguments)]
 fn rows_generated<F: Family>(
     f: &F,
+    team: &Team,
     out: &Outputs<'_>,
     genes: &F::Genes,
     log_library: &[f64],
     rng: &mut StdRng,
     means: bool,
     sink: &mut dyn FnMut(usize, &[f64]) -> Result<()>,
-    values: &mut [f64],
 ) -> Result<()> {
+    use rand::{RngExt, SeedableRng};
     let (n, g) = (out.n, out.n_genes);
     let info = F::INFO;
-    let mut scratch = F::Scratch::default();
-    for r in 0..n {
-        let row = Row {
-            logits: &out.logits[r * g..(r + 1) * g],
-            heads: std::array::from_fn(|h| if h < info.heads.len() { &out.heads[h][r * g..(r + 1) * g] } else { &[][..] }),
-            target: &[],
-            counts: &[],
-            log_library: if info.counts { log_library[r] } else { 0.0 },
-            activation: out.activation,
-            scale: 1.0,
+    let base: u64 = if means { 0 } else { rng.random() };
+    let wave = GENERATED_ROWS * team.threads().max(1);
+    let rows_in_buffer = wave.min(n);
+    let mut values = elements(&[rows_in_buffer, g], "generated cells").and_then(|len| zeros::<f64>(len, "generated cells"))?;
+    let ptr = SendPtr(values.as_mut_ptr());
+    for start in (0..n).step_by(wave) {
+        let m = wave.min(n - start);
+        let task = |t: usize| {
+            let mut scratch = F::Scratch::default();
+            for k in t * GENERATED_ROWS..((t + 1) * GENERATED_ROWS).min(m) {
+                let r = start + k;
+                let row = Row {
+                    logits: &out.logits[r * g..(r + 1) * g],
+                    heads: std::array::from_fn(|h| if h < info.heads.len() { &out.heads[h][r * g..(r + 1) * g] } else { &[][..] }),
+                    target: &[],
+                    counts: &[],
+                    log_library: if info.counts { log_library[r] } else { 0.0 },
+                    activation: out.activation,
+                    scale: 1.0,
+                };
+                // SAFETY: row k of the buffer belongs to this task alone; the buffer holds
+                // `rows_in_buffer >= m` rows and outlives `team.run`.
+                let dest = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(k * g), g) };
+                if means {
+                    f.mean(&row, genes, &mut scratch, dest);
+                } else {
+                    let mut row_rng = StdRng::seed_from_u64(base ^ (r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    f.generate(&row, genes, &mut scratch, &mut row_rng, dest);
+                }
+            }
         };
-        if means {
-            f.mean(&row, genes, &mut scratch, values);
+        let tasks = m.div_ceil(GENERATED_ROWS);
+        if tasks > 1 && m * g >= SPLIT_MIN_VALUES {
+            team.run(tasks, &task);
         } else {
-            f.generate(&row, genes, &mut scratch, rng, values);
+            (0..tasks).for_each(task);
         }
-        sink(r, values)?;
+        for k in 0..m {
+            sink(start + k, &values[k * g..(k + 1) * g])?;
+        }
     }
     Ok(())
 }

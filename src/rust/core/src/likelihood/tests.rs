@@ -153,13 +153,13 @@ fn every_family_generates_values_of_its_kind() {
                     assert!((total - 500.0).abs() < 1e-6 * 500.0, "{}: means sum to {total}", info.name);
                 }
             }
-            let draws: Vec<Vec<(usize, Vec<f64>)>> = (0..400u64).map(|s| run(100 + s)).collect();
+            let draws: Vec<Vec<(usize, Vec<f64>)>> = (0..4000u64).map(|s| run(100 + s)).collect();
             for r in 0..c.n {
                 for j in 0..c.g {
                     let avg = draws.iter().map(|d| d[r].1[j]).sum::<f64>() / draws.len() as f64;
                     let mu = means[r][j];
                     assert!(
-                        (avg - mu).abs() <= 0.1 * mu.max(1.0) + 3.0 * (mu.max(1.0) * 10.0 / 400.0).sqrt(),
+                        (avg - mu).abs() <= 0.1 * mu.max(1.0) + 3.0 * (mu.max(1.0) * 10.0 / draws.len() as f64).sqrt(),
                         "{}: mean {mu} but draws average {avg}",
                         info.name
                     );
