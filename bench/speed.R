@@ -158,11 +158,15 @@ gen_timing <- function() {
                    encoder_layers = list(layer_input(w$genes), layer_dense(w$H, "relu")),
                    decoder_layers = list(layer_dense(w$H, "relu"), layer_dense(w$genes)),
                    latent_dim = w$L, epochs = 1, batch_size = w$batch, seed = 1, verbose = FALSE)
-    do.call(rbind, lapply(c(1000, 100000), function(n) {
+    rows <- list()
+    for (threads in c(1L, 2L)) for (n in c(1000, 100000)) {
         set.seed(1)
-        t <- system.time(gen_exprs(fit, n))[["elapsed"]]
-        data.frame(task = sprintf("gen_exprs(num_samples = %d), NB CVAE on W4", n), seconds = round(t, 2))
-    }))
+        t <- system.time(gen_exprs(fit, n, num.threads = threads))[["elapsed"]]
+        rows[[length(rows) + 1L]] <- data.frame(
+            task = sprintf("gen_exprs(num_samples = %d, num.threads = %d), NB CVAE on W4", n, threads),
+            seconds = round(t, 2))
+    }
+    do.call(rbind, rows)
 }
 
 if (stage == "all") {
