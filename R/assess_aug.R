@@ -111,7 +111,7 @@
 #' }
 #'
 #' @param real The real cells: a SingleCellExperiment (or
-#'   SummarizedExperiment), or a matrix (dense, sparse or DelayedArray) with
+#'   SummarizedExperiment, or a Seurat object), or a matrix (dense, sparse or DelayedArray) with
 #'   genes in rows and cells in columns. Or the result of [gen_exprs()], which
 #'   holds both its training cells and the generated cells: then `gen` may be
 #'   left out.
@@ -121,7 +121,8 @@
 #'   per cell, or for a SingleCellExperiment the name of a `colData` column.
 #'   Taken from a [gen_exprs()] result of a conditional model when not given.
 #' @param assay.type For a SingleCellExperiment: the assay to use (default
-#'   `"counts"` when present, else the first assay).
+#'   `"counts"` when present, else the first assay). For a Seurat object: the
+#'   layer of its default assay (`"counts"` by default, `"data"`, `"scale.data"`).
 #' @param transform How to put values on a common log scale: `"auto"`,
 #'   `"counts"`, `"log"` or `"none"` (see Representation).
 #' @param n_genes Integer scalar: number of most variable genes for the
@@ -337,6 +338,7 @@ print.exprsgen_assessment <- function(x, digits = 3, ...) {
 
 # One set of cells: genes x cells matrix and labels.
 .assess_input <- function(x, labels, assay.type, name, call) {
+    x <- .from_seurat(x, assay.type %||% "counts", name, call)
     if (methods::is(x, "SummarizedExperiment")) {
         an <- SummarizedExperiment::assayNames(x)
         if (length(an) == 0L) .abort("{.arg {name}} has no assays.", call = call)

@@ -79,6 +79,7 @@ encode <- function(fit, newdata = NULL, labels = NULL, samples = FALSE, assay.ty
         if (!is.null(labels)) .abort("{.arg labels} is for {.arg newdata}; the training cells have theirs.", call = call)
         conds <- .train_conditions(prep)
     } else {
+        newdata <- .from_seurat(newdata, assay.type %||% prep$assay.type %||% "counts", "newdata", call)
         x <- .encode_input(newdata, prep, assay.type, call)$x
         conds <- .new_conditions(cs, labels, newdata, prep, ncol(x), call)
     }

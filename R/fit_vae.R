@@ -19,7 +19,9 @@
 #' @param object A SingleCellExperiment or SummarizedExperiment with genes in
 #'   rows and cells in columns, holding a dense matrix, a dgCMatrix (used in
 #'   place, never densified) or a DelayedArray (read into memory, as a sparse
-#'   matrix when it is sparse); alternative to `x_train`.
+#'   matrix when it is sparse); or a Seurat object (its default assay's
+#'   `assay.type` layer, `"counts"` by default, labels and covariates from its
+#'   meta.data); alternative to `x_train`.
 #' @param x_train A numeric matrix (dense, or sparse such as a dgCMatrix)
 #'   with cells in rows and genes in columns (VAExprs's orientation), used as
 #'   it is (no log transformation). Sparse matrices are never densified.
@@ -56,7 +58,9 @@
 #'   held out at random for validation when `x_val` is not given.
 #' @param callbacks `NULL`, a [callback_early_stopping()] or a
 #'   [callback_reduce_lr_on_plateau()], or a list holding one of each.
-#' @param assay.type Character scalar: the assay of `object` to use. With the
+#' @param assay.type Character scalar: the assay of `object` to use (for a
+#'   Seurat object the layer of its default assay: `"counts"`, `"data"` or
+#'   `"scale.data"`). With the
 #'   `"bce"` or `"mse"` likelihood a `"counts"` assay is log-normalised with
 #'   [scuttle::logNormCounts()] (as VAExprs does) and any other assay is used
 #'   as it is; count likelihoods use the assay's raw counts.

@@ -114,7 +114,8 @@
                             validation_split, counts, call, covariates = NULL) {
     p <- if (!is.null(object)) {
         if (!is.null(x_train)) .abort("Give either {.arg object} or {.arg x_train}, not both.", call = call)
-        .prepare_object(object, assay.type, labels, counts, call, covariates)
+        .prepare_object(.from_seurat(object, assay.type, "object", call), assay.type, labels, counts, call,
+                        covariates)
     } else {
         .prepare_matrix(x_train, y_train, counts, call, covariates)
     }
@@ -133,7 +134,7 @@
 # "counts" assay under a scaled likelihood.
 .prepare_object <- function(object, assay.type, labels, counts, call, covariates = NULL) {
     if (!methods::is(object, "SummarizedExperiment")) {
-        .abort("{.arg object} must be a SingleCellExperiment or SummarizedExperiment, not {.cls {class(object)[1]}}.",
+        .abort("{.arg object} must be a SingleCellExperiment, SummarizedExperiment or Seurat object, not {.cls {class(object)[1]}}.",
                call = call)
     }
     if (!is.character(assay.type) || length(assay.type) != 1L ||
