@@ -131,4 +131,13 @@ test_that("plot_history and plot_assess draw what they are given", {
     ggplot2::ggsave(path, pa, width = 9, height = 6, dpi = 50)
     expect_gt(file.size(path), 1000)
     expect_error(plot_assess(data.frame()), "assess_aug", class = "exprsgen_error_argument")
+    # the zero-fraction panel says when a side has no zeros (smooth generated values)
+    zeros_panel <- pa$patches$plots[[3]]
+    has_label <- function(p) any(vapply(p$layers, function(l) inherits(l$geom, "GeomLabel"), logical(1)))
+    expect_false(has_label(zeros_panel))
+    smooth <- real + 0.5
+    a2 <- assess_aug(real, smooth, seed = 1, transform = "none")
+    zeros2 <- plot_assess(a2)$patches$plots[[3]]
+    expect_true(has_label(zeros2))
+    expect_match(zeros2$labels$subtitle, "0% generated")
 })
