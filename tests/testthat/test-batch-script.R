@@ -1,0 +1,74 @@
+# inst/scripts/exprsgen-batch.R end to end, in an Rscript child: inputs, outputs, exit status.
+
+script <- system.file("scripts", "exprsgen-batch.R", package = "exprsgen")
+run_script <- function(args, wd) {
+    processx::run(file.path(R.home("bin"), "Rscript"), c(script, args), wd = wd, error_on_status = FALSE,
+                  env = c(Sys.getenv(), NO_COLOR = "1"))
+}
+
+test_that("a MatrixMarket file with gene, cell and label files: model, SCE and MatrixMarket out", {
+    skip_if_not_installed("processx")  # installed by tools/setup.sh
+    expect_true(nzchar(script))
+    wd <- tempfile("batch")
+    dir.create(wd)
+    d <- simulate_counts(n_per = 20, genes = 80)
+    Matrix::writeMM(d$counts, file.path(wd, "counts.mtx"))
+    writeLines(rownames(d$counts), file.path(wd, "genes.tsv"))
+    writeLines(paste0(colnames(d$counts), "\tsample1"), file.path(wd, "cells.tsv"))
+    writeLines(as.character(d$label), file.path(wd, "labels.tsv"))
+    r <- run_script(c("--input", "counts.mtx", "--genes", "genes.tsv", "--cells", "cells.tsv",
+                      "--labels", "labels.tsv", "--out", "res", "--epochs", "3", "--batch-size", "16",
+                      "--per-class", "6", "--seed", "2"), wd)
+    expect_identical(r$status, 0L)
+    # time-stamped progress lines
+    expect_match(r$stdout, "^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2} exprsgen")
+    expect_match(r$stdout, "generated 18 cells")
+    fit <- readRDS(file.path(wd, "res", "model.rds"))
+    expect_s3_class(fit, "exprsgen_fit")
+    expect_identical(fit$model$spec$classes, levels(d$label))
+    sce <- readRDS(file.path(wd, "res", "generated.rds"))
+    expect_s4_class(sce, "SingleCellExperiment")
+    expect_identical(as.vector(table(sce$label)), c(6L, 6L, 6L))
+    mm <- Matrix::readMM(file.path(wd, "res", "generated.mtx"))
+    expect_identical(dim(mm), c(80L, 18L))
+    expect_equal(unname(as.matrix(mm)), unname(as.matrix(SummarizedExperiment::assay(sce, "counts"))))
+    expect_identical(readLines(file.path(wd, "res", "generated_genes.tsv")), rownames(d$counts))
+    expect_identical(readLines(file.path(wd, "res", "generated_labels.tsv")), as.character(sce$label))
+    # the same seed: the same model
+    r2 <- run_script(c("--input", "counts.mtx", "--genes", "genes.tsv", "--cells", "cells.tsv",
+                       "--labels", "labels.tsv", "--out", "res2", "--epochs", "3", "--batch-size", "16",
+                       "--per-class", "6", "--seed", "2"), wd)
+    expect_identical(readRDS(file.path(wd, "res2", "model.rds"))$model$weights, fit$model$weights)
+})
+
+test_that("an .rds SingleCellExperiment with a colData label column; bad input exits 1 with one line", {
+    skip_if_not_installed("processx")
+    wd <- tempfile("batch")
+    dir.create(wd)
+    d <- simulate_counts(n_per = 15, genes = 80)
+    sce <- SingleCellExperiment::SingleCellExperiment(list(counts = d$counts),
+                                                      colData = S4Vectors::DataFrame(type = d$label))
+    saveRDS(sce, file.path(wd, "in.rds"))
+    r <- run_script(c("--input", "in.rds", "--labels", "type", "--out", "o", "--epochs", "2",
+                      "--batch-size", "16", "--per-class", "4"), wd)
+    expect_identical(r$status, 0L)
+    expect_identical(ncol(readRDS(file.path(wd, "o", "generated.rds"))), 12L)
+    bad <- list(
+        c("--input", "missing.mtx", "--out", "o"),
+        c("--input", "in.rds", "--labels", "nope", "--out", "o"),
+        c("--input", "in.rds", "--out", "o", "--epochs", "-3"),
+        c("--input", "in.rds", "--out", "o", "--likelihood", "gauss"),
+        c("--input", "in.rds", "--out", "o", "--frobnicate", "1"),
+        c("--input", "in.rds")
+    )
+    for (args in bad) {
+        r <- run_script(args, wd)
+        expect_identical(r$status, 1L, label = paste(args, collapse = " "))
+        err <- strsplit(trimws(r$stderr), "\n")[[1]]
+        last <- err[length(err)]
+        expect_match(last, "^exprsgen-batch: error: ", label = paste(args, collapse = " "))
+    }
+    help <- run_script("--help", wd)
+    expect_identical(help$status, 0L)
+    expect_match(help$stdout, "--per-class")
+})
