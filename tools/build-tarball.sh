@@ -19,9 +19,26 @@ git archive --format=tar HEAD | (mkdir -p "$work/exprsgen" && tar -x -C "$work/e
   cd "$work/exprsgen/src/rust"
   echo "build-tarball: vendoring the crates of Cargo.lock"
   cargo vendor --locked --versioned-dirs --quiet vendor > /dev/null
-  # the crates' own test data and docs are not needed to build them; cargo checks
-  # the files it reads against the crates' checksums, so those are kept as they are
-  tar -cJf vendor.tar.xz vendor
+  # Cargo.lock holds crates for every platform (Windows bindings alone are hundreds of
+  # MB). The crates no Linux or macOS build uses keep only their manifest (cargo reads
+  # every crate of the lock file) with empty files where it names any, and a checksum
+  # file that lists no files.
+  keep=$(mktemp)
+  for t in x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-apple-darwin aarch64-apple-darwin; do
+    cargo tree --locked -p exprsgen --target "$t" -e normal,build --prefix none --format '{p}'
+  done | sed -E 's/ \(.*//; s/ v/-/' | sort -u > "$keep"
+  for d in vendor/*/; do
+    d=${d%/}
+    grep -qx "$(basename "$d")" "$keep" && continue
+    pkg=$(grep -o '"package":"[0-9a-f]*"' "$d/.cargo-checksum.json")
+    paths=$(grep -E '^(path|build) *= *"' "$d/Cargo.toml" | sed -E 's/^[a-z]+ *= *"([^"]*)".*/\1/')
+    find "$d" -mindepth 1 -maxdepth 1 ! -name Cargo.toml -exec rm -rf {} +
+    mkdir -p "$d/src" && : > "$d/src/lib.rs"
+    for p in $paths; do mkdir -p "$d/$(dirname "$p")" && : > "$d/$p"; done
+    printf '{"files":{},%s}' "$pkg" > "$d/.cargo-checksum.json"
+  done
+  rm -f "$keep"
+  tar -cf - vendor | xz -T2 -6 > vendor.tar.xz
   rm -rf vendor
   echo "build-tarball: vendor.tar.xz $(du -h vendor.tar.xz | cut -f1)"
 )
