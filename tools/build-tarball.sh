@@ -31,7 +31,7 @@ git archive --format=tar HEAD | (mkdir -p "$work/exprsgen" && tar -x -C "$work/e
     d=${d%/}
     grep -qx "$(basename "$d")" "$keep" && continue
     pkg=$(grep -o '"package":"[0-9a-f]*"' "$d/.cargo-checksum.json")
-    paths=$(grep -E '^(path|build) *= *"' "$d/Cargo.toml" | sed -E 's/^[a-z]+ *= *"([^"]*)".*/\1/')
+    paths=$(grep -E '^(path|build) *= *"' "$d/Cargo.toml" | sed -E 's/^[a-z]+ *= *"([^"]*)".*/\1/' || true)
     find "$d" -mindepth 1 -maxdepth 1 ! -name Cargo.toml -exec rm -rf {} +
     mkdir -p "$d/src" && : > "$d/src/lib.rs"
     for p in $paths; do mkdir -p "$d/$(dirname "$p")" && : > "$d/$p"; done
