@@ -70,8 +70,10 @@ as_seurat <- function(x, real = FALSE, assay = "RNA") {
     }
     default <- SeuratObject::DefaultAssay(object)
     m <- tryCatch(SeuratObject::GetAssayData(object, slot = assay.type, assay = default),
-                  error = function(e) .abort(c("{.arg {arg}}: its {.val {assay.type}} could not be read.",
-                                               x = conditionMessage(e)), call = call))
+                  error = function(e) {
+                      .abort(c("{.arg {arg}}: its {.val {assay.type}} could not be read.",
+                               x = conditionMessage(e)), call = call)
+                  })
     if (!length(m) || ncol(m) != ncol(object)) {
         .abort("{.arg {arg}}: assay {.val {default}} has no {.val {assay.type}} values for its cells.", call = call)
     }

@@ -421,7 +421,13 @@ print.exprsgen_assessment <- function(x, digits = 3, ...) {
 .row_vars <- function(x) {
     n <- ncol(x)
     mu <- Matrix::rowMeans(x)
-    sq <- if (methods::is(x, "dgCMatrix")) { y <- x; y@x <- y@x^2; Matrix::rowMeans(y) } else rowMeans(x^2)
+    sq <- if (methods::is(x, "dgCMatrix")) {
+        y <- x
+        y@x <- y@x^2
+        Matrix::rowMeans(y)
+    } else {
+        rowMeans(x^2)
+    }
     pmax(0, (sq - mu^2) * n / max(1, n - 1))
 }
 
@@ -447,4 +453,3 @@ print.exprsgen_assessment <- function(x, digits = 3, ...) {
     if (n_pcs >= min(dim(centred)) / 2) svd(centred, nu = 0, nv = n_pcs)$v
     else irlba::irlba(centred, nv = n_pcs)$v
 }
-

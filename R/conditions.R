@@ -91,8 +91,10 @@
     table <- frame(table)
     labels <- frame(labels)
     covariates <- frame(covariates)
-    named <- function(x) is.character(x) && !is.null(table) && !anyNA(x) && length(x) >= 1L &&
-        (length(x) != n || n == 1L && length(x) == 1L && x %in% names(table))
+    named <- function(x) {
+        is.character(x) && !is.null(table) && !anyNA(x) && length(x) >= 1L &&
+            (length(x) != n || n == 1L && length(x) == 1L && x %in% names(table))
+    }
     pick <- function(cols, arg) {
         unknown <- setdiff(cols, names(table))
         if (length(unknown)) {
@@ -192,7 +194,10 @@
                 .abort("{.arg {arg}}: covariate {.val {nm}} must be finite numbers.", call = call)
             }
             if (range && any(v < r$min | v > r$max)) {
-                .abort(c("{.arg {arg}}: covariate {.val {nm}} = {.val {v[v < r$min | v > r$max][1]}} is outside the training range [{signif(r$min, 4)}, {signif(r$max, 4)}].",
+                outside <- v[v < r$min | v > r$max][1]
+                lo <- signif(r$min, 4)
+                hi <- signif(r$max, 4)
+                .abort(c("{.arg {arg}}: covariate {.val {nm}} = {.val {outside}} is outside the training range [{lo}, {hi}].",
                          i = "The decoder has not learnt covariate values it was not trained on."), call = call)
             }
             out[[nm]] <- rep_len(as.numeric(v), n)

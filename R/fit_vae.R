@@ -267,7 +267,8 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     spec$decoder_conditions <- .decoder_routes(conditions, decoder_conditions, length(spec$decoder_units), call)
     out_act <- spec$decoder_activation[length(spec$decoder_activation)]
     if (counts && out_act != "linear") {
-        cli::cli_inform(c(i = "The output layer's {.val {out_act}} activation is not used by the {.val {likelihood}} likelihood: its outputs go through a softmax over genes."))
+        cli::cli_inform(c(i = paste("The output layer's {.val {out_act}} activation is not used by the {.val {likelihood}}",
+                                    "likelihood: its outputs go through a softmax over genes.")))
     }
     if (is.null(preprocessing)) {
         if (counts) {
@@ -406,7 +407,8 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     if (!length(dec$dense)) .abort("{.arg decoder_layers} must hold {.fn layer_dense} layers.", call = call)
     out_layer <- length(dec$dense)
     if (dec$norm[out_layer] != "none" || dec$dropout[out_layer] > 0) {
-        .abort("{.arg decoder_layers} may not end with {.fn layer_layer_normalization} or {.fn layer_dropout}: the output layer's values are the likelihood's.", call = call)
+        .abort(paste("{.arg decoder_layers} may not end with {.fn layer_layer_normalization} or {.fn layer_dropout}:",
+                     "the output layer's values are the likelihood's."), call = call)
     }
     enc_extras <- enc
     dec_extras <- dec

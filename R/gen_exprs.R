@@ -279,7 +279,9 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     }
     if (sum(n) < 1) .abort("{.arg conditions} asks for no cells.", call = call)
     if (sum(n) > .Machine$integer.max) {
-        .abort("{.arg conditions} asks for {format(sum(n), big.mark = ',', scientific = FALSE)} cells, more than {format(.Machine$integer.max, big.mark = ',')} (one matrix's limit).",
+        asked <- format(sum(n), big.mark = ",", scientific = FALSE)
+        limit <- format(.Machine$integer.max, big.mark = ",")
+        .abort("{.arg conditions} asks for {asked} cells, more than {limit} (one matrix's limit).",
                call = call)
     }
     if (!no_num && .check_count(num_samples, "num_samples", call = call) != sum(n)) {
@@ -323,7 +325,9 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
                      i = "Classes: {.val {spec$classes}}."), call = call)
         }
         if (sum(labels) > .Machine$integer.max) {
-            .abort("{.arg labels} asks for {format(sum(labels), big.mark = ',', scientific = FALSE)} cells, more than {format(.Machine$integer.max, big.mark = ',')} (one matrix's limit).",
+            asked <- format(sum(labels), big.mark = ",", scientific = FALSE)
+            limit <- format(.Machine$integer.max, big.mark = ",")
+            .abort("{.arg labels} asks for {asked} cells, more than {limit} (one matrix's limit).",
                    call = call)
         }
         sizes <- integer(length(spec$classes))

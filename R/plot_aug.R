@@ -64,4 +64,3 @@ plot_aug <- function(x, plot_fun = "PCA", ...) {
     scater::plotReducedDim(sce, dimred = plot_fun, colour_by = colour, shape_by = shape,
                            point_alpha = 0.8)
 }
-

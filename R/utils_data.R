@@ -190,7 +190,7 @@
     if (is.null(rownames(x))) rownames(x) <- paste0("cell", seq_len(nrow(x)))
     x <- .genes_by_cells(x)
     scan <- if (.is_delayed(x)) .scan_cells(x, "x_train", counts, call)
-    lib <- if (counts) { if (is.null(scan)) .col_sums(x) else scan$library_size }
+    lib <- if (counts) (if (is.null(scan)) .col_sums(x) else scan$library_size)
     if (counts && any(lib <= 0)) {
         .abort("{.arg x_train} has cells (rows) without any counts; remove them first.", call = call)
     }
@@ -219,9 +219,11 @@
         idx <- match(p$genes, colnames(x_val))
         if (anyNA(idx) || anyDuplicated(colnames(x_val))) {
             missing_genes <- p$genes[is.na(idx)]
+            shown <- utils::head(missing_genes, 5)
+            more <- if (length(missing_genes) > 5) ", ..." else ""
             .abort(c("The genes (column names) of {.arg x_val} are not those of {.arg x_train}.",
-                     x = if (length(missing_genes)) "Not in {.arg x_val}: {.val {utils::head(missing_genes, 5)}}{if (length(missing_genes) > 5) ', ...'}."
-                         else "{.arg x_val} repeats gene names."),
+                     x = if (length(missing_genes)) "Not in {.arg x_val}: {.val {shown}}{more}." else
+                         "{.arg x_val} repeats gene names."),
                    call = call)
         }
         if (!identical(idx, seq_along(idx))) x_val <- x_val[, idx, drop = FALSE]
@@ -293,7 +295,8 @@
     cd <- SummarizedExperiment::colData(object)
     if (is.null(labels) && is.null(covariates)) {
         if (ncol(cd) > 0) {
-            cli::cli_inform(c(i = "Fitting a VAE without labels; for a conditional VAE pass {.arg labels}, e.g. {.code labels = \"{colnames(cd)[1]}\"}."))
+            first <- colnames(cd)[1]
+            cli::cli_inform(c(i = "Fitting a VAE without labels; for a conditional VAE pass {.arg labels}, e.g. {.code labels = \"{first}\"}."))
         }
         return(NULL)
     }

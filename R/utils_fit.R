@@ -104,10 +104,14 @@
     if (!is.null(s$conditions) && .has_conditions(s$conditions)) {
         conds <- p$conditions
         cs <- s$conditions
+        label_ok <- function(nm) {
+            v <- conds[[nm]]
+            is.factor(v) && !anyNA(v) && all(levels(v) %in% cs$labels[[nm]])
+        }
+        covariate_ok <- function(nm) is.numeric(conds[[nm]]) && all(is.finite(conds[[nm]]))
         ok <- is.data.frame(conds) && nrow(conds) == n_cells && identical(names(conds), .condition_names(cs)) &&
-            all(vapply(names(cs$labels), function(nm) is.factor(conds[[nm]]) && !anyNA(conds[[nm]]) &&
-                                              all(levels(conds[[nm]]) %in% cs$labels[[nm]]), logical(1))) &&
-            all(vapply(cs$covariates$name, function(nm) is.numeric(conds[[nm]]) && all(is.finite(conds[[nm]])), logical(1)))
+            all(vapply(names(cs$labels), label_ok, logical(1))) &&
+            all(vapply(cs$covariates$name, covariate_ok, logical(1)))
         if (!ok) bad("its training cells' conditions do not match the model's")
     }
     if (!is.data.frame(x$history)) bad("its {.code $history} is not a data frame")

@@ -117,7 +117,8 @@
             cli::cli_warn("Training was interrupted after {done} epoch{?s}; the model of that epoch is returned.",
                           class = "exprsgen_warning_interrupted")
         } else {
-            cli::cli_warn(c("Training was interrupted in epoch {done}, after {partial} of {n_train} cells; the model after that minibatch is returned.",
+            cli::cli_warn(c(paste("Training was interrupted in epoch {done}, after {partial} of {n_train} cells;",
+                                  "the model after that minibatch is returned."),
                             i = "The last row of the history covers those {partial} cells."),
                           class = "exprsgen_warning_interrupted")
         }

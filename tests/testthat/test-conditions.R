@@ -191,7 +191,10 @@ test_that("counterfactual cells (type A in batch b2, never seen) sit where held-
     expect_gt(auc_b1, 0.95)
     expect_lt(auc_cf, 0.85)
     # the batch-shift genes: shifted as in the real cells, relative to the other genes
-    norm <- function(m) { m <- as.matrix(m); log1p(m / rowSums(m) * 1000) }
+    norm <- function(m) {
+        m <- as.matrix(m)
+        log1p(m / rowSums(m) * 1000)
+    }
     lfc <- function(m) mean(norm(m)[, d$shift]) - mean(norm(m)[, -c(1:30, d$shift)])
     expect_lt(abs(lfc(cf$x_gen) - lfc(d$x[held, ])), 0.15)
     expect_gt(lfc(cf$x_gen) - lfc(same$x_gen), 0.8)

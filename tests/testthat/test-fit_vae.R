@@ -14,7 +14,7 @@ test_that("training lowers the loss and records the history", {
     constant <- mean(rowSums(-(s * log(p) + (1 - s) * log(1 - p))))
     # (The attainable gain here is about 7 nats per cell; an untrained decoder gains none.)
     expect_lt(tail(h$reconstruction, 1), constant - 3)
-    # loss = reconstruction + regularization * KL (regularization = 1)
+    # the loss is the reconstruction plus regularization times the KL (regularization 1)
     expect_equal(h$loss, h$reconstruction + h$kl, tolerance = 1e-5)
 })
 
@@ -40,8 +40,10 @@ test_that("the same seed gives the same fit; another seed does not", {
     two <- quick_fit(x_train = sim$x, seed = 7, num.threads = 2)
     expect_identical(two$model$weights, a$model$weights)
     # seed = NULL draws the seed from R's RNG: set.seed() governs the fit.
-    set.seed(3); d <- quick_fit(x_train = sim$x, seed = NULL)
-    set.seed(3); e <- quick_fit(x_train = sim$x, seed = NULL)
+    set.seed(3)
+    d <- quick_fit(x_train = sim$x, seed = NULL)
+    set.seed(3)
+    e <- quick_fit(x_train = sim$x, seed = NULL)
     expect_identical(d$model$weights, e$model$weights)
 })
 

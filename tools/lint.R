@@ -1,0 +1,6 @@
+# lintr over R/, tests/ and inst/scripts with the package's .lintr; exits 1 on any lint.
+#   Rscript tools/lint.R
+lints <- lintr::lint_package()
+print(lints)
+cat(sprintf("lint: %d lints\n", length(lints)))
+if (length(lints)) quit(status = 1)
