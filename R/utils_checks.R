@@ -45,11 +45,15 @@
 }
 
 .check_finite <- function(x, name, call = rlang::caller_env()) {
-    if (!all(is.finite(x))) {
+    finite <- if (is.double(x)) .scan_values(x)[[1]] == 1 else all(is.finite(x))
+    if (!finite) {
         .abort("{.arg {name}} contains NA, NaN or infinite values.", call = call)
     }
     invisible(x)
 }
+
+# c(finite, counts, max) of a double vector or matrix, in one pass in the core.
+.scan_values <- function(x) .core(.Call(wrap__eg_scan_values, x))
 
 # The slots of a sparse matrix from package Matrix, checked in O(non-zeros) before
 # anything else reads them: Matrix's C code trusts them, and an index out of range

@@ -74,13 +74,15 @@
 # negative near 1e11; real counts per gene and cell stay far below).
 .max_count <- 1e9
 .check_counts_values <- function(values, name, call) {
-    if (any(values < 0) || any(values != round(values))) {
+    scan <- if (is.double(values)) .scan_values(values) else c(1, all(values >= 0 & values == round(values)), max(values, -Inf))
+    if (scan[[2]] != 1) {
         .abort(c("{.arg {name}} must hold counts (non-negative whole numbers) for a count likelihood.",
                  i = "Use a likelihood that is not a count model (e.g. {.code likelihood = \"bce\"}) for other values."),
                call = call)
     }
-    if (length(values) && max(values) > .max_count) {
-        .abort(c("{.arg {name}} holds counts up to {format(max(values))}; count likelihoods take counts up to {format(.max_count)}.",
+    if (length(values) && scan[[3]] > .max_count) {
+        largest <- scan[[3]]
+        .abort(c("{.arg {name}} holds counts up to {format(largest)}; count likelihoods take counts up to {format(.max_count)}.",
                  i = "Counts that large are not UMI or read counts of one gene in one cell; scale them or use {.code likelihood = \"mse\"}."),
                call = call)
     }

@@ -5,7 +5,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use exprsgen_core::buffers::zeros;
-use exprsgen_core::{check_compressed, vocabulary, Dataset, Error, Model, Pass, Trainer, Transform};
+use exprsgen_core::{check_compressed, scan_values, vocabulary, Dataset, Error, Model, Pass, Trainer, Transform};
 use extendr_api::prelude::*;
 
 use crate::convert::*;
@@ -414,6 +414,16 @@ pub fn eg_check_compressed(p: Robj, idx: Robj, n_minor: Robj) -> Robj {
     })
 }
 
+/// One pass over a numeric vector's values: `c(finite, counts, max)` (see `scan_values`).
+#[extendr]
+pub fn eg_scan_values(values: Robj) -> Robj {
+    guard(|| {
+        let v = values.as_real_slice().ok_or(Error::InvalidParameter { field: "values", rule: "must be double".into() })?;
+        let s = scan_values(v);
+        Ok(Robj::from(vec![s.finite as i32 as f64, s.counts as i32 as f64, s.max]))
+    })
+}
+
 /// For the tests: what becomes of a failure inside `guard`. `what = "panic"` panics in
 /// the core's place; `"alloc"` asks for a vector no machine can hold (4 EB) and returns
 /// the `OutOfMemory` error; `"ok"` returns TRUE. Each must come back to R as a value
@@ -449,5 +459,6 @@ extendr_module! {
     fn eg_model_decode_counts;
     fn eg_model_decode_means;
     fn eg_check_compressed;
+    fn eg_scan_values;
     fn eg_panic_probe;
 }

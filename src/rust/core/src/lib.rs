@@ -40,7 +40,9 @@ pub mod vocabulary;
 pub mod weights;
 
 pub use activation::Activation;
-pub use data::{check_compressed, Batch, Condition, Conditions, CscView, Dataset, DenseView, Layout, Scaling, Source, Transform};
+pub use data::{
+    check_compressed, scan_values, Batch, Condition, Conditions, CscView, Dataset, DenseView, Layout, Scaling, Source, Transform,
+};
 pub use error::{Error, Result};
 pub use infer::{Model, SparseCounts};
 pub use likelihood::Likelihood;

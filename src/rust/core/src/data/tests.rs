@@ -157,3 +157,16 @@ fn compressed_slots_are_checked_for_range_and_order() {
     // an index repeated across columns is fine
     assert_eq!(check_compressed(&[0, 1, 2], &[1, 1], 3), Ok(()));
 }
+
+#[test]
+fn one_scan_finds_non_finite_values_non_counts_and_the_largest() {
+    let s = scan_values(&[0.0, 3.0, 7.0]);
+    assert!(s.finite && s.counts && s.max == 7.0);
+    let s = scan_values(&[0.0, 2.5, 1.0]);
+    assert!(s.finite && !s.counts && s.max == 2.5);
+    assert!(!scan_values(&[1.0, -1.0]).counts);
+    let s = scan_values(&[1.0, f64::NAN, 2.0]);
+    assert!(!s.finite && !s.counts);
+    assert!(!scan_values(&[f64::INFINITY]).finite);
+    assert_eq!(scan_values(&[]).max, f64::NEG_INFINITY);
+}
