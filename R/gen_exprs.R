@@ -152,15 +152,19 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     given <- NULL
     if (!is.null(conditions)) {
         if (!is.null(labels)) .abort("Give either {.arg labels} or {.arg conditions}, not both.")
-        given <- .given_conditions(cs, conditions, num_samples, missing(num_samples))
+        rows <- .given_conditions(cs, conditions, num_samples, missing(num_samples))
+        # refused before the rows are repeated into one per generated cell
+        .check_gen_memory(spec, sum(rows$n), counts_model, prep$x_train)
+        given <- rows$conditions[rep(seq_len(nrow(rows$conditions)), rows$n), , drop = FALSE]
+        rownames(given) <- NULL
         gen_class <- if (K) as.integer(given[[names(cs$labels)[1]]]) else NULL
         num_samples <- nrow(given)
     } else {
         sizes <- .class_sizes(spec, labels, num_samples, missing(num_samples), codes, pool)
         num_samples <- sum(sizes)
+        .check_gen_memory(spec, num_samples, counts_model, prep$x_train)
         gen_class <- if (K) rep(seq_len(K), sizes) else NULL
     }
-    .check_gen_memory(spec, num_samples, counts_model, prep$x_train)
 
     # the weights cross into the core once, for encoding and decoding
     handle <- .eg_model_new(x$model, num.threads)
@@ -263,8 +267,8 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     function(d) design(d) %*% beta
 }
 
-# gen_exprs(conditions =): the conditions of every generated cell, each row of
-# `conditions` repeated `n` times, checked against the model.
+# gen_exprs(conditions =): list(conditions = its rows checked against the model, n =
+# how many cells of each).
 .given_conditions <- function(cs, conditions, num_samples, no_num, call = rlang::caller_env()) {
     if (!.has_conditions(cs)) .abort("{.arg conditions} needs a conditional model (fitted with labels or covariates).", call = call)
     if (methods::is(conditions, "DataFrame")) conditions <- as.data.frame(conditions, optional = TRUE)
@@ -288,9 +292,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
         .abort("{.arg num_samples} ({num_samples}) differs from the sum of {.arg conditions}{.code $n} ({sum(n)}).", call = call)
     }
     rows <- .check_conditions(cs, conditions[setdiff(names(conditions), "n")], nrow(conditions), "conditions", call)
-    out <- rows[rep(seq_len(nrow(rows)), n), , drop = FALSE]
-    rownames(out) <- NULL
-    out
+    list(conditions = rows, n = n)
 }
 
 # Indices of the training cells latent = "posterior" draws around.

@@ -202,3 +202,15 @@ test_that("counterfactual cells (type A in batch b2, never seen) sit where held-
     type_genes <- function(m) colMeans(norm(m)[, 1:30])
     expect_lt(max(abs(type_genes(cf$x_gen) - type_genes(d$x[held, ]))), 0.35)
 })
+
+test_that("gen_exprs(conditions =) refuses a request too large for memory before building it", {
+    d <- simulate_batches(n_per = 20)
+    fit <- fit_vae(x_train = d$x, y_train = data.frame(type = d$type, batch = d$batch), likelihood = "nb",
+                   epochs = 1, batch_size = 32, verbose = FALSE, seed = 1)
+    t <- system.time(err <- tryCatch(
+        withr::with_options(list(exprsgen.memory_limit = 1e8),
+                            gen_exprs(fit, conditions = data.frame(type = "A", batch = "b2", n = 2e9))),
+        error = function(e) e))[["elapsed"]]
+    expect_s3_class(err, "exprsgen_error_memory")
+    expect_lt(t, 5)
+})

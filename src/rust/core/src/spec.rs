@@ -312,11 +312,12 @@ impl ModelSpec {
         if self.likelihood.is_count() != matches!(data.transform, Transform::Counts { .. }) {
             return Err(Error::invalid("likelihood", "does not match the data transform (counts vs min-max)"));
         }
-        if data.n_classes == 0 && self.n_classes > 0 {
+        let width = data.conditions.width();
+        if width == 0 && self.n_classes > 0 {
             return Err(Error::invalid("labels", "are needed by a conditional model"));
         }
-        if data.n_classes != self.n_classes {
-            return Err(Error::LengthMismatch { field: "conditions", got: data.n_classes, expected: self.n_classes });
+        if width != self.n_classes {
+            return Err(Error::LengthMismatch { field: "conditions", got: width, expected: self.n_classes });
         }
         if data.n_cells() == 0 {
             return Err(Error::invalid("x", "has no cells"));

@@ -37,8 +37,6 @@ pub struct Dataset<'a> {
     pub source: Source<'a>,
     pub transform: Transform,
     pub conditions: Conditions,
-    /// Width of a condition row (`conditions.width()`).
-    pub n_classes: usize,
 }
 
 impl<'a> Dataset<'a> {
@@ -60,8 +58,7 @@ impl<'a> Dataset<'a> {
                 return Err(Error::LengthMismatch { field: "labels", got: n, expected: source.n_cells() });
             }
         }
-        let n_classes = conditions.width();
-        Ok(Dataset { source, transform, conditions, n_classes })
+        Ok(Dataset { source, transform, conditions })
     }
 
     pub fn n_cells(&self) -> usize {
@@ -74,7 +71,7 @@ impl<'a> Dataset<'a> {
 
     /// Width of one input row: genes followed by the condition row.
     pub fn width(&self) -> usize {
-        self.source.n_genes() + self.n_classes
+        self.source.n_genes() + self.conditions.width()
     }
 
     /// Gather the rows of `cells` into `batch`. Fails on a non-finite value, and for
@@ -204,15 +201,16 @@ impl<'a> Dataset<'a> {
         if !counts {
             batch.log_library.clear();
         }
-        if self.n_classes > 0 {
+        let k = w - g;
+        if k > 0 {
             for r in 0..n {
-                batch.input[r * w + g..(r + 1) * w].copy_from_slice(&batch.condition[r * self.n_classes..(r + 1) * self.n_classes]);
+                batch.input[r * w + g..(r + 1) * w].copy_from_slice(&batch.condition[r * k..(r + 1) * k]);
             }
         }
         Ok(())
     }
 
-    /// The condition rows of `cells` (`cells.len() × n_classes`).
+    /// The condition rows of `cells` (`cells.len() × conditions.width()`).
     pub fn conditions(&self, cells: &[usize]) -> Result<Vec<f32>> {
         self.conditions.rows(cells)
     }
