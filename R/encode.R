@@ -53,7 +53,8 @@ encode <- function(fit, newdata = NULL, labels = NULL, samples = FALSE, assay.ty
     codes <- cells$codes
     sce <- if (!is.null(name)) newdata
     handle <- .eg_model_new(fit$model, fit$params$num.threads %||% 1L)
-    enc <- .encode_cells(handle, list(x_train = x, transform = prep$transform), codes)
+    enc <- if (is.null(newdata)) .training_latent(fit, handle, prep)
+           else .encode_cells(handle, list(x_train = x, transform = prep$transform), codes)
     z <- enc$mean
     if (samples) z <- z + exp(0.5 * enc$log_var) * matrix(stats::rnorm(length(z)), nrow(z))
     dimnames(z) <- list(colnames(x), paste("latent", seq_len(spec$latent_dim)))

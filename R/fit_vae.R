@@ -187,6 +187,10 @@
 #'   \item{`params`}{The training settings, the seed, the epochs run, why
 #'     training stopped, and `epoch_seconds`: wall and process-CPU seconds of
 #'     each epoch's training pass.}
+#'   \item{`latent`}{The training cells' latent means and log-variances under
+#'     the trained encoder (`mean`, `log_var`: cells x latent matrices),
+#'     computed once after training; [gen_exprs()] draws around them and
+#'     [encode()] returns them, without encoding the training cells again.}
 #' }
 #' @seealso [gen_exprs()] to generate cells, [plot_vae()], [plot_aug()].
 #' @examples
@@ -309,7 +313,10 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
                    num.threads = num.threads, stop_reason = run$stop_reason,
                    best_epoch = run$best_epoch, seconds = run$seconds,
                    epoch_seconds = run$epoch_seconds)
-    structure(list(model = model, preprocessing = prep, history = run$history, params = params),
+    # The training cells' latent codes, once: gen_exprs() and encode() draw around them
+    latent <- .encode_training(model, prep, num.threads)
+    structure(list(model = model, preprocessing = prep, history = run$history, params = params,
+                   latent = latent),
               class = "exprsgen_fit")
 }
 

@@ -62,9 +62,9 @@
 #'   levels, missing columns and covariates outside their training range are
 #'   errors. Not with `labels`.
 #'
-#' @param num.threads Integer scalar: threads of the Rust core for encoding the
-#'   training cells and decoding and drawing the generated ones (default: the
-#'   fit's `num.threads`). Each generated cell draws from a random number
+#' @param num.threads Integer scalar: threads of the Rust core for decoding
+#'   and drawing the generated cells (default: the fit's `num.threads`). The
+#'   training cells' latent codes are those [fit_vae()] kept in the fit. Each generated cell draws from a random number
 #'   generator of its own, so the cells do not depend on it.
 #'
 #' @section Several conditions:
@@ -168,7 +168,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
 
     # the weights cross into the core once, for encoding and decoding
     handle <- .eg_model_new(x$model, num.threads)
-    enc <- .encode_cells(handle, prep, .condition_columns(cs, conds_train))
+    enc <- .training_latent(x, handle, prep)
     latent_vector <- enc$mean
     dimnames(latent_vector) <- list(train_cells, paste("latent", seq_len(spec$latent_dim)))
     library_sizes <- if (counts_model) prep$library_size %||% .col_sums(prep$x_train)
@@ -442,8 +442,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     prep <- .upgrade_preprocessing(fit$preprocessing)
     codes <- .condition_columns(.conditions_spec(spec, prep), .train_conditions(prep))
     handle <- .eg_model_new(fit$model)
-    enc <- .encode_cells(handle, prep, codes)
-    .eg_decode(handle, enc$mean, codes, prep$minmax, cells_in_rows = TRUE)
+    .eg_decode(handle, .training_latent(fit, handle, prep)$mean, codes, prep$minmax, cells_in_rows = TRUE)
 }
 
 #' @method print exprsgen_gen

@@ -114,6 +114,12 @@
             all(vapply(cs$covariates$name, covariate_ok, logical(1)))
         if (!ok) bad("its training cells' conditions do not match the model's")
     }
+    if (!is.null(x$latent)) {
+        lat_ok <- function(m) is.matrix(m) && is.double(m) && identical(dim(m), c(n_cells, as.integer(s$latent_dim))) && all(is.finite(m))
+        if (!is.list(x$latent) || !lat_ok(x$latent$mean) || !lat_ok(x$latent$log_var)) {
+            bad("its {.code $latent} does not hold the training cells' latent codes")
+        }
+    }
     if (!is.data.frame(x$history)) bad("its {.code $history} is not a data frame")
     if (!is.list(x$params)) bad("its {.code $params} is not a list")
     invisible(x)
@@ -157,4 +163,18 @@
         }
     }
     invisible(x)
+}
+
+# The training cells' latent means and log-variances (cells x latent matrices) under
+# `model`, encoded by the core (`threads`, or an open `handle`).
+.encode_training <- function(model, prep, threads = 1L, handle = .eg_model_new(model, threads)) {
+    cs <- .conditions_spec(model$spec, prep)
+    enc <- .encode_cells(handle, prep, .condition_columns(cs, .train_conditions(prep)))
+    list(mean = enc$mean, log_var = enc$log_var)
+}
+
+# The training cells' codes of a fit: those fit_vae() kept (`$latent`), or, for a fit
+# saved by a version that did not keep them, encoded now.
+.training_latent <- function(x, handle, prep = .upgrade_preprocessing(x$preprocessing)) {
+    x$latent %||% .encode_training(x$model, prep, handle = handle)
 }

@@ -16,6 +16,26 @@ local({
         expect_equal(z, gen$latent_vector)
     })
 
+    test_that("the fit keeps the training cells' codes; a fit without them is encoded again, to the same codes", {
+        expect_identical(dim(fit$latent$mean), c(90L, fit$model$spec$latent_dim))
+        expect_identical(dim(fit$latent$log_var), dim(fit$latent$mean))
+        old <- fit
+        old$latent <- NULL  # as saved by a version that did not keep them
+        expect_identical(encode(old), encode(fit))
+        set.seed(5)
+        a <- gen_exprs(fit, 30)
+        set.seed(5)
+        b <- gen_exprs(old, 30)
+        expect_identical(a$latent_vector, b$latent_vector)
+        expect_identical(a$x_gen, b$x_gen)
+        bad <- fit
+        bad$latent$mean <- bad$latent$mean[-1, ]
+        expect_error(gen_exprs(bad, 5), "latent", class = "exprsgen_error")
+        bad <- fit
+        bad$latent$log_var[2, 1] <- NaN
+        expect_error(encode(bad), "latent", class = "exprsgen_error")
+    })
+
     test_that("new cells: genes matched by name, labels given, the same codes for the same cells", {
         z <- encode(fit)
         new <- x[1:20, rev(seq_len(ncol(x)))]  # genes in another order, plus an extra gene

@@ -5,7 +5,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use exprsgen_core::buffers::zeros;
-use exprsgen_core::{check_compressed, scan_values, vocabulary, Dataset, Error, Model, Pass, Trainer, Transform};
+use exprsgen_core::{check_compressed, scan_values, vocabulary, Dataset, Error, Model, Pass, SparseCounts, Trainer, Transform};
 use extendr_api::prelude::*;
 
 use crate::convert::*;
@@ -351,8 +351,13 @@ pub fn eg_model_decode_counts(model: Robj, z: Robj, labels: Robj, log_library: R
             .ok_or(Error::InvalidParameter { field: "seed", rule: "must be a non-negative number".into() })?;
         with_model(&model, |m| {
             let (rows, _) = latent_rows(&z, m.spec().latent_dim)?;
-            let out = m.decode_counts(&rows, &conditions(&labels, m.spec().n_classes, "labels")?, ll, seed as u64)?;
-            named_list(["p", "i", "x"], [Robj::from(out.p), Robj::from(out.i), Robj::from(out.x)])
+            let mut out = m.decode_counts(&rows, &conditions(&labels, m.spec().n_classes, "labels")?, ll, seed as u64)?;
+            let SparseCounts { p, i, .. } = &mut out;
+            let (p, i) = (Robj::from(std::mem::take(p)), Robj::from(std::mem::take(i)));
+            // one pass from the core's u32 counts into R's doubles, then the rare large ones
+            let mut x: Robj = Doubles::from_values(out.x.iter().map(|&v| v as f64)).into();
+            out.patch_large(x.as_real_slice_mut().ok_or_else(|| Error::Internal("a numeric vector for the counts".into()))?);
+            named_list(["p", "i", "x"], [p, i, x])
         })
     })
 }

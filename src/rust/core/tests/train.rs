@@ -221,11 +221,13 @@ fn count_models_learn_and_generate_integer_counts() {
         let mut model = Model::new(&s, &w, 1).unwrap();
         let gen = model.decode_counts(&z, &lab(&[0, 1], 2), &[1000f64.ln(), 1000f64.ln()], 5).unwrap();
         assert_eq!(gen.p.len(), 3);
-        assert!(gen.x.iter().all(|v| *v > 0.0 && v.fract() == 0.0));
+        let mut values = vec![0.0; gen.len()];
+        gen.values_into(&mut values);
+        assert!(values.iter().all(|v| *v > 0.0 && v.fract() == 0.0));
         let cell = |c: usize| {
             let mut d = vec![0.0; g];
             for k in gen.p[c] as usize..gen.p[c + 1] as usize {
-                d[gen.i[k] as usize] = gen.x[k];
+                d[gen.i[k] as usize] = values[k];
             }
             d
         };

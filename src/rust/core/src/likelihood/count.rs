@@ -21,13 +21,14 @@ pub(crate) struct Terms {
     pub d_gene: f64,
 }
 
-/// Buffers of one thread: `e = exp(logit - max)` per gene, and for NB-based families
-/// `mu / theta` and `ln(1 + mu / theta)`.
+/// Buffers of one thread: `e = exp(logit - max)` per gene, for NB-based families
+/// `mu / theta` and `ln(1 + mu / theta)`, and when drawing the probabilities of zero.
 #[derive(Default)]
 pub(crate) struct Scratch {
     pub e: Vec<f64>,
     pub ratio: Vec<f64>,
     pub l1: Vec<f64>,
+    pub p0: Vec<f64>,
     pub log_factorials: LogFactorials,
 }
 
@@ -58,6 +59,20 @@ pub(crate) fn dispersion_ratios(s: &mut Scratch, m: &Means, inv_theta: &[f64]) {
     s.l1.resize(g, 0.0);
     s.ratio.iter_mut().zip(s.e.iter().zip(inv_theta.iter())).for_each(|(q, (&e, &it))| *q = e * m.scale * it);
     crate::simd::log1p_f64_row(&s.ratio, &mut s.l1);
+}
+
+/// Every gene's probability of a zero count, into `s.p0`, for the whole cell at once
+/// (vector loops instead of one `exp` per draw): `(1 + mu / theta)^-theta` for the
+/// negative binomial with per-gene `theta` (after `dispersion_ratios`), `e^-mu` for
+/// the Poisson (`theta` None).
+pub(crate) fn zero_probabilities(s: &mut Scratch, m: &Means, theta: Option<&[f64]>) {
+    let g = s.e.len();
+    s.p0.resize(g, 0.0);
+    match theta {
+        Some(th) => s.p0.iter_mut().zip(th.iter().zip(&s.l1)).for_each(|(p, (&t, &l))| *p = -(t * l)),
+        None => s.p0.iter_mut().zip(&s.e).for_each(|(p, &e)| *p = -(e * m.scale)),
+    }
+    crate::simd::exp_nonpos_f64_row(&mut s.p0);
 }
 
 /// The loss of a cell whose count at gene `j` has the terms `terms(j, x, mu, log_mu)`
@@ -104,17 +119,29 @@ pub(crate) fn cell_loss<const HEAD: bool, const GENE: bool>(
 /// entries of sparse data are zeros); larger ones as a Gamma-Poisson mixture.
 const INVERSION_MAX_MEAN: f64 = 8.0;
 
-/// The negative binomial of a draw: `theta`, `r = mu / theta` and `l1 = ln(1 + r)` (as
-/// `dispersion_ratios` computes them for a whole cell).
+/// The negative binomial of a draw: `theta` and `r = mu / theta` (as
+/// `dispersion_ratios` computes it for a whole cell).
 #[derive(Clone, Copy)]
 pub(crate) struct NbDraw {
     pub theta: f64,
     pub r: f64,
-    pub l1: f64,
 }
 
-/// A draw from NB(mu, theta), or Poisson(mu) when `nb` is None.
-pub(crate) fn draw(rng: &mut StdRng, mu: f64, nb: Option<NbDraw>) -> f64 {
+/// `1 / (k + 1)` for the first steps of the inversion (a product instead of a division).
+const RECIPROCALS: [f64; 32] = {
+    let mut t = [0.0; 32];
+    let mut k = 0;
+    while k < 32 {
+        t[k] = 1.0 / (k + 1) as f64;
+        k += 1;
+    }
+    t
+};
+
+/// A draw from NB(mu, theta), or Poisson(mu) when `nb` is None; `p0` is its
+/// probability of zero (`zero_probabilities`).
+#[inline(always)]
+pub(crate) fn draw(rng: &mut StdRng, mu: f64, p0: f64, nb: Option<NbDraw>) -> f64 {
     if !(mu > 0.0) {
         return 0.0;
     }
@@ -123,21 +150,24 @@ pub(crate) fn draw(rng: &mut StdRng, mu: f64, nb: Option<NbDraw>) -> f64 {
         let u: f64 = rng.random::<f64>();
         // P(0) = (1 + mu / theta)^-theta (NB) or e^-mu (Poisson), and the ratio
         // P(k+1)/P(k) = (k + theta)/(k + 1) * q with q = mu / (theta + mu), or mu/(k + 1)
-        let (mut p, q, th) = match nb {
-            Some(d) if d.theta.is_finite() && d.theta > 0.0 => ((-d.theta * d.l1).exp(), d.r / (1.0 + d.r), d.theta),
-            _ => ((-mu).exp(), 0.0, 0.0),
-        };
+        let nb = nb.filter(|d| d.theta.is_finite() && d.theta > 0.0);
+        let mut p = if nb.is_some() || theta.is_none() { p0 } else { (-mu).exp() };
+        if u < p {
+            return 0.0; // most entries
+        }
+        let (q, th) = nb.map_or((0.0, 0.0), |d| (d.r / (1.0 + d.r), d.theta));
         let mut cum = p;
-        let mut k = 0.0f64;
-        while u >= cum && k < 10_000.0 {
-            p *= if q > 0.0 { (k + th) / (k + 1.0) * q } else { mu / (k + 1.0) };
-            k += 1.0;
+        let mut k = 0usize;
+        while u >= cum && k < 10_000 {
+            let inv = if k < RECIPROCALS.len() { RECIPROCALS[k] } else { 1.0 / (k + 1) as f64 };
+            p *= if q > 0.0 { (k as f64 + th) * q * inv } else { mu * inv };
+            k += 1;
             cum += p;
             if p < 1e-300 {
                 break;
             }
         }
-        return k;
+        return k as f64;
     }
     let lambda = match theta {
         Some(th) if th.is_finite() && th > 0.0 => match Gamma::new(th, mu / th) {
@@ -175,8 +205,9 @@ mod tests {
         let n = 60_000;
         // below and above the inversion threshold, NB and Poisson
         for &(mu, th) in &[(0.3, Some(1.5)), (6.0, Some(0.8)), (20.0, Some(3.0)), (2.0, None), (30.0, None)] {
-            let nb = th.map(|theta: f64| NbDraw { theta, r: mu / theta, l1: (mu / theta).ln_1p() });
-            let xs: Vec<f64> = (0..n).map(|_| draw(&mut rng, mu, nb)).collect();
+            let nb = th.map(|theta: f64| NbDraw { theta, r: mu / theta });
+            let p0 = th.map_or((-mu).exp(), |t: f64| (-t * (mu / t).ln_1p()).exp());
+            let xs: Vec<f64> = (0..n).map(|_| draw(&mut rng, mu, p0, nb)).collect();
             let m = xs.iter().sum::<f64>() / n as f64;
             let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n as f64;
             let want_v = mu + th.map_or(0.0, |t| mu * mu / t);
@@ -189,6 +220,9 @@ mod tests {
                 assert!((zeros - p0).abs() < 0.01, "zeros {zeros} vs {p0}");
             }
         }
-        assert_eq!(draw(&mut rng, 0.0, Some(NbDraw { theta: 1.0, r: 0.0, l1: 0.0 })), 0.0);
+        assert_eq!(draw(&mut rng, 0.0, 1.0, Some(NbDraw { theta: 1.0, r: 0.0 })), 0.0);
+        // an unusable theta falls back to the Poisson
+        let xs: Vec<f64> = (0..n).map(|_| draw(&mut rng, 2.0, f64::NAN, Some(NbDraw { theta: f64::INFINITY, r: 0.0 }))).collect();
+        assert!((xs.iter().sum::<f64>() / n as f64 - 2.0).abs() < 0.05);
     }
 }

@@ -40,10 +40,11 @@ impl GeneTerms {
     }
 }
 
-/// Every gene's [`GeneTerms`] and `1 / theta`.
+/// Every gene's [`GeneTerms`], `theta` and `1 / theta`.
 #[derive(Default)]
 pub(crate) struct Genes {
     pub terms: Vec<GeneTerms>,
+    pub theta: Vec<f64>,
     pub inv_theta: Vec<f64>,
 }
 
@@ -57,8 +58,10 @@ impl Genes {
             self.terms.resize(g, GeneTerms::new(0.0));
         }
         self.inv_theta.resize(g, 0.0);
+        self.theta.resize(g, 0.0);
         const CHUNK: usize = 256;
         let (pg, pi) = (SendPtr(self.terms.as_mut_ptr()), SendPtr(self.inv_theta.as_mut_ptr()));
+        let pt = SendPtr(self.theta.as_mut_ptr());
         team.run(g.div_ceil(CHUNK), &|c| {
             for j in c * CHUNK..((c + 1) * CHUNK).min(g) {
                 let t = GeneTerms::new(log_theta[j] as f64);
@@ -66,6 +69,7 @@ impl Genes {
                 // inside their lengths.
                 unsafe {
                     *pi.get().add(j) = 1.0 / t.theta;
+                    *pt.get().add(j) = t.theta;
                     *pg.get().add(j) = t;
                 }
             }
@@ -101,7 +105,7 @@ pub(crate) fn terms(lf: &LogFactorials, x: f64, mu: f64, log_mu: f64, gene: &Gen
 /// Gene `j`'s negative binomial for a draw, from a cell's `dispersion_ratios`.
 #[inline(always)]
 pub(crate) fn nb_draw(genes: &Genes, s: &Scratch, j: usize) -> count::NbDraw {
-    count::NbDraw { theta: genes.terms[j].theta, r: s.ratio[j], l1: s.l1[j] }
+    count::NbDraw { theta: genes.theta[j], r: s.ratio[j] }
 }
 
 impl Family for Nb {
@@ -129,8 +133,9 @@ impl Family for Nb {
     fn generate(&self, row: &Row<'_>, genes: &Genes, s: &mut Scratch, rng: &mut StdRng, out: &mut [f64]) {
         let m = count::means(row.logits, row.log_library, &mut s.e);
         count::dispersion_ratios(s, &m, &genes.inv_theta);
+        count::zero_probabilities(s, &m, Some(&genes.theta));
         for (j, o) in out.iter_mut().enumerate() {
-            *o = count::draw(rng, s.e[j] * m.scale, Some(nb_draw(genes, s, j)));
+            *o = count::draw(rng, s.e[j] * m.scale, s.p0[j], Some(nb_draw(genes, s, j)));
         }
     }
 

@@ -27,8 +27,9 @@ impl Family for Poisson {
 
     fn generate(&self, row: &Row<'_>, _: &(), s: &mut Scratch, rng: &mut StdRng, out: &mut [f64]) {
         let m = count::means(row.logits, row.log_library, &mut s.e);
-        for (o, &e) in out.iter_mut().zip(&s.e) {
-            *o = count::draw(rng, e * m.scale, None);
+        count::zero_probabilities(s, &m, None);
+        for (o, (&e, &p0)) in out.iter_mut().zip(s.e.iter().zip(&s.p0)) {
+            *o = count::draw(rng, e * m.scale, p0, None);
         }
     }
 

@@ -64,11 +64,12 @@ impl Family for Zinb {
     fn generate(&self, row: &Row<'_>, genes: &Genes, s: &mut Scratch, rng: &mut StdRng, out: &mut [f64]) {
         let m = count::means(row.logits, row.log_library, &mut s.e);
         count::dispersion_ratios(s, &m, &genes.inv_theta);
+        count::zero_probabilities(s, &m, Some(&genes.theta));
         for (j, o) in out.iter_mut().enumerate() {
             *o = if count::dropout(rng, sigmoid(row.heads[0][j] as f64)) {
                 0.0
             } else {
-                count::draw(rng, s.e[j] * m.scale, Some(nb::nb_draw(genes, s, j)))
+                count::draw(rng, s.e[j] * m.scale, s.p0[j], Some(nb::nb_draw(genes, s, j)))
             };
         }
     }

@@ -45,8 +45,9 @@ impl Family for Zip {
 
     fn generate(&self, row: &Row<'_>, _: &(), s: &mut Scratch, rng: &mut StdRng, out: &mut [f64]) {
         let m = count::means(row.logits, row.log_library, &mut s.e);
+        count::zero_probabilities(s, &m, None);
         for (j, (o, &e)) in out.iter_mut().zip(&s.e).enumerate() {
-            *o = if count::dropout(rng, sigmoid(row.heads[0][j] as f64)) { 0.0 } else { count::draw(rng, e * m.scale, None) };
+            *o = if count::dropout(rng, sigmoid(row.heads[0][j] as f64)) { 0.0 } else { count::draw(rng, e * m.scale, s.p0[j], None) };
         }
     }
 
