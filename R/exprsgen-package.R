@@ -8,6 +8,7 @@
 #'
 #' @useDynLib exprsgen, .registration = TRUE
 #' @importFrom rlang .data
+#' @importClassesFrom Matrix dgCMatrix dgRMatrix
 #' @keywords internal
 "_PACKAGE"
 

@@ -249,7 +249,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     # Data.
     prep <- if (is.null(preprocessing)) {
         .prepare_inputs(object, x_train, x_val, y_train, y_val, assay.type, labels,
-                        validation_split, counts, call, covariates)
+                        validation_split, counts, call, covariates, threads = num.threads)
     } else {
         .upgrade_preprocessing(.check_preprocessing(preprocessing, call))
     }
@@ -278,12 +278,14 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
         if (counts) {
             prep$transform <- list(type = "counts", target_sum = 1e4)
         } else {
-            prep$minmax <- if (!.is_delayed(prep$x_train)) {
+            # the genes' ranges found when the data were read (fitted on the training
+            # cells only: found again after a split)
+            prep$minmax <- if (is.null(prep$x_val) && !is.null(prep$scan)) {
+                prep$scan[c("min", "max")]
+            } else if (!.is_delayed(prep$x_train)) {
                 .eg_minmax(prep$x_train)
             } else {
-                # fitted on the training cells only: scan again after a split
-                s <- if (is.null(prep$x_val)) prep$scan else .scan_cells(prep$x_train, "x_train", FALSE, call)
-                s[c("min", "max")]
+                .scan_cells(prep$x_train, "x_train", FALSE, call)[c("min", "max")]
             }
             prep$transform <- c(list(type = "minmax"), prep$minmax)
         }

@@ -36,7 +36,7 @@
 
 # A dense double matrix or a dgCMatrix (never densified), or an error naming `name`.
 # With `counts = TRUE` the values must be non-negative whole numbers.
-.as_expression <- function(x, name, call, counts = FALSE) {
+.as_expression <- function(x, name, call, counts = FALSE, check_dense = TRUE) {
     if (is.data.frame(x)) {
         if (!all(vapply(x, is.numeric, logical(1)))) {
             .abort("{.arg {name}} must be numeric; its data.frame has non-numeric columns.",
@@ -62,11 +62,24 @@
             .abort("{.arg {name}} must be a numeric matrix, not {.cls {class(x)[1]}}.", call = call)
         }
         if (storage.mode(x) != "double") storage.mode(x) <- "double"
+        # a dense x_train is checked in the pass that turns it around (.transpose_cells)
+        if (!check_dense) return(x)
         values <- x
     }
     .check_finite(values, name, call = call)
     if (counts) .check_counts_values(values, name, call)
     x
+}
+
+# A dense cells x genes matrix turned into genes x cells by the core in one pass that
+# also checks its values (as .as_expression) and finds each cell's sum and each
+# gene's range: list(x, library_size, min, max). R's t(), colSums() and checks were
+# four passes over the data, longer than an epoch.
+.transpose_cells <- function(x, name, counts, call, dimnames = NULL, threads = 1L) {
+    tr <- .core(.Call(wrap__eg_transpose_scan, x, dimnames, as.integer(threads)))
+    .check_scanned(tr$scan, name, counts, call)
+    tr$scan <- NULL
+    tr
 }
 
 # Counts for a count likelihood: non-negative whole numbers up to .max_count (beyond
@@ -75,12 +88,23 @@
 .max_count <- 1e9
 .check_counts_values <- function(values, name, call) {
     scan <- if (is.double(values)) .scan_values(values) else c(1, all(values >= 0 & values == round(values)), max(values, -Inf))
+    .check_scanned(scan, name, TRUE, call, finite = FALSE)
+}
+
+# The errors a scan c(finite, counts, max) of `name`'s values calls for: values that
+# are not finite (with `finite`), and for a count likelihood values that are not
+# counts or too large.
+.check_scanned <- function(scan, name, counts, call, finite = TRUE) {
+    if (finite && scan[[1]] != 1) {
+        .abort("{.arg {name}} contains NA, NaN or infinite values.", call = call)
+    }
+    if (!counts) return(invisible())
     if (scan[[2]] != 1) {
         .abort(c("{.arg {name}} must hold counts (non-negative whole numbers) for a count likelihood.",
                  i = "Use a likelihood that is not a count model (e.g. {.code likelihood = \"bce\"}) for other values."),
                call = call)
     }
-    if (length(values) && scan[[3]] > .max_count) {
+    if (scan[[3]] > .max_count) {
         largest <- scan[[3]]
         .abort(c("{.arg {name}} holds counts up to {format(largest)}; count likelihoods take counts up to {format(.max_count)}.",
                  i = "Counts that large are not UMI or read counts of one gene in one cell; scale them or use {.code likelihood = \"mse\"}."),
@@ -113,13 +137,13 @@
 # x cells; `conditions` a data.frame of every label and covariate (NULL without), and
 # y_train its first label (the primary one, NULL without labels).
 .prepare_inputs <- function(object, x_train, x_val, y_train, y_val, assay.type, labels,
-                            validation_split, counts, call, covariates = NULL) {
+                            validation_split, counts, call, covariates = NULL, threads = 1L) {
     p <- if (!is.null(object)) {
         if (!is.null(x_train)) .abort("Give either {.arg object} or {.arg x_train}, not both.", call = call)
         .prepare_object(.from_seurat(object, assay.type, "object", call), assay.type, labels, counts, call,
                         covariates)
     } else {
-        .prepare_matrix(x_train, y_train, counts, call, covariates)
+        .prepare_matrix(x_train, y_train, counts, call, covariates, threads)
     }
     if (!is.null(x_val)) {
         if (!is.null(object)) .abort("{.arg x_val} is for {.arg x_train}; with {.arg object} use {.arg validation_split}.", call = call)
@@ -176,22 +200,31 @@
 }
 
 # VAExprs's x_train (cells x genes), turned into genes x cells (see the top of this file).
-.prepare_matrix <- function(x_train, y_train, counts, call, covariates = NULL) {
+.prepare_matrix <- function(x_train, y_train, counts, call, covariates = NULL, threads = 1L) {
     if (is.null(x_train)) {
         .abort("Give the training data as {.arg x_train} (cells x genes) or {.arg object}.", call = call)
     }
-    x <- .as_expression(x_train, "x_train", call, counts = counts)
+    x <- .as_expression(x_train, "x_train", call, counts = counts, check_dense = FALSE)
     if (nrow(x) == 0L || ncol(x) == 0L) {
         .abort("{.arg x_train} has {nrow(x)} cell{?s} (rows) and {ncol(x)} gene{?s} (columns); it needs at least one of each.",
                call = call)
     }
+    genes_named <- !is.null(colnames(x))
+    names <- list(colnames(x) %||% paste0("gene", seq_len(ncol(x))),
+                  rownames(x) %||% paste0("cell", seq_len(nrow(x))))
+    dense <- is.matrix(x)
+    scan <- if (dense) .transpose_cells(x, "x_train", counts, call, names, threads)
     table <- if (is.data.frame(y_train) || methods::is(y_train, "DataFrame")) y_train
     conds <- .gather_conditions(y_train, covariates, table, nrow(x), "y_train", call)
-    genes_named <- !is.null(colnames(x))
-    if (is.null(colnames(x))) colnames(x) <- paste0("gene", seq_len(ncol(x)))
-    if (is.null(rownames(x))) rownames(x) <- paste0("cell", seq_len(nrow(x)))
-    x <- .genes_by_cells(x)
-    scan <- if (.is_delayed(x)) .scan_cells(x, "x_train", counts, call)
+    if (dense) {
+        x <- scan$x
+        scan$x <- NULL
+    } else {
+        if (is.null(colnames(x))) colnames(x) <- names[[1]]
+        if (is.null(rownames(x))) rownames(x) <- names[[2]]
+        x <- .genes_by_cells(x)
+        if (.is_delayed(x)) scan <- .scan_cells(x, "x_train", counts, call)
+    }
     lib <- if (counts) (if (is.null(scan)) .col_sums(x) else scan$library_size)
     if (counts && any(lib <= 0)) {
         .abort("{.arg x_train} has cells (rows) without any counts; remove them first.", call = call)

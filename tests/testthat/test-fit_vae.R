@@ -206,3 +206,38 @@ test_that("R's own arithmetic keeps subnormal numbers after training and generat
     expect_gt(tiny * one, 0)
     expect_identical(tiny * one, tiny)
 })
+
+test_that("a dense x_train is turned around, checked and summed in one pass, as t(), colSums() and the ranges", {
+    set.seed(11)
+    # cells beyond one tile of the core (1,024) on two threads, named and unnamed
+    x <- matrix(rpois(2100 * 7, 2), 2100, 7)
+    x[6, ] <- c(5e8, rep(1, 6))  # a large count summed exactly
+    for (threads in 1:2) {
+        p <- exprsgen:::.prepare_matrix(x, NULL, TRUE, rlang::current_env(), threads = threads)
+        want <- t(x)
+        storage.mode(want) <- "double"
+        dimnames(want) <- list(paste0("gene", 1:7), paste0("cell", 1:2100))
+        expect_identical(p$x_train, want)
+        expect_identical(p$library_size, rowSums(x))
+        expect_identical(p$scan$min, apply(x, 2, min) + 0)
+        expect_identical(p$scan$max, apply(x, 2, max) + 0)
+    }
+    named <- x
+    dimnames(named) <- list(paste0("c", 1:2100), paste0("g", 1:7))
+    p <- exprsgen:::.prepare_matrix(named, NULL, FALSE, rlang::current_env())
+    expect_identical(dimnames(p$x_train), rev(dimnames(named)))
+    expect_identical(dimnames(named), list(paste0("c", 1:2100), paste0("g", 1:7)))  # the user's matrix untouched
+    # the checks of the pass: the first bad value anywhere
+    bad <- x + 0
+    bad[2100, 7] <- 0.5
+    expect_error(fit_vae(x_train = bad, likelihood = "nb", epochs = 1, batch_size = 64, verbose = FALSE), "x_train.*counts", class = "exprsgen_error")
+    bad[1, 1] <- NA
+    expect_error(fit_vae(x_train = bad, epochs = 1, batch_size = 64, verbose = FALSE), "x_train.*NA", class = "exprsgen_error")
+    bad <- x + 0
+    bad[3, 2] <- 2e9
+    expect_error(fit_vae(x_train = bad, likelihood = "nb", epochs = 1, batch_size = 64, verbose = FALSE), "x_train.*up to", class = "exprsgen_error")
+    # a bce fit's gene ranges are those of the cells
+    f <- fit_vae(x_train = log1p(x[1:300, ]), epochs = 1, batch_size = 64, verbose = FALSE)
+    expect_identical(f$preprocessing$minmax$min, unname(apply(log1p(x[1:300, ]), 2, min)))
+    expect_identical(f$preprocessing$minmax$max, unname(apply(log1p(x[1:300, ]), 2, max)))
+})

@@ -5,7 +5,9 @@ use std::sync::Once;
 use std::time::Duration;
 
 use exprsgen_core::buffers::zeros;
-use exprsgen_core::{check_compressed, scan_values, vocabulary, Dataset, Error, Model, Pass, SparseCounts, Trainer, Transform};
+use exprsgen_core::{
+    check_compressed, scan_values, transpose_scan, vocabulary, Dataset, Error, Model, Pass, SparseCounts, Trainer, Transform,
+};
 use extendr_api::prelude::*;
 
 use crate::convert::*;
@@ -429,6 +431,41 @@ pub fn eg_scan_values(values: Robj) -> Robj {
     })
 }
 
+/// A dense cells x genes matrix `x` (as users hold it) as genes x cells, scanned in the
+/// same pass (`transpose_scan`, on `threads` threads). Returns `list(x, scan = c(finite, counts, max),
+/// library_size, min, max)`: the new matrix (with `dimnames`, a list of genes and cells), whether all values are
+/// finite and all are counts, the largest value, each cell's sum and each gene's range.
+#[extendr]
+pub fn eg_transpose_scan(x: Robj, dimnames: Robj, threads: Robj) -> Robj {
+    guard(|| {
+        let values = x.as_real_slice().ok_or(Error::InvalidParameter { field: "x", rule: "must be a double matrix".into() })?;
+        let dim = x.get_attrib("dim").and_then(|d| d.as_integer_slice().map(<[i32]>::to_vec));
+        let (n_cells, n_genes) = match dim.as_deref() {
+            Some(&[r, c]) if r >= 0 && c >= 0 => (r as usize, c as usize),
+            _ => return Err(Error::InvalidParameter { field: "x", rule: "must be a matrix".into() }),
+        };
+        let mut out = Robj::alloc_vector(extendr_api::rtype_to_sxp(Rtype::Doubles), values.len());
+        let dest = out.as_real_slice_mut().ok_or_else(|| Error::Internal("a numeric matrix for the cells".into()))?;
+        let scan = transpose_scan(values, n_cells, n_genes, dest, usize_of(&threads, "num.threads")?)?;
+        out.set_attrib("dim", [n_genes as i32, n_cells as i32]).map_err(|e| Error::Internal(format!("{e}")))?;
+        // set here: in R, the list holding the matrix would make `dimnames<-` copy it
+        if !dimnames.is_null() {
+            out.set_attrib("dimnames", dimnames).map_err(|e| Error::Internal(format!("{e}")))?;
+        }
+        let v = scan.values;
+        named_list(
+            ["x", "scan", "library_size", "min", "max"],
+            [
+                out,
+                Robj::from(vec![v.finite as i32 as f64, v.counts as i32 as f64, v.max]),
+                Robj::from(scan.cell_sums),
+                Robj::from(scan.gene_min),
+                Robj::from(scan.gene_max),
+            ],
+        )
+    })
+}
+
 /// For the tests: what becomes of a failure inside `guard`. `what = "panic"` panics in
 /// the core's place; `"alloc"` asks for a vector no machine can hold (4 EB) and returns
 /// the `OutOfMemory` error; `"ok"` returns TRUE. Each must come back to R as a value
@@ -465,5 +502,6 @@ extendr_module! {
     fn eg_model_decode_means;
     fn eg_check_compressed;
     fn eg_scan_values;
+    fn eg_transpose_scan;
     fn eg_panic_probe;
 }

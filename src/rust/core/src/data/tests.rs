@@ -1,3 +1,4 @@
+use super::view::TILE_CELLS;
 use super::*;
 use crate::error::Error;
 
@@ -169,4 +170,52 @@ fn one_scan_finds_non_finite_values_non_counts_and_the_largest() {
     assert!(!s.finite && !s.counts);
     assert!(!scan_values(&[f64::INFINITY]).finite);
     assert_eq!(scan_values(&[]).max, f64::NEG_INFINITY);
+}
+
+#[test]
+fn counts_are_told_from_fractions_at_every_size() {
+    for v in [0.0, 1.0, 2.0, 1e6, 4_503_599_627_370_495.0, 4_503_599_627_370_496.0, 1e300] {
+        assert!(scan_values(&[v]).counts, "{v}");
+    }
+    for v in [0.5, 1.0 + f64::EPSILON, 4_503_599_627_370_495.5, 1e-300, -1.0, -0.5] {
+        assert!(!scan_values(&[v]).counts, "{v}");
+    }
+}
+
+#[test]
+fn transpose_scan_is_t_colsums_and_the_checks_in_one_pass() {
+    // sizes that are not multiples of the tile
+    let (n, g) = (150, 70);
+    let x: Vec<f64> = (0..n * g).map(|k| ((k * 7919) % 13) as f64).collect();
+    let mut out = vec![0.0; n * g];
+    let s = transpose_scan(&x, n, g, &mut out, 1).unwrap();
+    for c in 0..n {
+        for j in 0..g {
+            assert_eq!(out[c * g + j], x[j * n + c]);
+        }
+        let sum: f64 = (0..g).map(|j| x[j * n + c]).sum();
+        assert_eq!(s.cell_sums[c], sum);
+    }
+    for j in 0..g {
+        let col = &x[j * n..(j + 1) * n];
+        assert_eq!(s.gene_min[j], col.iter().cloned().fold(f64::INFINITY, f64::min));
+        assert_eq!(s.gene_max[j], col.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+    }
+    assert_eq!(s.values, scan_values(&x));
+    // the same on several threads, with cells beyond one tile each
+    let (n2, g2) = (2 * TILE_CELLS + 37, 5);
+    let x2: Vec<f64> = (0..n2 * g2).map(|k| ((k * 31) % 11) as f64 - 0.5 * (k == 4000) as u8 as f64).collect();
+    let mut o1 = vec![0.0; n2 * g2];
+    let mut o3 = vec![0.0; n2 * g2];
+    let s1 = transpose_scan(&x2, n2, g2, &mut o1, 1).unwrap();
+    assert_eq!(s1, transpose_scan(&x2, n2, g2, &mut o3, 3).unwrap());
+    assert_eq!(o1, o3);
+    assert!(s1.values.finite && !s1.values.counts);
+    let mut y = x.clone();
+    y[777] = 0.5;
+    assert_eq!(transpose_scan(&y, n, g, &mut out, 2).unwrap().values, scan_values(&y));
+    y[778] = f64::NAN;
+    let v = transpose_scan(&y, n, g, &mut out, 2).unwrap().values;
+    assert!(!v.finite && !v.counts);
+    assert!(transpose_scan(&x, n, g, &mut out[1..], 1).is_err());
 }

@@ -6,6 +6,7 @@
 //! genes × cells dgCMatrix stores each cell as one slice of its CSC slots. None is
 //! copied, densified or transposed: minibatches are gathered from them.
 
+use crate::buffers::{from_fn, zeros};
 use crate::error::{Error, Result};
 
 /// How cells lie in the borrowed column-major buffer.
@@ -132,6 +133,15 @@ pub struct ValueScan {
     pub max: f64,
 }
 
+/// Whether `v` is a count (a non-negative whole number), without a call to `trunc`
+/// (baseline x86-64 has no rounding instruction): below 2^52, adding and subtracting
+/// 2^52 rounds to a whole number; from 2^52 on every double is whole.
+#[inline(always)]
+fn is_count(v: f64) -> bool {
+    const TWO52: f64 = 4_503_599_627_370_496.0;
+    v >= 0.0 && (v >= TWO52 || (v + TWO52) - TWO52 == v)
+}
+
 /// Scans `values` once (R's checks made several passes and logical vectors as long as
 /// the data, seconds at 40 million values).
 pub fn scan_values(values: &[f64]) -> ValueScan {
@@ -139,7 +149,7 @@ pub fn scan_values(values: &[f64]) -> ValueScan {
     for chunk in values.chunks(1 << 14) {
         for &v in chunk {
             finite &= v.is_finite();
-            counts &= v >= 0.0 && v == v.trunc();
+            counts &= is_count(v);
             max = max.max(v);
         }
         if !finite {
@@ -147,6 +157,150 @@ pub fn scan_values(values: &[f64]) -> ValueScan {
         }
     }
     ValueScan { finite, counts: finite && counts, max }
+}
+
+/// What `transpose_scan` finds besides the `ValueScan`: each cell's sum (library
+/// size) and each gene's range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseScan {
+    pub values: ValueScan,
+    pub cell_sums: Vec<f64>,
+    pub gene_min: Vec<f64>,
+    pub gene_max: Vec<f64>,
+}
+
+/// Cells and genes per tile of `transpose_scan`: runs of 1024 cells (8 KiB) read from
+/// each gene, so that the hardware prefetchers keep up, and a tile of 128 KiB that
+/// stays in the second-level cache while it is read by genes and written by cells.
+pub(crate) const TILE_CELLS: usize = 1024;
+const TILE_GENES: usize = 8;
+
+/// Whether the values of `col` are all finite and all counts, and their range folded
+/// into `lo` and `hi`: four lanes of comparisons without branches, so that the loop
+/// vectorises (one branch per value took most of `transpose_scan`'s time).
+#[inline(always)]
+fn column_scan(col: &[f64], lo: &mut f64, hi: &mut f64) -> (bool, bool) {
+    const TWO52: f64 = 4_503_599_627_370_496.0;
+    let (mut l, mut h) = ([*lo; 4], [*hi; 4]);
+    let (mut finite, mut counts) = ([true; 4], [true; 4]);
+    let mut chunks = col.chunks_exact(4);
+    for c in &mut chunks {
+        for i in 0..4 {
+            let v = c[i];
+            l[i] = if v < l[i] { v } else { l[i] };
+            h[i] = if v > h[i] { v } else { h[i] };
+            finite[i] &= (v - v) == 0.0;
+            let a = v.abs().min(TWO52);
+            counts[i] &= (v >= 0.0) & ((a + TWO52) - TWO52 == a);
+        }
+    }
+    for &v in chunks.remainder() {
+        l[0] = if v < l[0] { v } else { l[0] };
+        h[0] = if v > h[0] { v } else { h[0] };
+        finite[0] &= v.is_finite();
+        counts[0] &= is_count(v);
+    }
+    *lo = l.iter().fold(f64::INFINITY, |a, &b| a.min(b));
+    *hi = h.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    let finite = finite.iter().all(|&f| f);
+    (finite, finite && counts.iter().all(|&c| c))
+}
+
+/// An R matrix of cells in rows (`x`: `n_cells x n_genes`, column-major, as the user
+/// holds it) turned into genes x cells (`out`, one cell contiguous: what minibatches
+/// are gathered from) in one pass of tiles that also scans it: finiteness, counts,
+/// the largest value, every cell's sum and every gene's range. R's `t()`, `colSums()`
+/// and the checks were four passes over the data and took longer than an epoch.
+/// `threads` threads take contiguous ranges of cells. Cell sums add the genes in order
+/// (exact for counts below 2^53); the results do not depend on `threads`.
+pub fn transpose_scan(x: &[f64], n_cells: usize, n_genes: usize, out: &mut [f64], threads: usize) -> Result<DenseScan> {
+    let len = n_cells.checked_mul(n_genes).ok_or(Error::invalid("x", "has too many values"))?;
+    if x.len() != len || out.len() != len {
+        return Err(Error::LengthMismatch { field: "x", got: x.len().min(out.len()), expected: len });
+    }
+    let mut cell_sums = zeros(n_cells, "the library sizes")?;
+    // ranges of whole tiles, one per thread
+    let tiles = n_cells.div_ceil(TILE_CELLS).max(1);
+    let threads = threads.clamp(1, tiles);
+    let per = tiles.div_ceil(threads) * TILE_CELLS;
+    let mut parts = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let lo = from_fn(n_genes, "the genes' ranges", |_| f64::INFINITY)?;
+        let hi = from_fn(n_genes, "the genes' ranges", |_| f64::NEG_INFINITY)?;
+        parts.push((lo, hi, true, true));
+    }
+    std::thread::scope(|scope| {
+        let (mut sums_left, mut out_left) = (&mut cell_sums[..], &mut out[..]);
+        let mut start = 0;
+        for part in parts.iter_mut() {
+            let m = per.min(n_cells - start);
+            let (sums, rest) = std::mem::take(&mut sums_left).split_at_mut(m);
+            sums_left = rest;
+            let (dest, rest) = std::mem::take(&mut out_left).split_at_mut(m * n_genes);
+            out_left = rest;
+            let first = start;
+            scope.spawn(move || {
+                let (lo, hi, finite, counts) = part;
+                let (f, c) = transpose_cells(x, n_cells, n_genes, first, dest, sums, lo, hi);
+                *finite = f;
+                *counts = c;
+            });
+            start += m;
+        }
+    });
+    let (mut gene_min, mut gene_max, mut finite, mut counts) = parts.remove(0);
+    for (lo, hi, f, c) in parts {
+        gene_min.iter_mut().zip(&lo).for_each(|(a, &b)| *a = a.min(b));
+        gene_max.iter_mut().zip(&hi).for_each(|(a, &b)| *a = a.max(b));
+        finite &= f;
+        counts &= c;
+    }
+    let max = gene_max.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    Ok(DenseScan { values: ValueScan { finite, counts: finite && counts, max }, cell_sums, gene_min, gene_max })
+}
+
+/// `transpose_scan` of the cells `first..first + sums.len()` into `out` (their columns),
+/// with their sums, the genes' ranges over them folded into `lo` and `hi`; returns
+/// whether all values were finite and all counts.
+#[allow(clippy::too_many_arguments)]
+fn transpose_cells(
+    x: &[f64],
+    n_cells: usize,
+    n_genes: usize,
+    first: usize,
+    out: &mut [f64],
+    sums: &mut [f64],
+    lo: &mut [f64],
+    hi: &mut [f64],
+) -> (bool, bool) {
+    let (mut finite, mut counts) = (true, true);
+    // a tile is read gene by gene (contiguous in `x`), then written cell by cell
+    // (contiguous in `out`) while it is in the caches
+    for t0 in (0..sums.len()).step_by(TILE_CELLS) {
+        let nc = TILE_CELLS.min(sums.len() - t0);
+        let c0 = first + t0;
+        let tile_sums = &mut sums[t0..t0 + nc];
+        for g0 in (0..n_genes).step_by(TILE_GENES) {
+            let ng = TILE_GENES.min(n_genes - g0);
+            for g in g0..g0 + ng {
+                let col = &x[g * n_cells + c0..g * n_cells + c0 + nc];
+                for (s, &v) in tile_sums.iter_mut().zip(col) {
+                    *s += v;
+                }
+                let (f, c) = column_scan(col, &mut lo[g], &mut hi[g]);
+                finite &= f;
+                counts &= c;
+            }
+            // the tile's columns were just read: written cell by cell from the caches
+            for c in 0..nc {
+                let dest = &mut out[(t0 + c) * n_genes + g0..(t0 + c) * n_genes + g0 + ng];
+                for (k, d) in dest.iter_mut().enumerate() {
+                    *d = x[(g0 + k) * n_cells + c0 + c];
+                }
+            }
+        }
+    }
+    (finite, counts)
 }
 
 /// Cells of an expression matrix, dense or sparse.
