@@ -189,7 +189,7 @@ fn column_scan(col: &[f64], lo: &mut f64, hi: &mut f64) -> (bool, bool) {
             let v = c[i];
             l[i] = if v < l[i] { v } else { l[i] };
             h[i] = if v > h[i] { v } else { h[i] };
-            finite[i] &= (v - v) == 0.0;
+            finite[i] &= v.abs() < f64::INFINITY;
             let a = v.abs().min(TWO52);
             counts[i] &= (v >= 0.0) & ((a + TWO52) - TWO52 == a);
         }
