@@ -17,12 +17,28 @@
     lapply(starts, function(s) s:min(n_cells, s + size - 1L))
 }
 
-# Cells `idx` of a genes x cells DelayedArray, in memory.
+# Cells `idx` of a genes x cells DelayedArray, in memory: a dgCMatrix when the array
+# is sparse or the block mostly zeros (counts read from an HDF5 dataset are declared
+# dense; training from dense blocks of sparse counts took half again as long as from
+# sparse ones), else a dense double matrix. A block (at most about 1e7 values,
+# .block_size) is read dense and compressed by the core in one pass: DelayedArray's
+# own sparse reading of an HDF5 dataset took ten times as long (0.9 s against 0.1 s
+# for 5,000 cells of 2,000 genes).
 .read_cells <- function(x, idx) {
-    block <- x[, idx, drop = FALSE]
-    out <- if (DelayedArray::is_sparse(x)) methods::as(block, "dgCMatrix") else as.matrix(block)
-    if (is.matrix(out) && storage.mode(out) != "double") storage.mode(out) <- "double"
+    out <- as.matrix(x[, idx, drop = FALSE])
+    sparse <- .compress(out, if (DelayedArray::is_sparse(x)) 1 else 1 / 3)
+    if (!is.null(sparse)) return(sparse)
+    if (storage.mode(out) != "double") storage.mode(out) <- "double"
     out
+}
+
+# A dense matrix as a dgCMatrix, or NULL when more than `max_share` of its values are
+# non-zero.
+.compress <- function(x, max_share) {
+    slots <- .core(.Call(wrap__eg_compress, x, as.double(max_share)))
+    if (is.null(slots)) return(NULL)
+    methods::new("dgCMatrix", p = slots$p, i = slots$i, x = slots$x, Dim = dim(x),
+                 Dimnames = dimnames(x) %||% list(NULL, NULL))
 }
 
 .col_sums <- function(x) {

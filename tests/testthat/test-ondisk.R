@@ -75,3 +75,29 @@ test_that("an on-disk x_val is read into memory for an in-memory x_train", {
     expect_identical(a$history, b$history)
     expect_true(is.matrix(a$preprocessing$x_val))
 })
+
+test_that("blocks are read dense and compressed when mostly zeros, whatever the dataset declares", {
+    set.seed(4)
+    m <- matrix(0L, 50, 40)
+    m[sample(length(m), 300)] <- rpois(300, 3) + 1L  # 15 % non-zero
+    m[7, 3] <- NA
+    declared_dense <- HDF5Array::writeHDF5Array(m, tempfile(fileext = ".h5"), "counts", chunkdim = c(50L, 8L))
+    expect_false(DelayedArray::is_sparse(declared_dense))
+    idx <- 3:30
+    got <- exprsgen:::.read_cells(declared_dense, idx)
+    expect_s4_class(got, "dgCMatrix")
+    want <- m[, idx] + 0
+    expect_identical(is.na(as.matrix(got)), is.na(want))  # an integer NA is kept as NaN
+    want[is.na(want)] <- 0
+    got[is.na(got)] <- 0
+    expect_identical(unname(as.matrix(got)), want)
+    # mostly non-zero: a dense double matrix; declared sparse: always compressed
+    full <- matrix(rpois(2000, 5) + 1L, 50, 40)
+    expect_identical(exprsgen:::.read_cells(on_disk(full, as.sparse = FALSE), idx), full[, idx] + 0)
+    expect_s4_class(exprsgen:::.read_cells(HDF5Array::HDF5Array(on_disk(full)@seed@filepath, "counts", as.sparse = TRUE), idx),
+                    "dgCMatrix")
+    # the NA is found by the checks before training
+    x <- SingleCellExperiment::SingleCellExperiment(list(counts = declared_dense))
+    expect_error(fit_vae(x, likelihood = "nb", epochs = 1, batch_size = 8, verbose = FALSE),
+                 "NA", class = "exprsgen_error")
+})

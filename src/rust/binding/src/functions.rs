@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use exprsgen_core::buffers::zeros;
 use exprsgen_core::{
-    check_compressed, scan_values, transpose_scan, vocabulary, Dataset, Error, Model, Pass, SparseCounts, Trainer, Transform,
+    check_compressed, compress_columns, count_nonzero, scan_values, transpose_scan, vocabulary, Dataset, Error, Model, Pass, SparseCounts,
+    Trainer, Transform,
 };
 use extendr_api::prelude::*;
 
@@ -466,6 +467,43 @@ pub fn eg_transpose_scan(x: Robj, dimnames: Robj, threads: Robj) -> Robj {
     })
 }
 
+/// Number of non-zero values of a double vector or matrix.
+#[extendr]
+pub fn eg_count_nonzero(values: Robj) -> Robj {
+    guard(|| {
+        let v = values.as_real_slice().ok_or(Error::InvalidParameter { field: "values", rule: "must be double".into() })?;
+        Ok(Robj::from(count_nonzero(v) as f64))
+    })
+}
+
+/// A dense matrix `x` (integer or double; an integer NA becomes NaN) as the slots
+/// `list(p, i, x)` of a dgCMatrix, or NULL when more than `max_share` of its values are
+/// non-zero.
+#[extendr]
+pub fn eg_compress(x: Robj, max_share: Robj) -> Robj {
+    guard(|| {
+        let share = max_share
+            .as_real()
+            .filter(|s| (0.0..=1.0).contains(s))
+            .ok_or(Error::InvalidParameter { field: "max_share", rule: "must be a number in [0, 1]".into() })?;
+        let rows = x.get_attrib("dim").and_then(|d| d.as_integer_slice().map(|d| d.first().copied().unwrap_or(-1))).unwrap_or(-1);
+        if rows < 0 {
+            return Err(Error::InvalidParameter { field: "x", rule: "must be a matrix".into() });
+        }
+        let slots = if let Some(v) = x.as_integer_slice() {
+            compress_columns(v.len(), rows as usize, share, |k| if v[k] == i32::MIN { f64::NAN } else { v[k] as f64 })?
+        } else if let Some(v) = x.as_real_slice() {
+            compress_columns(v.len(), rows as usize, share, |k| v[k])?
+        } else {
+            return Err(Error::InvalidParameter { field: "x", rule: "must be an integer or double matrix".into() });
+        };
+        match slots {
+            None => Ok(Robj::from(())),
+            Some((p, i, v)) => named_list(["p", "i", "x"], [Robj::from(p), Robj::from(i), Robj::from(v)]),
+        }
+    })
+}
+
 /// For the tests: what becomes of a failure inside `guard`. `what = "panic"` panics in
 /// the core's place; `"alloc"` asks for a vector no machine can hold (4 EB) and returns
 /// the `OutOfMemory` error; `"ok"` returns TRUE. Each must come back to R as a value
@@ -502,6 +540,8 @@ extendr_module! {
     fn eg_model_decode_means;
     fn eg_check_compressed;
     fn eg_scan_values;
+    fn eg_count_nonzero;
+    fn eg_compress;
     fn eg_transpose_scan;
     fn eg_panic_probe;
 }

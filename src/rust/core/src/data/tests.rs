@@ -170,6 +170,8 @@ fn one_scan_finds_non_finite_values_non_counts_and_the_largest() {
     assert!(!s.finite && !s.counts);
     assert!(!scan_values(&[f64::INFINITY]).finite);
     assert_eq!(scan_values(&[]).max, f64::NEG_INFINITY);
+    assert_eq!(count_nonzero(&[0.0, -0.0, 1.0, f64::NAN, -2.0]), 3);
+    assert_eq!(count_nonzero(&[]), 0);
 }
 
 #[test]
@@ -218,4 +220,16 @@ fn transpose_scan_is_t_colsums_and_the_checks_in_one_pass() {
     let v = transpose_scan(&y, n, g, &mut out, 2).unwrap().values;
     assert!(!v.finite && !v.counts);
     assert!(transpose_scan(&x, n, g, &mut out[1..], 1).is_err());
+}
+
+#[test]
+fn dense_columns_compress_to_csc_unless_mostly_non_zero() {
+    // 3 rows x 3 columns, column-major
+    let v = [0.0, 2.0, 0.0, 0.0, 0.0, 0.0, f64::NAN, 0.0, 5.0];
+    let (p, i, x) = compress_columns(9, 3, 0.5, |k| v[k]).unwrap().unwrap();
+    assert_eq!(p, vec![0, 1, 1, 3]);
+    assert_eq!(i, vec![1, 0, 2]);
+    assert!(x[0] == 2.0 && x[1].is_nan() && x[2] == 5.0);
+    assert!(compress_columns(9, 3, 0.3, |k| v[k]).unwrap().is_none());
+    assert!(compress_columns(8, 3, 0.5, |k| v[k]).is_err());
 }

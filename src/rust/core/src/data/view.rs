@@ -159,6 +159,47 @@ pub fn scan_values(values: &[f64]) -> ValueScan {
     ValueScan { finite, counts: finite && counts, max }
 }
 
+/// Number of non-zero values (NaN counts as non-zero).
+pub fn count_nonzero(values: &[f64]) -> usize {
+    values.iter().map(|&v| (v != 0.0) as usize).sum()
+}
+
+/// CSC slots (R's dgCMatrix: `p`, `i`, `x`) of a matrix.
+pub type CscSlots = (Vec<i32>, Vec<i32>, Vec<f64>);
+
+/// A dense column-major matrix of `n_rows` rows (`values(k)` its `k`-th value, `len` of
+/// them) as the CSC slots of its non-zero values, in one pass after counting them; or
+/// `None` when more than `max_share` of the values are non-zero (the dense matrix is
+/// then the smaller). NaN is kept as a non-zero value.
+pub fn compress_columns(len: usize, n_rows: usize, max_share: f64, values: impl Fn(usize) -> f64) -> Result<Option<CscSlots>> {
+    if n_rows == 0 || len % n_rows != 0 {
+        return Err(Error::invalid("x", "has inconsistent dimensions"));
+    }
+    let nnz = (0..len).filter(|&k| values(k) != 0.0).count();
+    if nnz as f64 > max_share * len as f64 {
+        return Ok(None);
+    }
+    if nnz > i32::MAX as usize {
+        return Err(Error::invalid("x", "has more non-zero values than a dgCMatrix holds"));
+    }
+    let n_cols = len / n_rows;
+    let (mut p, mut i, mut x) =
+        (zeros::<i32>(n_cols + 1, "a sparse block")?, zeros::<i32>(nnz, "a sparse block")?, zeros::<f64>(nnz, "a sparse block")?);
+    let mut k = 0;
+    for c in 0..n_cols {
+        for r in 0..n_rows {
+            let v = values(c * n_rows + r);
+            if v != 0.0 {
+                i[k] = r as i32;
+                x[k] = v;
+                k += 1;
+            }
+        }
+        p[c + 1] = k as i32;
+    }
+    Ok(Some((p, i, x)))
+}
+
 /// What `transpose_scan` finds besides the `ValueScan`: each cell's sum (library
 /// size) and each gene's range.
 #[derive(Debug, Clone, PartialEq)]
