@@ -36,7 +36,7 @@
 
 # Training: a trainer holds its data from its creation; `data` is
 # list(x, labels, x_val, labels_val, transform) with genes x cells matrices (x NULL
-# for data read block by block, passed to .eg_trainer_block).
+# for data read block by block, passed to .eg_trainer_start).
 .eg_trainer_new <- function(model, train, data, weights = NULL) {
     .core(.Call(wrap__eg_trainer_new, model, train, weights, data))
 }
@@ -45,8 +45,15 @@
     .core(.Call(wrap__eg_trainer_epoch, trainer, train))
 }
 
-.eg_trainer_block <- function(trainer, x, labels, train) {
-    .core(.Call(wrap__eg_trainer_block, trainer, x, labels, train))
+# A block trained on a thread of the core while R goes on (reads the next block);
+# .eg_trainer_wait() returns its c(loss, reconstruction, kl, cells), NULL when none
+# was training (`stop`: end it after its current minibatch).
+.eg_trainer_start <- function(trainer, x, labels, train) {
+    .core(.Call(wrap__eg_trainer_start, trainer, x, labels, train))
+}
+
+.eg_trainer_wait <- function(trainer, stop = FALSE) {
+    .core(.Call(wrap__eg_trainer_wait, trainer, stop))
 }
 
 # Sets the KL weight and learning rate of the next steps; returns the previous ones.

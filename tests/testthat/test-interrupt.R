@@ -131,3 +131,42 @@ test_that("an interrupt stops gen_exprs() of many cells within a second or two",
     expect_lt(as.numeric(difftime(Sys.time(), sent, units = "secs")), 3)
     expect_match(seen, "interrupted")
 })
+
+test_that("an interrupt while on-disk blocks train in the background stops cleanly", {
+    skip_on_os("windows")
+    skip_if_not_installed("HDF5Array")
+    script <- tempfile(fileext = ".R")
+    out <- tempfile(fileext = ".rds")
+    writeLines(c(
+        "suppressMessages({library(exprsgen); library(HDF5Array)})",
+        "set.seed(1)",
+        "x <- matrix(rpois(300 * 4000, 1), 300, 4000)",
+        "h5 <- writeHDF5Array(x, tempfile(fileext = '.h5'), 'counts', chunkdim = c(300L, 100L))",
+        "options(exprsgen.block_cells = 200)",
+        "sce <- SingleCellExperiment::SingleCellExperiment(list(counts = h5))",
+        "fit <- suppressWarnings(fit_vae(sce, likelihood = 'nb',",
+        "    encoder_layers = list(layer_input(300), layer_dense(64, 'relu')),",
+        "    decoder_layers = list(layer_dense(64, 'relu'), layer_dense(300)),",
+        "    epochs = 100000, batch_size = 16, seed = 1))",
+        sprintf("saveRDS(fit, '%s')", out),
+        "cat('saved', fit$params$stop_reason, '\\n')"), script)
+    p <- processx::process$new(file.path(R.home("bin"), "Rscript"), script,
+                               stdout = "|", stderr = "2>&1")
+    on.exit(p$kill(), add = TRUE)
+    seen <- ""
+    deadline <- Sys.time() + 120
+    while (!grepl("epoch 1/", seen) && Sys.time() < deadline && p$is_alive()) {
+        p$poll_io(1000)
+        seen <- paste0(seen, p$read_output())
+    }
+    expect_match(seen, "epoch 1/")
+    Sys.sleep(0.3)
+    p$interrupt()
+    p$wait(60000)
+    rest <- paste0(seen, p$read_all_output())
+    expect_identical(p$get_exit_status(), 0L)
+    expect_match(rest, "saved interrupted")
+    fit <- readRDS(out)
+    expect_gte(fit$params$epochs_run, 1L)
+    expect_lt(fit$params$epochs_run, 100000L)
+})

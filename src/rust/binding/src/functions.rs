@@ -1,13 +1,14 @@
 //! The functions R calls (`.Call(wrap__eg_*)`), each a guarded shim over the core.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use exprsgen_core::buffers::zeros;
 use exprsgen_core::{
-    check_compressed, compress_columns, count_nonzero, scan_values, transpose_scan, vocabulary, Dataset, Error, Model, Pass, SparseCounts,
-    Trainer, Transform,
+    check_compressed, compress_columns, count_nonzero, scan_values, transpose_scan, vocabulary, Dataset, Error, Model, Pass, Source,
+    SparseCounts, Trainer, Transform,
 };
 use extendr_api::prelude::*;
 
@@ -115,12 +116,71 @@ pub fn eg_blocks(model: Robj) -> Robj {
     })
 }
 
-/// A trainer and the data sets it was given.
+/// A trainer and the data sets it was given. While a block of on-disk cells trains in
+/// the background (`eg_trainer_start`), the trainer is on that thread (`trainer` is
+/// None) and `running` holds the thread and the block.
 pub struct TrainerHandle {
-    trainer: Trainer,
+    trainer: Option<Trainer>,
     transform: Transform,
     train: Option<HeldData>,
     val: Option<HeldData>,
+    running: Option<Running>,
+}
+
+/// A block training on a thread of its own: the thread gives the trainer back with
+/// the pass's result (or a panic's payload).
+struct Running {
+    thread: std::thread::JoinHandle<(Trainer, std::thread::Result<CoreResult<Pass>>)>,
+    stop: Arc<AtomicBool>,
+    // the R matrix whose memory the thread's data set reads: kept alive (and protected
+    // from R's garbage collector) until the thread has been joined
+    _x: Robj,
+}
+
+impl TrainerHandle {
+    fn trainer(&mut self) -> CoreResult<&mut Trainer> {
+        self.trainer.as_mut().ok_or_else(|| Error::Internal("a block is still training (eg_trainer_wait was not called)".into()))
+    }
+
+    /// Waits for the block training in the background, if any (asking it to stop
+    /// first with `stop`, and whenever the user interrupts), and takes the trainer
+    /// back. Returns the pass's result, None when nothing was running.
+    fn finish(&mut self, stop: bool) -> Option<CoreResult<Pass>> {
+        let run = self.running.take()?;
+        if stop {
+            run.stop.store(true, Ordering::Relaxed);
+        }
+        let mut asked = crate::interrupt::poller(POLL);
+        while !run.thread.is_finished() {
+            if asked() {
+                run.stop.store(true, Ordering::Relaxed);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let out = match run.thread.join() {
+            Ok((trainer, result)) => {
+                self.trainer = Some(trainer);
+                match result {
+                    Ok(r) => r,
+                    Err(payload) => std::panic::resume_unwind(payload),
+                }
+            }
+            // the thread's body catches panics; only a failed join lands here
+            Err(_) => Err(Error::Internal("the training thread ended abnormally".into())),
+        };
+        drop(run._x);
+        Some(out)
+    }
+}
+
+impl Drop for TrainerHandle {
+    fn drop(&mut self) {
+        // never free the block (or the trainer) under a running thread
+        if let Some(run) = self.running.take() {
+            run.stop.store(true, Ordering::Relaxed);
+            let _ = run.thread.join();
+        }
+    }
 }
 
 fn handle<T: 'static, R>(ptr: &Robj, what: &'static str, f: impl FnOnce(&mut T) -> CoreResult<R>) -> CoreResult<R> {
@@ -149,7 +209,7 @@ fn held(x: Robj, labels: &Robj, name: &'static str, transform: &Transform, n_cla
 /// Create a trainer: a new model from `model` (architecture) and `train` (settings),
 /// or one continuing from `weights` when not NULL, with its data: `data = list(x,
 /// labels, x_val, labels_val, transform)`, matrices genes x cells (`x` NULL when the
-/// data come block by block, see `eg_trainer_block`).
+/// data come block by block, see `eg_trainer_start`).
 #[extendr]
 pub fn eg_trainer_new(model: Robj, train: Robj, weights: Robj, data: Robj) -> Robj {
     guard(|| {
@@ -164,7 +224,7 @@ pub fn eg_trainer_new(model: Robj, train: Robj, weights: Robj, data: Robj) -> Ro
             spec.check_data(&d.data)?;
         }
         let trainer = Trainer::new(&spec, train, w.as_deref())?;
-        Ok(ExternalPtr::new(TrainerHandle { trainer, transform, train: train_data, val }).into())
+        Ok(ExternalPtr::new(TrainerHandle { trainer: Some(trainer), transform, train: train_data, val, running: None }).into())
     })
 }
 
@@ -185,7 +245,9 @@ pub fn eg_trainer_epoch(trainer: Robj, train: Robj) -> Robj {
     guard(|| {
         let train = flag(&train, "train")?;
         with_trainer(&trainer, |t| {
+            t.trainer()?;
             let TrainerHandle { trainer, train: data, val, .. } = t;
+            let trainer = trainer.as_mut().ok_or_else(|| Error::Internal("no trainer".into()))?;
             let missing = || Error::Internal("the trainer has no such data".into());
             let mut stop = crate::interrupt::poller(POLL);
             let st = if train {
@@ -198,21 +260,61 @@ pub fn eg_trainer_epoch(trainer: Robj, train: Robj) -> Robj {
     })
 }
 
-/// A training (`train = TRUE`) or evaluation pass over one block of cells `x` (genes x
-/// cells, dense or dgCMatrix) with conditions `labels`, for data read block by block;
-/// returns as `eg_trainer_epoch`.
+/// One training pass (`train = TRUE`) or evaluation pass over a block of cells `x`
+/// (read from disk; genes x cells) with conditions `labels`, on a thread of its own:
+/// this returns at once, so that R can read the next block meanwhile (read-ahead);
+/// `eg_trainer_wait` gives the pass's `c(loss, reconstruction, kl, cells)`. Nothing
+/// else may use the trainer until then.
 #[extendr]
-pub fn eg_trainer_block(trainer: Robj, x: Robj, labels: Robj, train: Robj) -> Robj {
+pub fn eg_trainer_start(trainer: Robj, x: Robj, labels: Robj, train: Robj) -> Robj {
     guard(|| {
         let train = flag(&train, "train")?;
         with_trainer(&trainer, |t| {
-            let k = t.trainer.model_spec().n_classes;
+            let k = t.trainer()?.model_spec().n_classes;
             let src = source(&x, false, "x")?;
+            // SAFETY: the views point into R vectors owned by `x`, which `Running` holds
+            // until the thread reading them has been joined (`finish`, or the handle's
+            // drop): extendr keeps it protected from R's garbage collector, which never
+            // moves objects, and nothing writes to it meanwhile (copy-on-modify; the
+            // block is private to .pass()).
+            let src = unsafe { std::mem::transmute::<Source<'_>, Source<'static>>(src) };
             let data = Dataset::with_conditions(src, t.transform.clone(), conditions(&labels, k, "labels")?)?;
-            t.trainer.model_spec().check_data(&data)?;
-            let mut stop = crate::interrupt::poller(POLL);
-            let st = if train { t.trainer.train_pass(&data, &mut stop)? } else { t.trainer.evaluate_pass(&data, &mut stop)? };
-            Ok(stats(st))
+            t.trainer()?.model_spec().check_data(&data)?;
+            let mut worker = t.trainer.take().ok_or_else(|| Error::Internal("no trainer".into()))?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&stop);
+            let thread = std::thread::Builder::new().name("exprsgen-block".into()).spawn(move || {
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    let mut stop = || flag.load(Ordering::Relaxed);
+                    if train {
+                        worker.train_pass(&data, &mut stop)
+                    } else {
+                        worker.evaluate_pass(&data, &mut stop)
+                    }
+                }));
+                (worker, result)
+            });
+            match thread {
+                Ok(thread) => {
+                    t.running = Some(Running { thread, stop, _x: x.clone() });
+                    Ok(Robj::from(true))
+                }
+                Err(e) => Err(Error::Internal(format!("could not start a training thread: {e}"))),
+            }
+        })
+    })
+}
+
+/// Waits for the block started by `eg_trainer_start` (asking it to stop after its
+/// current minibatch when `stop` is TRUE or the user interrupts) and returns its
+/// `c(loss, reconstruction, kl, cells)`; NULL when no block was training.
+#[extendr]
+pub fn eg_trainer_wait(trainer: Robj, stop: Robj) -> Robj {
+    guard(|| {
+        let stop = flag(&stop, "stop")?;
+        with_trainer(&trainer, |t| match t.finish(stop) {
+            None => Ok(Robj::from(())),
+            Some(r) => r.map(stats),
         })
     })
 }
@@ -226,7 +328,7 @@ pub fn eg_trainer_permutation(trainer: Robj, n: Robj) -> Robj {
             .filter(|&v| v >= 0)
             .ok_or(Error::InvalidParameter { field: "n", rule: "must be a non-negative integer".into() })?;
         with_trainer(&trainer, |t| {
-            Ok(Robj::from(t.trainer.permutation(n as usize).into_iter().map(|i| i as i32 + 1).collect::<Vec<i32>>()))
+            Ok(Robj::from(t.trainer()?.permutation(n as usize).into_iter().map(|i| i as i32 + 1).collect::<Vec<i32>>()))
         })
     })
 }
@@ -240,8 +342,8 @@ pub fn eg_trainer_rates(trainer: Robj, regularization: Robj, learning_rate: Robj
             |x: &Robj, name: &'static str| x.as_real().ok_or(Error::InvalidParameter { field: name, rule: "must be a number".into() });
         let (reg, lr) = (num(&regularization, "regularization")?, num(&learning_rate, "learning_rate")?);
         with_trainer(&trainer, |t| {
-            let old = t.trainer.rates();
-            t.trainer.set_rates(reg, lr)?;
+            let old = t.trainer()?.rates();
+            t.trainer()?.set_rates(reg, lr)?;
             Ok(Robj::from(vec![old.0, old.1]))
         })
     })
@@ -250,7 +352,7 @@ pub fn eg_trainer_rates(trainer: Robj, regularization: Robj, learning_rate: Robj
 /// Remember the trainer's current weights (the best so far).
 #[extendr]
 pub fn eg_trainer_snapshot(trainer: Robj) -> Robj {
-    guard(|| with_trainer(&trainer, |t| t.trainer.snapshot().map(|_| Robj::from(true))))
+    guard(|| with_trainer(&trainer, |t| t.trainer()?.snapshot().map(|_| Robj::from(true))))
 }
 
 /// The trainer's weights (`snapshot = FALSE`) or those of its last snapshot (`TRUE`;
@@ -260,7 +362,7 @@ pub fn eg_trainer_weights(trainer: Robj, snapshot: Robj) -> Robj {
     guard(|| {
         let snap = flag(&snapshot, "snapshot")?;
         with_trainer(&trainer, |t| {
-            let w = if snap { t.trainer.snapshot_weights()? } else { Some(t.trainer.weights()?) };
+            let w = if snap { t.trainer()?.snapshot_weights()? } else { Some(t.trainer()?.weights()?) };
             match w {
                 Some(w) => weights_to_r(&w),
                 None => Ok(Robj::from(())),
@@ -527,7 +629,8 @@ extendr_module! {
     fn eg_blocks;
     fn eg_trainer_new;
     fn eg_trainer_epoch;
-    fn eg_trainer_block;
+    fn eg_trainer_start;
+    fn eg_trainer_wait;
     fn eg_trainer_snapshot;
     fn eg_trainer_rates;
     fn eg_trainer_permutation;
