@@ -113,6 +113,8 @@ if (stage == "fit") {
                 t[["elapsed"]], t[["user.self"]] + t[["sys.self"]], load()))
     cat(sprintf("  epoch loss %.1f; peak RSS of the R process so far %.0f MB\n",
                 fit$history$loss, rss()[["peak"]]))
+    cat(sprintf("  the training epoch alone: %.1f s wall (fit_vae's other passes: checks, latent codes)\n",
+                fit$params$epoch_seconds$wall[1]))
     if (n_gen > 0) {
         set.seed(1)
         t <- system.time(gen <- gen_exprs(fit, num_samples = n_gen))
