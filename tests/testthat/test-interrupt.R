@@ -1,8 +1,28 @@
+# Runs the R code `lines` in an Rscript child, sends it SIGINT `pause` seconds after it
+# has printed `marker`, and returns what it printed (`seen` before the interrupt and
+# all of it) and its exit status.
+interrupt_after <- function(lines, marker, pause, deadline = 60) {
+    script <- tempfile(fileext = ".R")
+    writeLines(lines, script)
+    p <- processx::process$new(file.path(R.home("bin"), "Rscript"), script,
+                               stdout = "|", stderr = "2>&1")
+    on.exit(p$kill(), add = TRUE)
+    seen <- ""
+    until <- Sys.time() + deadline
+    while (!grepl(marker, seen) && Sys.time() < until && p$is_alive()) {
+        p$poll_io(1000)
+        seen <- paste0(seen, p$read_output())
+    }
+    Sys.sleep(pause)
+    p$interrupt()
+    p$wait(60000)
+    list(seen = seen, all = paste0(seen, p$read_all_output()), status = p$get_exit_status())
+}
+
 test_that("an interrupt (SIGINT) stops training cleanly and keeps the model", {
     skip_on_os("windows")
-    script <- tempfile(fileext = ".R")
     out <- tempfile(fileext = ".rds")
-    writeLines(c(
+    r <- interrupt_after(c(
         "suppressMessages(library(exprsgen))",
         "set.seed(1)",
         "x <- matrix(rexp(400 * 300), 400, 300)",
@@ -12,25 +32,11 @@ test_that("an interrupt (SIGINT) stops training cleanly and keeps the model", {
         "    epochs = 100000, batch_size = 16, seed = 1))",
         sprintf("saveRDS(fit, '%s')", out),
         "gen <- gen_exprs(fit, 5)",
-        "cat('generated', nrow(gen$x_gen), '\\n')"), script)
-    p <- processx::process$new(file.path(R.home("bin"), "Rscript"), script,
-                               stdout = "|", stderr = "2>&1")
-    on.exit(p$kill(), add = TRUE)
-    # wait until training is under way (the first epoch is reported)
-    seen <- ""
-    deadline <- Sys.time() + 60
-    while (!grepl("epoch 1/", seen) && Sys.time() < deadline && p$is_alive()) {
-        p$poll_io(1000)
-        seen <- paste0(seen, p$read_output())
-    }
-    expect_match(seen, "epoch 1/")
-    Sys.sleep(0.5)
-    p$interrupt()
-    p$wait(60000)
-    rest <- paste0(seen, p$read_all_output())
-    expect_identical(p$get_exit_status(), 0L)
-    expect_match(rest, "interrupted")
-    expect_match(rest, "generated 5")
+        "cat('generated', nrow(gen$x_gen), '\\n')"), "epoch 1/", 0.5)
+    expect_match(r$seen, "epoch 1/")
+    expect_identical(r$status, 0L)
+    expect_match(r$all, "interrupted")
+    expect_match(r$all, "generated 5")
     fit <- readRDS(out)
     expect_identical(fit$params$stop_reason, "interrupted")
     expect_gte(fit$params$epochs_run, 1L)
@@ -135,9 +141,8 @@ test_that("an interrupt stops gen_exprs() of many cells within a second or two",
 test_that("an interrupt while on-disk blocks train in the background stops cleanly", {
     skip_on_os("windows")
     skip_if_not_installed("HDF5Array")
-    script <- tempfile(fileext = ".R")
     out <- tempfile(fileext = ".rds")
-    writeLines(c(
+    r <- interrupt_after(c(
         "suppressMessages({library(exprsgen); library(HDF5Array)})",
         "set.seed(1)",
         "x <- matrix(rpois(300 * 4000, 1), 300, 4000)",
@@ -149,23 +154,10 @@ test_that("an interrupt while on-disk blocks train in the background stops clean
         "    decoder_layers = list(layer_dense(64, 'relu'), layer_dense(300)),",
         "    epochs = 100000, batch_size = 16, seed = 1))",
         sprintf("saveRDS(fit, '%s')", out),
-        "cat('saved', fit$params$stop_reason, '\\n')"), script)
-    p <- processx::process$new(file.path(R.home("bin"), "Rscript"), script,
-                               stdout = "|", stderr = "2>&1")
-    on.exit(p$kill(), add = TRUE)
-    seen <- ""
-    deadline <- Sys.time() + 120
-    while (!grepl("epoch 1/", seen) && Sys.time() < deadline && p$is_alive()) {
-        p$poll_io(1000)
-        seen <- paste0(seen, p$read_output())
-    }
-    expect_match(seen, "epoch 1/")
-    Sys.sleep(0.3)
-    p$interrupt()
-    p$wait(60000)
-    rest <- paste0(seen, p$read_all_output())
-    expect_identical(p$get_exit_status(), 0L)
-    expect_match(rest, "saved interrupted")
+        "cat('saved', fit$params$stop_reason, '\\n')"), "epoch 1/", 0.3, deadline = 120)
+    expect_match(r$seen, "epoch 1/")
+    expect_identical(r$status, 0L)
+    expect_match(r$all, "saved interrupted")
     fit <- readRDS(out)
     expect_gte(fit$params$epochs_run, 1L)
     expect_lt(fit$params$epochs_run, 100000L)
