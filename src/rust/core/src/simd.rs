@@ -273,6 +273,54 @@ dispatch! {
     pub(crate) fn count_row / count_row_avx2(values: &[f64], out: &mut [f32]) -> (f64, bool) = count_row_body
 }
 
+/// Whether `v` is a count (a non-negative whole number), without a call to `trunc`
+/// (baseline x86-64 has no rounding instruction): below 2^52, adding and subtracting
+/// 2^52 rounds to a whole number; from 2^52 on every double is whole.
+#[inline(always)]
+pub(crate) fn is_count(v: f64) -> bool {
+    const TWO52: f64 = 4_503_599_627_370_496.0;
+    v >= 0.0 && (v >= TWO52 || (v + TWO52) - TWO52 == v)
+}
+
+#[inline(always)]
+fn column_scan_body(col: &[f64], sums: &mut [f64], lo: &mut f64, hi: &mut f64) -> (bool, bool) {
+    for (s, &v) in sums.iter_mut().zip(col) {
+        *s += v;
+    }
+    const TWO52: f64 = 4_503_599_627_370_496.0;
+    let (mut l, mut h) = ([*lo; 4], [*hi; 4]);
+    let (mut finite, mut counts) = ([true; 4], [true; 4]);
+    let mut chunks = col.chunks_exact(4);
+    for c in &mut chunks {
+        for i in 0..4 {
+            let v = c[i];
+            l[i] = if v < l[i] { v } else { l[i] };
+            h[i] = if v > h[i] { v } else { h[i] };
+            finite[i] &= v.abs() < f64::INFINITY;
+            let a = v.abs().min(TWO52);
+            counts[i] &= (v >= 0.0) & ((a + TWO52) - TWO52 == a);
+        }
+    }
+    for &v in chunks.remainder() {
+        l[0] = if v < l[0] { v } else { l[0] };
+        h[0] = if v > h[0] { v } else { h[0] };
+        finite[0] &= v.is_finite();
+        counts[0] &= is_count(v);
+    }
+    *lo = l.iter().fold(f64::INFINITY, |a, &b| a.min(b));
+    *hi = h.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    let finite = finite.iter().all(|&f| f);
+    (finite, finite && counts.iter().all(|&c| c))
+}
+
+dispatch! {
+    /// One gene's values `col` over a run of cells (`transpose_scan`): added to the
+    /// cells' `sums`, their range folded into `lo` and `hi`, and whether all are finite
+    /// and all counts. Four lanes of comparisons without branches, so that the loop
+    /// vectorises (one branch per value took most of the pass's time).
+    pub(crate) fn column_scan / column_scan_avx2(col: &[f64], sums: &mut [f64], lo: &mut f64, hi: &mut f64) -> (bool, bool) = column_scan_body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

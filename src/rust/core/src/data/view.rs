@@ -133,15 +133,6 @@ pub struct ValueScan {
     pub max: f64,
 }
 
-/// Whether `v` is a count (a non-negative whole number), without a call to `trunc`
-/// (baseline x86-64 has no rounding instruction): below 2^52, adding and subtracting
-/// 2^52 rounds to a whole number; from 2^52 on every double is whole.
-#[inline(always)]
-fn is_count(v: f64) -> bool {
-    const TWO52: f64 = 4_503_599_627_370_496.0;
-    v >= 0.0 && (v >= TWO52 || (v + TWO52) - TWO52 == v)
-}
-
 /// Scans `values` once (R's checks made several passes and logical vectors as long as
 /// the data, seconds at 40 million values).
 pub fn scan_values(values: &[f64]) -> ValueScan {
@@ -149,7 +140,7 @@ pub fn scan_values(values: &[f64]) -> ValueScan {
     for chunk in values.chunks(1 << 14) {
         for &v in chunk {
             finite &= v.is_finite();
-            counts &= is_count(v);
+            counts &= crate::simd::is_count(v);
             max = max.max(v);
         }
         if !finite {
@@ -215,37 +206,6 @@ pub struct DenseScan {
 /// stays in the second-level cache while it is read by genes and written by cells.
 pub(crate) const TILE_CELLS: usize = 1024;
 const TILE_GENES: usize = 8;
-
-/// Whether the values of `col` are all finite and all counts, and their range folded
-/// into `lo` and `hi`: four lanes of comparisons without branches, so that the loop
-/// vectorises (one branch per value took most of `transpose_scan`'s time).
-#[inline(always)]
-fn column_scan(col: &[f64], lo: &mut f64, hi: &mut f64) -> (bool, bool) {
-    const TWO52: f64 = 4_503_599_627_370_496.0;
-    let (mut l, mut h) = ([*lo; 4], [*hi; 4]);
-    let (mut finite, mut counts) = ([true; 4], [true; 4]);
-    let mut chunks = col.chunks_exact(4);
-    for c in &mut chunks {
-        for i in 0..4 {
-            let v = c[i];
-            l[i] = if v < l[i] { v } else { l[i] };
-            h[i] = if v > h[i] { v } else { h[i] };
-            finite[i] &= v.abs() < f64::INFINITY;
-            let a = v.abs().min(TWO52);
-            counts[i] &= (v >= 0.0) & ((a + TWO52) - TWO52 == a);
-        }
-    }
-    for &v in chunks.remainder() {
-        l[0] = if v < l[0] { v } else { l[0] };
-        h[0] = if v > h[0] { v } else { h[0] };
-        finite[0] &= v.is_finite();
-        counts[0] &= is_count(v);
-    }
-    *lo = l.iter().fold(f64::INFINITY, |a, &b| a.min(b));
-    *hi = h.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
-    let finite = finite.iter().all(|&f| f);
-    (finite, finite && counts.iter().all(|&c| c))
-}
 
 /// An R matrix of cells in rows (`x`: `n_cells x n_genes`, column-major, as the user
 /// holds it) turned into genes x cells (`out`, one cell contiguous: what minibatches
@@ -325,10 +285,7 @@ fn transpose_cells(
             let ng = TILE_GENES.min(n_genes - g0);
             for g in g0..g0 + ng {
                 let col = &x[g * n_cells + c0..g * n_cells + c0 + nc];
-                for (s, &v) in tile_sums.iter_mut().zip(col) {
-                    *s += v;
-                }
-                let (f, c) = column_scan(col, &mut lo[g], &mut hi[g]);
+                let (f, c) = crate::simd::column_scan(col, tile_sums, &mut lo[g], &mut hi[g]);
                 finite &= f;
                 counts &= c;
             }
