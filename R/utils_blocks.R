@@ -26,6 +26,7 @@
 # for 5,000 cells of 2,000 genes).
 .read_cells <- function(x, idx) {
     out <- as.matrix(x[, idx, drop = FALSE])
+    if (!storage.mode(out) %in% c("integer", "double")) storage.mode(out) <- "double"  # e.g. logical
     sparse <- .compress(out, if (DelayedArray::is_sparse(x)) 1 else 1 / 3)
     if (!is.null(sparse)) return(sparse)
     if (storage.mode(out) != "double") storage.mode(out) <- "double"

@@ -96,6 +96,9 @@ test_that("blocks are read dense and compressed when mostly zeros, whatever the 
     expect_identical(exprsgen:::.read_cells(on_disk(full, as.sparse = FALSE), idx), full[, idx] + 0)
     expect_s4_class(exprsgen:::.read_cells(HDF5Array::HDF5Array(on_disk(full)@seed@filepath, "counts", as.sparse = TRUE), idx),
                     "dgCMatrix")
+    # a logical dataset is read as numbers
+    lg <- HDF5Array::writeHDF5Array(m > 2, tempfile(fileext = ".h5"), "flags", chunkdim = c(50L, 8L))
+    expect_identical(unname(as.matrix(exprsgen:::.read_cells(lg, idx))), (m[, idx] > 2) + 0)
     # the NA is found by the checks before training
     x <- SingleCellExperiment::SingleCellExperiment(list(counts = declared_dense))
     expect_error(fit_vae(x, likelihood = "nb", epochs = 1, batch_size = 8, verbose = FALSE),
