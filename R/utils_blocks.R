@@ -83,28 +83,28 @@
     order <- if (train) .eg_trainer_permutation(trainer, length(blocks)) else seq_along(blocks)
     total <- c(0, 0, 0)  # (an interrupt before the first block gives c(0, 0, 0, 0))
     cells <- 0
-    running <- FALSE
-    # the block still training when the pass ends early (an error while reading, or an
-    # interrupt) is stopped after its current minibatch and its cells counted
+    # Waits for the block training in the background (none: NULL) and counts its cells.
+    # Also called whenever the pass ends (an interrupt or an error while reading, at any
+    # point), so that no block is left training: it stops after its current minibatch.
     finish <- function(stop = FALSE) {
-        running <<- FALSE
         st <- .eg_trainer_wait(trainer, stop)
-        total <<- total + st[1:3] * st[[4]]
-        cells <<- cells + st[[4]]
+        if (!is.null(st)) {
+            total <<- total + st[1:3] * st[[4]]
+            cells <<- cells + st[[4]]
+        }
         st
     }
-    on.exit(if (running) finish(stop = TRUE))
+    on.exit(finish(stop = TRUE))
     tryCatch({
         ahead <- .read_cells(x, blocks[[order[1]]])
         for (k in seq_along(order)) {
             idx <- blocks[[order[k]]]
             .eg_trainer_start(trainer, ahead, .condition_rows(y, idx), train)
-            running <- TRUE
             ahead <- if (k < length(order)) .read_cells(x, blocks[[order[k + 1]]])
             st <- finish()
             if (st[[4]] < length(idx)) break
         }
-    }, interrupt = function(e) if (running) finish(stop = TRUE))
+    }, interrupt = function(e) finish(stop = TRUE))
     c(total / max(cells, 1), cells)
 }
 

@@ -4,7 +4,10 @@
 # directory, so the Rust core is not compiled again from scratch.
 Sys.setenv(EXPRSGEN_TARGET_DIR = normalizePath("src/rust/target", mustWork = FALSE),
            NOT_CRAN = "true")
-cov <- covr::package_coverage(type = "tests", quiet = TRUE)
+# covr builds in the checkout: objects compiled with its gcov flags (or left by another
+# build) must not be linked into a later ordinary install, nor old ones into this one
+system2("sh", "cleanup")
+cov <- tryCatch(covr::package_coverage(type = "tests", quiet = TRUE), finally = system2("sh", "cleanup"))
 by_file <- covr::tally_coverage(cov, by = "line")
 per_file <- tapply(by_file$value > 0, by_file$filename, mean)
 print(round(sort(100 * per_file), 1))
