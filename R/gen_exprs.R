@@ -64,8 +64,9 @@
 #'
 #' @param num.threads Integer scalar: threads of the Rust core for decoding
 #'   and drawing the generated cells (default: the fit's `num.threads`). The
-#'   training cells' latent codes are those [fit_vae()] kept in the fit. Each generated cell draws from a random number
-#'   generator of its own, so the cells do not depend on it.
+#'   training cells' latent codes are those [fit_vae()] kept in the fit. Each
+#'   generated cell draws from a random number generator of its own, so the
+#'   cells do not depend on it.
 #'
 #' @section Several conditions:
 #' A generated cell's latent code comes from training cells of its class of
@@ -166,7 +167,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
         gen_class <- if (K) rep(seq_len(K), sizes) else NULL
     }
 
-    # the weights cross into the core once, for encoding and decoding
+    # the weights cross into the core once (decoding, and encoding a fit without $latent)
     handle <- .eg_model_new(x$model, num.threads)
     enc <- .training_latent(x, handle, prep)
     latent_vector <- enc$mean

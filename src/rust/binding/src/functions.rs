@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use exprsgen_core::buffers::zeros;
 use exprsgen_core::{
-    check_compressed, compress_columns, count_nonzero, scan_values, transpose_scan, vocabulary, Dataset, Error, Model, Pass, Source,
-    SparseCounts, Trainer, Transform,
+    check_compressed, compress_columns, scan_values, transpose_scan, vocabulary, Dataset, Error, Model, Pass, Source, SparseCounts,
+    Trainer, Transform,
 };
 use extendr_api::prelude::*;
 
@@ -127,6 +127,11 @@ pub struct TrainerHandle {
     running: Option<Running>,
 }
 
+/// What using the trainer while a block trains in the background is.
+fn busy() -> Error {
+    Error::Internal("a block is still training (eg_trainer_wait was not called)".into())
+}
+
 /// A block training on a thread of its own: the thread gives the trainer back with
 /// the pass's result (or a panic's payload).
 struct Running {
@@ -139,7 +144,7 @@ struct Running {
 
 impl TrainerHandle {
     fn trainer(&mut self) -> CoreResult<&mut Trainer> {
-        self.trainer.as_mut().ok_or_else(|| Error::Internal("a block is still training (eg_trainer_wait was not called)".into()))
+        self.trainer.as_mut().ok_or_else(busy)
     }
 
     /// Waits for the block training in the background, if any (asking it to stop
@@ -245,9 +250,8 @@ pub fn eg_trainer_epoch(trainer: Robj, train: Robj) -> Robj {
     guard(|| {
         let train = flag(&train, "train")?;
         with_trainer(&trainer, |t| {
-            t.trainer()?;
             let TrainerHandle { trainer, train: data, val, .. } = t;
-            let trainer = trainer.as_mut().ok_or_else(|| Error::Internal("no trainer".into()))?;
+            let trainer = trainer.as_mut().ok_or_else(busy)?;
             let missing = || Error::Internal("the trainer has no such data".into());
             let mut stop = crate::interrupt::poller(POLL);
             let st = if train {
@@ -280,7 +284,7 @@ pub fn eg_trainer_start(trainer: Robj, x: Robj, labels: Robj, train: Robj) -> Ro
             let src = unsafe { std::mem::transmute::<Source<'_>, Source<'static>>(src) };
             let data = Dataset::with_conditions(src, t.transform.clone(), conditions(&labels, k, "labels")?)?;
             t.trainer()?.model_spec().check_data(&data)?;
-            let mut worker = t.trainer.take().ok_or_else(|| Error::Internal("no trainer".into()))?;
+            let mut worker = t.trainer.take().ok_or_else(busy)?;
             let stop = Arc::new(AtomicBool::new(false));
             let flag = Arc::clone(&stop);
             let thread = std::thread::Builder::new().name("exprsgen-block".into()).spawn(move || {
@@ -569,15 +573,6 @@ pub fn eg_transpose_scan(x: Robj, dimnames: Robj, threads: Robj) -> Robj {
     })
 }
 
-/// Number of non-zero values of a double vector or matrix.
-#[extendr]
-pub fn eg_count_nonzero(values: Robj) -> Robj {
-    guard(|| {
-        let v = values.as_real_slice().ok_or(Error::InvalidParameter { field: "values", rule: "must be double".into() })?;
-        Ok(Robj::from(count_nonzero(v) as f64))
-    })
-}
-
 /// A dense matrix `x` (integer or double; an integer NA becomes NaN) as the slots
 /// `list(p, i, x)` of a dgCMatrix, or NULL when more than `max_share` of its values are
 /// non-zero.
@@ -643,7 +638,6 @@ extendr_module! {
     fn eg_model_decode_means;
     fn eg_check_compressed;
     fn eg_scan_values;
-    fn eg_count_nonzero;
     fn eg_compress;
     fn eg_transpose_scan;
     fn eg_panic_probe;

@@ -41,8 +41,8 @@ pub mod weights;
 
 pub use activation::Activation;
 pub use data::{
-    check_compressed, compress_columns, count_nonzero, scan_values, transpose_scan, Batch, Condition, Conditions, CscView, Dataset,
-    DenseScan, DenseView, Layout, Scaling, Source, Transform,
+    check_compressed, compress_columns, scan_values, transpose_scan, Batch, Condition, Conditions, CscView, Dataset, DenseScan, DenseView,
+    Layout, Scaling, Source, Transform,
 };
 pub use error::{Error, Result};
 pub use infer::{Model, SparseCounts};

@@ -27,6 +27,19 @@ fn counts(n: usize, g: usize, seed: u64) -> Vec<f64> {
     v.iter().enumerate().map(|(i, &u)| if i % 7 == 3 { 0.0 } else { (u * u * 3.0).floor() }).collect()
 }
 
+/// Values `x` (cells in rows) min-max scaled, with `labels` of 3 classes or none.
+fn scaled_data<'a>(x: &'a [f64], n: usize, g: usize, labels: Option<&[u32]>) -> Dataset<'a> {
+    let view = DenseView::new(x, n, g, Layout::CellsInRows).unwrap();
+    let scaling = Scaling::fit(view).unwrap();
+    Dataset::new(view, Transform::MinMax(scaling), labels.map(<[u32]>::to_vec), if labels.is_some() { 3 } else { 0 }).unwrap()
+}
+
+/// Counts `x` (cells in rows) with `labels` of 3 classes.
+fn count_data<'a>(x: &'a [f64], n: usize, g: usize, labels: &[u32]) -> Dataset<'a> {
+    let view = DenseView::new(x, n, g, Layout::CellsInRows).unwrap();
+    Dataset::new(view, Transform::Counts { target_sum: 1e4 }, Some(labels.to_vec()), 3).unwrap()
+}
+
 fn model(g: usize, k: usize, enc: &[(usize, &str)], dec: &[(usize, &str)], lik: &str) -> ModelSpec {
     let mut decoder: Vec<(usize, String)> = dec.iter().map(|&(u, a)| (u, a.to_string())).collect();
     decoder.last_mut().unwrap().0 = g;
@@ -90,10 +103,8 @@ fn compare(s: &ModelSpec, optimizer: &str, data: &Dataset, tol: f32) {
 fn fused_step_matches_burn_for_scaled_likelihoods_and_activations() {
     let (n, g) = (40, 9);
     let (x, labels) = values(n, g, 1);
-    let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
-    let scaling = Scaling::fit(view).unwrap();
-    let plain = Dataset::new(view, Transform::MinMax(scaling.clone()), None, 0).unwrap();
-    let cond = Dataset::new(view, Transform::MinMax(scaling.clone()), Some(labels.clone()), 3).unwrap();
+    let plain = scaled_data(&x, n, g, None);
+    let cond = scaled_data(&x, n, g, Some(&labels));
     // the VAExprs model, plain and conditional
     compare(&model(g, 0, &[(12, "relu")], &[(12, "relu"), (0, "sigmoid")], "bce"), "adam", &plain, 2e-3);
     compare(&model(g, 3, &[(12, "relu")], &[(12, "relu"), (0, "sigmoid")], "bce"), "adam", &cond, 2e-3);
@@ -113,8 +124,7 @@ fn fused_step_matches_burn_for_count_likelihoods() {
     let (n, g) = (40, 9);
     let x = counts(n, g, 2);
     let (_, labels) = values(n, g, 2);
-    let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
-    let data = Dataset::new(view, Transform::Counts { target_sum: 1e4 }, Some(labels.clone()), 3).unwrap();
+    let data = count_data(&x, n, g, &labels);
     for lik in ["poisson", "nb", "zinb", "zip"] {
         let s = model(g, 3, &[(12, "relu")], &[(12, "relu"), (0, "linear")], lik);
         compare(&s, "adam", &data, 5e-3);
@@ -126,13 +136,10 @@ fn fused_results_do_not_depend_on_the_thread_count() {
     // large enough that products and element-wise loops are split between threads
     let (n, g) = (300, 2100);
     let (x, labels) = values(n, g, 3);
-    let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
-    let scaling = Scaling::fit(view).unwrap();
-    let data = Dataset::new(view, Transform::MinMax(scaling.clone()), Some(labels.clone()), 3).unwrap();
+    let data = scaled_data(&x, n, g, Some(&labels));
     let s = model(g, 3, &[(128, "relu")], &[(128, "relu"), (0, "sigmoid")], "bce");
     let cx = counts(n, g, 5);
-    let cview = DenseView::new(&cx, n, g, Layout::CellsInRows).unwrap();
-    let cdata = Dataset::new(cview, Transform::Counts { target_sum: 1e4 }, Some(labels.clone()), 3).unwrap();
+    let cdata = count_data(&cx, n, g, &labels);
     let cs = model(g, 3, &[(128, "relu")], &[(128, "relu"), (0, "linear")], "zinb");
     // batches of 32 cells (the last one 12) use the unpacked kernels, of 128 matrixmultiply
     for batch_size in [32, 128] {
@@ -196,12 +203,9 @@ fn extras(norm: bool, dropout: f32) -> LayerExtras {
 fn fused_step_matches_burn_with_dropout_and_layer_normalisation() {
     let (n, g) = (40, 9);
     let (x, labels) = values(n, g, 5);
-    let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
-    let scaling = Scaling::fit(view).unwrap();
-    let cond = Dataset::new(view, Transform::MinMax(scaling.clone()), Some(labels.clone()), 3).unwrap();
+    let cond = scaled_data(&x, n, g, Some(&labels));
     let cx = counts(n, g, 6);
-    let cview = DenseView::new(&cx, n, g, Layout::CellsInRows).unwrap();
-    let cdata = Dataset::new(cview, Transform::Counts { target_sum: 1e4 }, Some(labels.clone()), 3).unwrap();
+    let cdata = count_data(&cx, n, g, &labels);
     let scaled = model(g, 3, &[(12, "relu"), (10, "tanh")], &[(12, "elu"), (0, "sigmoid")], "bce");
     let count = model(g, 3, &[(12, "relu")], &[(10, "relu"), (8, "softplus"), (0, "linear")], "zinb");
     let cases = [
@@ -243,9 +247,7 @@ fn fused_step_matches_burn_with_dropout_and_layer_normalisation() {
 fn dropout_is_seeded_in_training_and_off_at_inference() {
     let (n, g) = (40, 9);
     let (x, labels) = values(n, g, 7);
-    let view = DenseView::new(&x, n, g, Layout::CellsInRows).unwrap();
-    let scaling = Scaling::fit(view).unwrap();
-    let data = Dataset::new(view, Transform::MinMax(scaling.clone()), Some(labels.clone()), 3).unwrap();
+    let data = scaled_data(&x, n, g, Some(&labels));
     let plain = model(g, 3, &[(12, "relu")], &[(12, "relu"), (0, "sigmoid")], "bce");
     let dropped = ModelSpec {
         encoder_extras: vec![extras(false, 0.5)],

@@ -12,7 +12,4 @@ mod view;
 pub use conditions::{Condition, Conditions};
 pub use dataset::{Batch, Dataset, Transform};
 pub use scaling::Scaling;
-pub use view::{
-    check_compressed, compress_columns, count_nonzero, scan_values, transpose_scan, CscView, DenseScan, DenseView, Layout, Source,
-    ValueScan,
-};
+pub use view::{check_compressed, compress_columns, scan_values, transpose_scan, CscView, DenseScan, DenseView, Layout, Source, ValueScan};

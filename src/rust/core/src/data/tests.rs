@@ -170,8 +170,6 @@ fn one_scan_finds_non_finite_values_non_counts_and_the_largest() {
     assert!(!s.finite && !s.counts);
     assert!(!scan_values(&[f64::INFINITY]).finite);
     assert_eq!(scan_values(&[]).max, f64::NEG_INFINITY);
-    assert_eq!(count_nonzero(&[0.0, -0.0, 1.0, f64::NAN, -2.0]), 3);
-    assert_eq!(count_nonzero(&[]), 0);
 }
 
 #[test]

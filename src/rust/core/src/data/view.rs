@@ -150,11 +150,6 @@ pub fn scan_values(values: &[f64]) -> ValueScan {
     ValueScan { finite, counts: finite && counts, max }
 }
 
-/// Number of non-zero values (NaN counts as non-zero).
-pub fn count_nonzero(values: &[f64]) -> usize {
-    values.iter().map(|&v| (v != 0.0) as usize).sum()
-}
-
 /// CSC slots (R's dgCMatrix: `p`, `i`, `x`) of a matrix.
 pub type CscSlots = (Vec<i32>, Vec<i32>, Vec<f64>);
 
