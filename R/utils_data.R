@@ -76,6 +76,9 @@
 # gene's range: list(x, library_size, min, max). R's t(), colSums() and checks were
 # four passes over the data, longer than an epoch.
 .transpose_cells <- function(x, name, counts, call, dimnames = NULL, threads = 1L) {
+    # the new matrix is allocated inside the core's call: refused here rather than there
+    .check_memory(8 * as.numeric(length(x)), paste0("{.arg ", name, "} turned into genes x cells"),
+                  "Give it as a sparse dgCMatrix, or as an on-disk HDF5Array, which is read in blocks.", call = call)
     tr <- .core(.Call(wrap__eg_transpose_scan, x, dimnames, as.integer(threads)))
     .check_scanned(tr$scan, name, counts, call)
     tr$scan <- NULL

@@ -236,6 +236,10 @@ test_that("a dense x_train is turned around, checked and summed in one pass, as 
     bad <- x + 0
     bad[3, 2] <- 2e9
     expect_error(fit_vae(x_train = bad, likelihood = "nb", epochs = 1, batch_size = 64, verbose = FALSE), "x_train.*up to", class = "exprsgen_error")
+    # a copy that would not fit is refused before the core allocates it
+    withr::with_options(list(exprsgen.memory_limit = 1000),
+                        expect_error(fit_vae(x_train = x, likelihood = "nb", epochs = 1, batch_size = 64, verbose = FALSE),
+                                     "x_train.*genes x cells", class = "exprsgen_error_memory"))
     # a bce fit's gene ranges are those of the cells
     f <- fit_vae(x_train = log1p(x[1:300, ]), epochs = 1, batch_size = 64, verbose = FALSE)
     expect_identical(f$preprocessing$minmax$min, unname(apply(log1p(x[1:300, ]), 2, min)))
