@@ -83,7 +83,12 @@
 #' [gen_exprs()] result given as `gen`) and the `real` cells are other cells
 #' (held out from training; real cells that are among the training cells,
 #' matched by name, switch these metrics off), four more rows compare the
-#' three sets. For the first two, equal numbers of held-out, generated and
+#' three sets. When the `real` cells are the training cells themselves (as
+#' in `assess_aug(gen)` of a [gen_exprs()] result, with nothing held out),
+#' `memorisation` is still reported, against the training cells' own
+#' distances to their nearest other training cell (a new real cell of the
+#' same population is about as far from its nearest training cell): exact
+#' copies score 0, new cells about 1 or more. For the first two, equal numbers of held-out, generated and
 #' training cells are put in principal components fitted to all three:
 #' \describe{
 #'   \item{`memorisation`}{Median distance from a generated cell to its
@@ -170,10 +175,8 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
     num.threads <- .check_count(num.threads, "num.threads", min = 1L, call = call)
     if (!is.null(seed)) {
         seed <- .check_count(seed, "seed", min = 0L, call = call)
-        old <- if (exists(".Random.seed", globalenv(), inherits = FALSE)) get(".Random.seed", globalenv())
-        on.exit(if (is.null(old)) rm(".Random.seed", envir = globalenv())
-                else assign(".Random.seed", old, envir = globalenv()), add = TRUE)
-        set.seed(seed)
+        return(.with_seed(seed, assess_aug(real, gen, labels_real, labels_gen, assay.type, transform, n_genes,
+                                           n_pcs, max_cells, k, NULL, num.threads, train, labels_train)))
     }
     ctx <- .assess_context(real, gen, labels_real, labels_gen, assay.type, transform, n_genes,
                            n_pcs, max_cells, call, train, labels_train)
@@ -233,8 +236,12 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
     g <- .assess_input(gen, labels_gen, assay.type, "gen", call)
     tr <- if (!is.null(train)) .assess_input(train, labels_train, assay.type, "train", call)
     # Real cells that are the training cells themselves leave nothing held out.
+    # (memorisation is then measured against the training cells' own nearest
+    # neighbours instead, when the real cells are the training cells)
+    self_train <- FALSE
     if (!is.null(tr) && !is.null(colnames(r$x)) && !is.null(colnames(tr$x)) &&
         any(colnames(r$x) %in% colnames(tr$x))) {
+        self_train <- ncol(r$x) == ncol(tr$x) && all(colnames(r$x) == colnames(tr$x))
         tr <- NULL
     }
     if (!is.null(rownames(r$x)) && !is.null(rownames(g$x))) {
@@ -294,6 +301,7 @@ assess_aug <- function(real, gen = NULL, labels_real = NULL, labels_gen = NULL,
     ctx$labels_gen <- g$labels
     ctx$n_genes <- n_genes
     ctx$n_pcs <- n_pcs
+    ctx$self_train <- self_train
     if (!is.null(tr)) {
         # after every draw above, so that the other metrics do not depend on it
         tr <- .subsample_cells(tr, max_cells)

@@ -39,6 +39,11 @@
 # (distances to the nearest other cell need at least 2 cells of each set)
 .has_train <- function(ctx) !is.null(ctx$dt) && nrow(ctx$dt) >= 2L
 
+# The real cells are the generator's training cells (e.g. assess_aug(gen) of a
+# gen_exprs() result): memorisation only, against the training cells' own nearest
+# neighbours.
+.self_train <- function(ctx) isTRUE(ctx$self_train) && min(nrow(ctx$dr), nrow(ctx$dg)) >= 3L
+
 # Utility needs two or more training classes that the held-out cells have too, and
 # training cells that vary.
 .augmentable <- function(ctx) {
@@ -140,9 +145,10 @@
     }, applies = .labelled),
     .assess_metric("memorisation", 1, function(ctx) list(value = .memorised(ctx)$ratio),
                    function(value, reference, ctx) {
-        if (value < 0.5) "copies of training cells" else if (value < 0.9) "closer to the training cells than new real cells are"
+        if (value < 0.5) "copies of training cells"
+        else if (value < 0.9) paste("closer to the training cells than", if (.has_train(ctx)) "new real cells are" else "they are to each other")
         else "no sign of copying"
-    }, applies = .has_train),
+    }, applies = function(ctx) .has_train(ctx) || .self_train(ctx)),
     .assess_metric("closer_to_train", 0.5, function(ctx) {
         m <- .memorised(ctx)
         list(value = m$share_gen, reference = m$share_real)
@@ -190,6 +196,7 @@
 # training and held-out cells are alike; the reference is that share for held-out
 # cells against the other held-out cells).
 .memorised <- function(ctx) {
+    if (!.has_train(ctx)) return(.cached(ctx, "memorised", function() .memorised_self(ctx)))
     .cached(ctx, "memorised", function() {
         n <- min(length(ctx$bal_r), nrow(ctx$dt))
         rows <- function(x, idx) x[idx, , drop = FALSE]
@@ -215,6 +222,32 @@
         list(ratio = if (ref > 0) stats::median(d_gt) / ref else NA_real_,
              share_gen = mean(d_gt < d_gr), share_real = mean(d_rt < d_rr))
     })
+}
+
+# Memorisation when the real cells are the training cells: the median distance from
+# a generated cell to its nearest training cell over the median distance from a
+# training cell to its nearest other training cell (leave-one-out: a held-out cell of
+# the same population is about as far from its nearest training cell). Equal numbers
+# of both, principal components fitted to both.
+.memorised_self <- function(ctx) {
+    list(ratio = .self_memorisation(ctx$dr[ctx$bal_r, , drop = FALSE], ctx$dg[ctx$bal_g, , drop = FALSE],
+                                    ctx$n_pcs))
+}
+
+# The ratio itself: `dt` training cells and `dg` generated cells (cells x genes, one
+# scale), principal components fitted to both; `query`: the training cells whose
+# nearest-other-training-cell distances form the reference (default: all).
+.self_memorisation <- function(dt, dg, n_pcs, query = seq_len(nrow(dt))) {
+    all <- rbind(dt, dg)
+    fit <- all[!duplicated(all), , drop = FALSE]
+    centre <- colMeans(fit)
+    p <- sweep(all, 2, centre) %*% .rotation(sweep(fit, 2, centre), min(n_pcs, ncol(fit) - 1L, nrow(fit) - 1L))
+    pt <- p[seq_len(nrow(dt)), , drop = FALSE]
+    pg <- p[nrow(dt) + seq_len(nrow(dg)), , drop = FALSE]
+    d_gt <- BiocNeighbors::queryKNN(pt, pg, k = 1L, warn.ties = FALSE)$distance[, 1]
+    d_tt <- BiocNeighbors::findKNN(pt, k = 1L, warn.ties = FALSE)$distance[query, 1]
+    ref <- stats::median(d_tt)
+    if (ref > 0) stats::median(d_gt) / ref else NA_real_
 }
 
 # Augmentation utility: a random forest (balanced class weights) trained on the

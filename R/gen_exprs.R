@@ -5,8 +5,10 @@
 #' models (by default, `latent = "gmm"`, as VAExprs) a Gaussian mixture is
 #' fitted by BIC with [mclust::Mclust()] to the training cells' latent means
 #' (separately for each class of a conditional VAE) and sampled; count models
-#' draw from the aggregate posterior by default (`latent = "posterior"`: a
-#' random training cell of the class, then z ~ q(z|x)). Models fitted with the
+#' draw as [fit_vae()] chose (see its section Settings chosen from the data:
+#' from the aggregate posterior, `latent = "posterior"`: a random training
+#' cell of the class, then z ~ q(z|x); or, for models of fewer than 500
+#' cells, from the mixture). Models fitted with the
 #' `"bce"` or `"mse"` likelihood give the decoder's output with the min-max
 #' scaling undone, so values are on the scale of the training data
 #' (log-normalised expression for a `"counts"` assay); count models
@@ -44,12 +46,13 @@
 #'   `"prior"` (the standard normal prior N(0, I)), or `"posterior"` (the
 #'   aggregate posterior, around given training cells: each generated cell
 #'   draws from the posterior q(z|x) of one of `cells`, chosen at random, and
-#'   for count models takes its library size). `NULL` (the default):
-#'   `"posterior"` for count models, whose generated cells it made harder to
-#'   tell from held-out real cells and more useful for augmentation in the
-#'   realism benchmark (`bench/realism.R`), and `"gmm"` for `"bce"` and
-#'   `"mse"` models, as VAExprs (`"posterior"` for them too when `cells` is
-#'   given).
+#'   for count models takes its library size). `NULL` (the default): for
+#'   count models the draws [fit_vae()] chose with the model's settings
+#'   (`"gmm"` for its automatic settings below 500 training cells, else
+#'   `"posterior"`, which made generated cells harder to tell from held-out
+#'   real cells in the realism benchmark, `bench/realism.R`), or the draws
+#'   `tune = TRUE` scored best; `"gmm"` for `"bce"` and `"mse"` models, as
+#'   VAExprs (`"posterior"` for them too when `cells` is given).
 #' @param cells With `latent = "posterior"`: indices or names of training
 #'   cells (default: all). Their labels set the generated cells' labels, and
 #'   for count models their library sizes are used.
@@ -67,6 +70,15 @@
 #'   training cells' latent codes are those [fit_vae()] kept in the fit. Each
 #'   generated cell draws from a random number generator of its own, so the
 #'   cells do not depend on it.
+#'
+#' @param temperature Numeric scalar >= 0: with `latent = "posterior"`, the
+#'   posterior's spread is multiplied by it (z = mean + temperature * sd *
+#'   noise). `NULL` (the default): the fit's choice (1).
+#' @param guard Logical scalar (count models): measure whether the generated
+#'   cells are copies of training cells (their distance to the nearest
+#'   training cell over the training cells' own nearest-neighbour distance,
+#'   at most 1,000 cells of each; see [fit_vae()], section Never a copy), keep
+#'   it in the result and warn below 0.9.
 #'
 #' @section Several conditions:
 #' A generated cell's latent code comes from training cells of its class of
@@ -100,6 +112,9 @@
 #'     cells dgCMatrix the model was trained on).}
 #'   \item{`y_train`}{Factor of the training labels (or `NULL`).}
 #'   \item{`latent_vector`}{The training cells' latent means, cells in rows.}
+#'   \item{`memorisation`}{(count models, `guard = TRUE`) the memorisation
+#'     ratio of the generated cells (NA with fewer than 20 cells) and the
+#'     posterior temperature they were drawn at.}
 #'   \item{`conditions_gen`, `conditions_train`}{(conditional models) data.frames
 #'     of every condition (labels and covariates) of the generated and the
 #'     training cells; [as_sce()] puts them into `colData`.}
@@ -130,7 +145,7 @@
 #' @export
 gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
                       labels = NULL, latent = NULL, cells = NULL, conditions = NULL,
-                      num.threads = NULL) {
+                      num.threads = NULL, temperature = NULL, guard = TRUE) {
     .check_fit(x, "x")
     num.threads <- min(.check_count(num.threads %||% x$params$num.threads %||% 1L, "num.threads"),
                        max(1L, parallel::detectCores(), na.rm = TRUE))
@@ -140,8 +155,13 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     prep <- .upgrade_preprocessing(x$preprocessing)
     cs <- .conditions_spec(spec, prep)
     counts_model <- identical(prep$transform$type, "counts")
-    latent <- .check_one_of(latent %||% (if (counts_model || !is.null(cells)) "posterior" else "gmm"),
+    # draw settings the fit chose (automatic settings, or tune = TRUE), else the defaults
+    chosen <- x$params$generation
+    latent <- .check_one_of(latent %||% (if (!is.null(cells)) "posterior") %||% chosen$latent %||%
+                                (if (counts_model) "posterior" else "gmm"),
                             c("gmm", "prior", "posterior"), "latent")
+    temperature <- .check_number(temperature %||% chosen$temperature %||% 1, "temperature", min = 0, max = 100)
+    guard <- .check_flag(guard, "guard")
     classes <- spec$classes
     K <- length(classes)
     codes <- if (K) as.integer(prep$y_train) else NULL
@@ -184,58 +204,126 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     if (!is.null(offsets)) enc_draw$mean <- enc$mean - offsets(conds_train)[, seq_len(L), drop = FALSE]
 
     # Latent code of every generated cell (and library size, and the training cell
-    # whose conditions it takes), class by class of the primary label.
-    z <- matrix(0, num_samples, spec$latent_dim)
-    log_library <- numeric(num_samples)
-    source_cell <- integer(num_samples)
-    for (k in if (K) seq_len(K) else 1L) {
-        rows <- if (K) which(gen_class == k) else seq_len(num_samples)
-        if (!length(rows)) next
-        members <- if (K) which(codes == k) else seq_along(train_cells)
-        what <- if (K) paste0("class {.val ", classes[k], "}") else "the training cells"
-        drawn <- .draw_latent(latent, enc_draw, members, intersect(pool, members), length(rows), what)
-        z[rows, ] <- drawn$z
-        if (counts_model || (extra && is.null(given))) {
-            # the chosen cell (posterior), else one of its class
-            src <- if (is.null(drawn$cell)) members[sample.int(length(members), length(rows), replace = TRUE)]
-                   else drawn$cell
-            source_cell[rows] <- src
-            if (counts_model) log_library[rows] <- log(library_sizes[src])
+    # whose conditions it takes), class by class of the primary label, then decoded:
+    # a function of the posterior's temperature, which the guard below may raise.
+    generate <- function(temperature) {
+        z <- matrix(0, num_samples, spec$latent_dim)
+        log_library <- numeric(num_samples)
+        source_cell <- integer(num_samples)
+        for (k in if (K) seq_len(K) else 1L) {
+            rows <- if (K) which(gen_class == k) else seq_len(num_samples)
+            if (!length(rows)) next
+            members <- if (K) which(codes == k) else seq_along(train_cells)
+            what <- if (K) paste0("class {.val ", classes[k], "}") else "the training cells"
+            drawn <- .draw_latent(latent, enc_draw, members, intersect(pool, members), length(rows), what,
+                                  temperature = temperature)
+            z[rows, ] <- drawn$z
+            if (counts_model || (extra && is.null(given))) {
+                # the chosen cell (posterior), else one of its class
+                src <- if (is.null(drawn$cell)) members[sample.int(length(members), length(rows), replace = TRUE)]
+                       else drawn$cell
+                source_cell[rows] <- src
+                if (counts_model) log_library[rows] <- log(library_sizes[src])
+            }
+        }
+        gen_conds <- if (!is.null(given)) given
+                     else if (extra) conds_train[source_cell, , drop = FALSE]
+                     else if (K) stats::setNames(data.frame(factor(classes[gen_class], levels = classes)), names(cs$labels)[1])
+        if (!is.null(gen_conds)) rownames(gen_conds) <- NULL
+        if (!is.null(offsets)) {
+            shift <- offsets(gen_conds)
+            z <- z + shift[, seq_len(L), drop = FALSE]
+            if (counts_model) log_library <- log_library + shift[, L + 1L] - offsets(conds_train[source_cell, , drop = FALSE])[, L + 1L]
+        }
+        cond_cols <- .condition_columns(cs, gen_conds)
+
+        gen_names <- paste0("gen", seq_len(num_samples))
+        if (counts_model) {
+            seed <- sample.int(.Machine$integer.max, 1L)
+            csc <- .with_memory_errors(.eg_decode_counts(handle, z, cond_cols, log_library, seed),
+                                       "Generation", "Ask for fewer cells with {.arg num_samples} (or {.arg labels}).")
+            # CSC slots of genes x cells are the CSR slots of cells x genes.
+            x_gen <- methods::new("dgRMatrix", p = csc$p, j = csc$i, x = csc$x,
+                                  Dim = c(num_samples, spec$n_genes),
+                                  Dimnames = list(gen_names, prep$genes))
+        } else {
+            x_gen <- .with_memory_errors(.eg_decode(handle, z, cond_cols, prep$minmax, cells_in_rows = TRUE),
+                                         "Generation", "Ask for fewer cells with {.arg num_samples} (or {.arg labels}).")
+            dimnames(x_gen) <- list(gen_names, prep$genes)
+        }
+        list(x_gen = x_gen, conditions = gen_conds)
+    }
+    res <- generate(temperature)
+    checks <- NULL
+    if (guard && counts_model) {
+        # Never a copy: are the generated cells closer to the training cells than
+        # these are to each other? (A warmer posterior did not cure an over-trained
+        # model's copies in bench/realism.md: fit_vae()'s guard stops training first.)
+        ratio <- .gen_memorisation(prep$x_train, res$x_gen, codes, gen_class)
+        checks <- data.frame(temperature = if (latent == "posterior") temperature else NA_real_, memorisation = ratio)
+        if (!is.na(ratio) && ratio < 0.9) {
+            cli::cli_warn(c(paste0("The generated cells are closer to the training cells than these are to each other ",
+                                   "(memorisation ratio {format(round(ratio, 2))}, below 0.9): near-copies of training cells, ",
+                                   "or cells that vary less than real ones."),
+                            i = "Fit with fewer {.arg epochs} (the automatic settings' guard stops training before copies), or another likelihood."),
+                          class = "exprsgen_warning_memorisation")
         }
     }
-    gen_conds <- if (!is.null(given)) given
-                 else if (extra) conds_train[source_cell, , drop = FALSE]
-                 else if (K) stats::setNames(data.frame(factor(classes[gen_class], levels = classes)), names(cs$labels)[1])
-    if (!is.null(gen_conds)) rownames(gen_conds) <- NULL
-    if (!is.null(offsets)) {
-        shift <- offsets(gen_conds)
-        z <- z + shift[, seq_len(L), drop = FALSE]
-        if (counts_model) log_library <- log_library + shift[, L + 1L] - offsets(conds_train[source_cell, , drop = FALSE])[, L + 1L]
-    }
-    cond_cols <- .condition_columns(cs, gen_conds)
-
-    gen_names <- paste0("gen", seq_len(num_samples))
-    if (counts_model) {
-        seed <- sample.int(.Machine$integer.max, 1L)
-        csc <- .with_memory_errors(.eg_decode_counts(handle, z, cond_cols, log_library, seed),
-                                   "Generation", "Ask for fewer cells with {.arg num_samples} (or {.arg labels}).")
-        # CSC slots of genes x cells are the CSR slots of cells x genes.
-        x_gen <- methods::new("dgRMatrix", p = csc$p, j = csc$i, x = csc$x,
-                              Dim = c(num_samples, spec$n_genes),
-                              Dimnames = list(gen_names, prep$genes))
-    } else {
-        x_gen <- .with_memory_errors(.eg_decode(handle, z, cond_cols, prep$minmax, cells_in_rows = TRUE),
-                                     "Generation", "Ask for fewer cells with {.arg num_samples} (or {.arg labels}).")
-        dimnames(x_gen) <- list(gen_names, prep$genes)
-    }
+    x_gen <- res$x_gen
+    gen_conds <- res$conditions
     y_gen <- if (K) factor(classes[gen_class], levels = classes)
     # VAExprs's orientation: cells in rows
     out <- list(x_gen = x_gen, y_gen = y_gen, x_train = .cells_by_genes(prep$x_train),
                 y_train = prep$y_train, latent_vector = latent_vector)
     if (!is.null(gen_conds)) out[c("conditions_gen", "conditions_train")] <- list(gen_conds, conds_train)
+    if (!is.null(checks)) out$memorisation <- checks
     structure(out,
               class = "exprsgen_gen", likelihood = spec$likelihood,
               assay = .gen_assay_name(prep))
+}
+
+# The memorisation ratio of generated count cells against the training cells, without
+# held-out cells: the median distance from a generated cell to its nearest training
+# cell over the median distance from a training cell of the same classes to its
+# nearest other training cell (see .self_memorisation()), on log-normalised counts
+# (2,000 most variable genes of the training cells, 20 principal components). At most
+# 1,000 cells of each set; NA with fewer than 20 generated cells.
+.gen_memorisation <- function(x_train, x_gen, codes, gen_class, max_cells = 1000L) {
+    n_gen <- nrow(x_gen)
+    if (n_gen < 20L || ncol(x_train) < 20L) return(NA_real_)
+    gi <- if (n_gen > max_cells) sort(sample.int(n_gen, max_cells)) else seq_len(n_gen)
+    n_t <- ncol(x_train)
+    ti <- if (n_t > max_cells) sort(sample.int(n_t, max_cells)) else seq_len(n_t)
+    xt <- x_train[, ti, drop = FALSE]
+    if (.is_delayed(xt)) xt <- methods::as(xt, "dgCMatrix")
+    xg <- Matrix::t(x_gen[gi, , drop = FALSE])
+    # the reference: training cells of the generated cells' classes, in their proportions
+    query <- if (is.null(codes) || is.null(gen_class)) seq_along(ti) else {
+        pool <- split(seq_along(ti), factor(codes[ti], levels = seq_len(max(codes))))
+        want <- tabulate(gen_class[gi], length(pool))
+        unlist(lapply(seq_along(pool), function(k) {
+            p <- pool[[k]]
+            if (!want[k] || !length(p)) integer(0) else p[sample.int(length(p), min(length(p), want[k]))]
+        }), use.names = FALSE)
+    }
+    if (length(query) < 5L) return(NA_real_)
+    .memorisation_ratio(xt, xg, query)
+}
+
+# The ratio of .self_memorisation() for count matrices (genes x cells) of training
+# cells `xt` and generated cells `xg`: log-normalised counts of the 2,000 genes most
+# variable in `xt`, 20 principal components.
+.memorisation_ratio <- function(xt, xg, query = seq_len(ncol(xt))) {
+    lib_t <- Matrix::colSums(xt)
+    lib_g <- Matrix::colSums(xg)
+    target <- stats::median(lib_t)
+    lt <- .log_scale(if (is.matrix(xt)) xt else methods::as(xt, "CsparseMatrix"), "counts", lib_t, target)
+    lg <- .log_scale(if (is.matrix(xg)) xg else methods::as(xg, "CsparseMatrix"), "counts", lib_g, target)
+    v <- .row_vars(lt)
+    hv <- order(v, decreasing = TRUE)[seq_len(min(2000L, nrow(lt)))]
+    hv <- hv[v[hv] > 0]
+    if (length(hv) < 2L) return(NA_real_)
+    .self_memorisation(t(as.matrix(lt[hv, , drop = FALSE])), t(as.matrix(lg[hv, , drop = FALSE])), 20L, query)
 }
 
 # The shifts of the training cells' latent means (and log library sizes) that their
@@ -364,11 +452,11 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
 # mixture of their latent means, from the prior, or from the posteriors of cells
 # of `pool`. Returns list(z, cell = the training cell each code came from, or NULL).
 .draw_latent <- function(latent, enc, members, pool, n, what,
-                         fit_mixture = .mclust_fit, sim_mixture = .mclust_sim) {
+                         fit_mixture = .mclust_fit, sim_mixture = .mclust_sim, temperature = 1) {
     L <- ncol(enc$mean)
     posterior <- function(from) {
         idx <- from[sample.int(length(from), n, replace = TRUE)]
-        noise <- matrix(stats::rnorm(n * L), n, L)
+        noise <- matrix(stats::rnorm(n * L), n, L) * temperature
         list(z = enc$mean[idx, , drop = FALSE] + exp(0.5 * enc$log_var[idx, , drop = FALSE]) * noise,
              cell = idx)
     }

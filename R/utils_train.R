@@ -5,7 +5,7 @@
 # callback_reduce_lr_on_plateau() or NULL); the KL weight and learning rate in effect
 # in each epoch are recorded in the history.
 .train <- function(spec, train, prep, epochs, stopping, verbose,
-                   schedule = list(kl_warmup = 0L, plateau = NULL)) {
+                   schedule = list(kl_warmup = 0L, plateau = NULL), guard = NULL) {
     cs <- .conditions_spec(spec, prep)
     y_train <- .condition_columns(cs, .train_conditions(prep))
     y_val <- .condition_columns(cs, .train_conditions(prep, "val"))
@@ -46,6 +46,9 @@
     partial <- NA_real_  # cells trained on in an interrupted last epoch
     n_train <- ncol(prep$x_train)
     n_val <- if (has_val) ncol(prep$x_val) else 0L
+    # the memorisation guard (see .guard_plan()): the weights of the last check passed
+    guard_log <- NULL
+    guard_kept <- NULL
     progress <- .progress(epochs, has_val, verbose)
     start <- proc.time()[["elapsed"]]
     tryCatch({
@@ -80,6 +83,22 @@
                 hist[epoch, c("val_loss", "val_reconstruction", "val_kl")] <- sv[1:3]
             }
             progress$update(epoch, hist[epoch, "loss"], hist[epoch, "val_loss"])
+            if (!is.null(guard) && epoch %% guard$every == 0L) {
+                w <- .eg_trainer_weights(trainer)
+                ratio <- .guard_check(guard, spec, w, prep, epoch)
+                guard_log <- rbind(guard_log, data.frame(epoch = epoch, memorisation = ratio))
+                if (!is.na(ratio) && ratio < 0.9) {
+                    # two checks in a row (one estimate on few cells is noisy); the
+                    # earliest model is kept when none passed
+                    if (is.null(guard_kept)) guard_kept <- list(weights = w, epoch = epoch, passed = FALSE)
+                    if (nrow(guard_log) >= 2L && isTRUE(guard_log$memorisation[nrow(guard_log) - 1L] < 0.9)) {
+                        stop_reason <- "memorisation"
+                        break
+                    }
+                } else {
+                    guard_kept <- list(weights = w, epoch = epoch, passed = TRUE)
+                }
+            }
             if (!is.null(plateau_monitor)) rates$after(hist[epoch, plateau_monitor])
             if (!is.null(monitor)) {
                 value <- hist[epoch, monitor]
@@ -102,6 +121,7 @@
         stop_reason <<- "interrupted"
     })
     seconds <- proc.time()[["elapsed"]] - start
+    if (stop_reason == "memorisation") done <- guard_kept$epoch
     if (done == 0L) {
         .abort("Training was interrupted before its first minibatch completed; no model to return.",
                class = "exprsgen_error_interrupted", call = NULL)
@@ -110,6 +130,15 @@
     weights <- NULL
     if (!is.null(stopping) && stopping$restore_best_weights && !is.na(best$epoch)) {
         weights <- .eg_trainer_weights(trainer, snapshot = TRUE)
+    }
+    if (stop_reason == "memorisation") {
+        last <- guard_log[nrow(guard_log), ]
+        cli::cli_inform(c(i = paste0("Stopped at epoch {last$epoch}: cells generated from the model were closer to the training cells ",
+                                     "than these are to each other (memorisation ratio {format(round(last$memorisation, 2))}, below 0.9)."),
+                          " " = if (guard_kept$passed) "The model of epoch {guard_kept$epoch}, the last one checked without copies, is returned."
+                                else "No check passed: the model of epoch {guard_kept$epoch}, the first checked, is returned."),
+                        class = "exprsgen_message_guard")
+        weights <- guard_kept$weights
     }
     if (is.null(weights)) weights <- .eg_trainer_weights(trainer)
     if (stop_reason == "interrupted") {
@@ -125,7 +154,7 @@
     }
     history <- data.frame(epoch = seq_len(done), hist[seq_len(done), , drop = FALSE])
     list(weights = weights, history = history, stop_reason = stop_reason,
-         best_epoch = best$epoch, seconds = seconds,
+         best_epoch = best$epoch, seconds = seconds, guard = guard_log,
          epoch_seconds = data.frame(epoch = seq_len(done), timing[seq_len(done), , drop = FALSE]))
 }
 
@@ -206,7 +235,7 @@
 
 .progress_summary <- function(done, seconds, reason, last) {
     why <- switch(reason, completed = "", early_stopping = " (early stopping)",
-                  interrupted = " (interrupted)")
+                  interrupted = " (interrupted)", memorisation = " (memorisation guard)")
     cli::cli_alert_success("Trained {done} epoch{?s} in {format(round(seconds, 1), nsmall = 1)} s{why}: {last}")
 }
 

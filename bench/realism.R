@@ -1,9 +1,9 @@
 # Realism benchmark (issue 12): how hard are generated cells to tell from held-out
 # real cells, and how much do they help a classifier trained on few real cells?
 #
-#   Rscript bench/realism.R [--data bladder,celseq,yan,sim] [--variants v1,v2,...]
-#                           [--epochs 100] [--threads 2] [--no-utility] [--out results.tsv]
-#                           [--genes all] [--shared ../shared/data]
+#   Rscript bench/realism.R [--data bladder,celseq,celseq100,yan,sim] [--variants v1,v2,...]
+#                           [--epochs 100] [--threads 2] [--no-utility] [--utility-only]
+#                           [--seeds 3] [--out results.tsv] [--genes all] [--shared ../shared/data]
 #
 # Protocol (../shared/notes/realism.md): the model trains on every gene detected in at
 # least 3 cells (`--genes 2000`: on the 2,000 most variable genes of the log-normalised
@@ -34,6 +34,8 @@ which_data <- strsplit(opt("data", "bladder,celseq,yan,sim"), ",")[[1]]
 epochs <- as.integer(opt("epochs", "100"))
 threads <- as.integer(opt("threads", "2"))
 out_file <- opt("out", "")
+n_seeds <- as.integer(opt("seeds", "3"))
+utility_only <- flag("utility-only")
 n_genes <- opt("genes", "all")
 utility <- !flag("no-utility")
 suppressMessages({library(exprsgen); library(SingleCellExperiment)})
@@ -51,6 +53,7 @@ l10 <- function(...) {
     function(g) c(hidden(128, g, "nb"), list(latent_dim = 10), extra)
 }
 post <- list(latent = "posterior")
+t_post <- function(t) list(latent = "posterior", temperature = t)
 # a validation tenth for the schedule and early stopping
 val_es <- function(...) l10(validation_split = 0.1, callbacks = list(
     callback_early_stopping(patience = 20, restore_best_weights = TRUE),
@@ -89,7 +92,44 @@ variants <- list(
     nb_l10_lr3_post = list(likelihood = "nb", fit = l10(optimizer = optimizer_adam(3e-3)), gen = post),
     nb_l10_lr3_e300_post = list(likelihood = "nb", fit = l10(optimizer = optimizer_adam(3e-3)), gen = post,
                                 epochs = 300),
-    nb_l10_bs32_e300_post = list(likelihood = "nb", fit = l10(), gen = post, batch_size = 32, epochs = 300)
+    nb_l10_bs32_e300_post = list(likelihood = "nb", fit = l10(), gen = post, batch_size = 32, epochs = 300),
+    # issue 22: the package as a user calls it (no settings), and the levers measured
+    defaults = list(likelihood = "nb", fit = function(g) list(), auto = TRUE),
+    today = list(likelihood = "nb", fit = l10(), gen = post, epochs = 200),
+    nb_l2_h256_gmm = list(likelihood = "nb", fit = function(g) c(hidden(256, g, "nb"), list(latent_dim = 2)),
+                          gen = list(latent = "gmm"), epochs = 200),
+    nb_l10_t15 = list(likelihood = "nb", fit = l10(), gen = t_post(1.5), epochs = 200),
+    nb_l10_t2 = list(likelihood = "nb", fit = l10(), gen = t_post(2), epochs = 200),
+    nb_l10_bs16_e100 = list(likelihood = "nb", fit = l10(), gen = post, batch_size = 16, epochs = 100),
+    nb_l10_bs16_e200 = list(likelihood = "nb", fit = l10(), gen = post, batch_size = 16, epochs = 200),
+    nb_l10_bs16_e200_t15 = list(likelihood = "nb", fit = l10(), gen = t_post(1.5), batch_size = 16, epochs = 200),
+    nb_l10_bs32_e200 = list(likelihood = "nb", fit = l10(), gen = post, batch_size = 32, epochs = 200),
+    nb_l10_e100 = list(likelihood = "nb", fit = l10(), gen = post, epochs = 100),
+    nb_l10_e50 = list(likelihood = "nb", fit = l10(), gen = post, epochs = 50),
+    nb_l10_gmm = list(likelihood = "nb", fit = l10(), gen = list(latent = "gmm"), epochs = 200),
+    nb_l2_h128_gmm = list(likelihood = "nb", fit = function(g) c(hidden(128, g, "nb"), list(latent_dim = 2)),
+                          gen = list(latent = "gmm"), epochs = 200),
+    nb_l2_h128_post = list(likelihood = "nb", fit = function(g) c(hidden(128, g, "nb"), list(latent_dim = 2)),
+                           gen = post, epochs = 200),
+    nb_l2_h128_e100_gmm = list(likelihood = "nb", fit = function(g) c(hidden(128, g, "nb"), list(latent_dim = 2)),
+                               gen = list(latent = "gmm"), epochs = 100),
+    nb_l10_h256_e200 = list(likelihood = "nb", gen = post, epochs = 200,
+                            fit = function(g) c(hidden(256, g, "nb"), list(latent_dim = 10))),
+    nb_l10_h256_gmm = list(likelihood = "nb", gen = list(latent = "gmm"), epochs = 200,
+                           fit = function(g) c(hidden(256, g, "nb"), list(latent_dim = 10))),
+    nb_l2_h256_post = list(likelihood = "nb", gen = post, epochs = 200,
+                           fit = function(g) c(hidden(256, g, "nb"), list(latent_dim = 2))),
+    nb_l10_h512_e200 = list(likelihood = "nb", gen = post, epochs = 200,
+                            fit = function(g) c(hidden(512, g, "nb"), list(latent_dim = 10))),
+    nb_l5_h256_e200 = list(likelihood = "nb", gen = post, epochs = 200,
+                           fit = function(g) c(hidden(256, g, "nb"), list(latent_dim = 5))),
+    nb_l10_e400 = list(likelihood = "nb", fit = l10(), gen = post, epochs = 400),       # scVI's epoch rule below 20,000 cells
+    nb_l10_warmall = list(likelihood = "nb", fit = l10(kl_warmup = 200), gen = post, epochs = 200),  # scVI: warm-up all along
+    nb_l10_drop = list(likelihood = "nb", gen = post, epochs = 200, fit = function(g) list(
+        encoder_layers = list(layer_input(g), layer_dense(128, "relu"), layer_dropout(0.1)),
+        decoder_layers = list(layer_dense(128, "relu"), layer_dropout(0.1), layer_dense(g, "linear")),
+        latent_dim = 10)),
+    zinb_l10_e200 = list(likelihood = "zinb", fit = l10(), gen = post, epochs = 200)
 )
 chosen <- strsplit(opt("variants", paste(names(variants), collapse = ",")), ",")[[1]]
 unknown <- setdiff(chosen, c(names(variants), "copy", "independent"))
@@ -128,6 +168,7 @@ simulated <- function(n_per = 250, genes = 2000, types = 4) {
 datasets <- list(
     bladder = function() read_mtx(file.path(shared, "mouse_bladder")),
     celseq = function() read_mtx(file.path(shared, "celseq2_3cl")),
+    celseq100 = function() read_mtx(file.path(shared, "celseq2_3cl")),
     yan = function() {
         d <- read_mtx(file.path(shared, "yan"))
         d$counts_data <- FALSE
@@ -179,10 +220,11 @@ independent_genes <- function(counts, label, sizes) {
 
 # Variants that differ only in gen_exprs() arguments share their fits.
 fits <- new.env()
-fit_and_generate <- function(v, sce, sizes, ep) {
+fit_and_generate <- function(v, sce, sizes, ep, seed = 1) {
     g <- nrow(sce)
-    args <- c(list(likelihood = v$likelihood, epochs = ep, batch_size = v$batch_size %||% 128L, seed = 1,
-                   num.threads = threads, verbose = FALSE), v$fit(g))
+    steps <- if (isTRUE(v$auto)) list() else list(epochs = ep, batch_size = v$batch_size %||% 128L)
+    args <- c(list(likelihood = v$likelihood), steps, list(seed = seed, num.threads = threads, verbose = FALSE),
+              v$fit(g))
     key <- paste(ncol(sce), paste(deparse(args), collapse = ""))
     if (is.null(fits[[key]])) {
         t <- system.time(fit <- do.call(fit_vae, c(list(sce, labels = "label"), args)))[["elapsed"]]
@@ -190,7 +232,7 @@ fit_and_generate <- function(v, sce, sizes, ep) {
     }
     fit <- fits[[key]]$fit
     t <- fits[[key]]$seconds
-    set.seed(2)
+    set.seed(1 + seed)
     gen <- suppressMessages(do.call(gen_exprs, c(list(fit, labels = sizes), v$gen)))
     list(gen = gen, seconds = t, epochs = fit$params$epochs_run %||% nrow(fit$history))
 }
@@ -215,15 +257,18 @@ record <- function(data, variant, a, seconds = NA, epochs_run = NA) {
         utils::write.table(a, out_file, sep = "\t", quote = FALSE, row.names = FALSE,
                            append = length(rows) > 1L, col.names = length(rows) == 1L)
     }
-    cat(sprintf("  %-22s AUC %.3f  fit %s s\n", variant, a$value[a$metric == "classifier_auc"],
+    auc <- a$value[a$metric == "classifier_auc"]
+    cat(sprintf("  %-22s AUC %s  fit %s s\n", variant, if (length(auc)) sprintf("%.3f", auc) else "-",
                 format(round(seconds, 1))))
 }
 
 for (dn in which_data) {
     set.seed(1)
     d <- prepare(datasets[[dn]]())
-    train_idx <- stratified(d$label, 0.5)
-    held_idx <- setdiff(seq_along(d$label), train_idx)
+    half_idx <- stratified(d$label, 0.5)
+    held_idx <- setdiff(seq_along(d$label), half_idx)
+    train_idx <- half_idx
+    if (dn == "celseq100") train_idx <- sort(half_idx[stratified(d$label[half_idx], 100 / length(half_idx))])
     train_sce <- sce_of(d$counts[, train_idx], d$label[train_idx])
     held_sce <- sce_of(d$counts[, held_idx], d$label[held_idx])
     sizes <- table(d$label[held_idx])
@@ -237,27 +282,31 @@ for (dn in which_data) {
     rm(list = ls(fits), envir = fits)
     cat(sprintf("%s: %d genes, %d training, %d held-out, %d few cells, %d classes\n", dn, nrow(d$counts),
                 length(train_idx), length(held_idx), length(few_idx), nlevels(d$label)))
+    aug <- function(a) a[grepl("^augmentation", a$metric), ]
     for (vn in chosen) {
         if (vn == "copy") {
-            a <- assess(held_sce, train_sce, labels_gen = train_sce$label, train = train_sce,
-                        labels_train = train_sce$label)
+            a <- if (!utility_only) assess(held_sce, train_sce, labels_gen = train_sce$label, train = train_sce,
+                                           labels_train = train_sce$label)
             if (utility) {
                 # the best augmentation there is: the rest of the training half, real cells
                 u <- assess(held_sce, train_sce, labels_gen = train_sce$label, train = few_sce,
                             labels_train = few_sce$label)
-                a <- rbind(a[!grepl("^augmentation", a$metric), ], u[grepl("^augmentation", u$metric), ])
+                a <- rbind(a[!grepl("^augmentation", a$metric), ], aug(u))
             }
             record(dn, vn, a)
             next
         }
         if (vn == "independent") {
             set.seed(2)
-            ind <- independent_genes(counts(train_sce), train_sce$label, sizes)
-            a <- assess(held_sce, ind$x, ind$y, train_sce, train_sce$label)
+            a <- NULL
+            if (!utility_only) {
+                ind <- independent_genes(counts(train_sce), train_sce$label, sizes)
+                a <- assess(held_sce, ind$x, ind$y, train_sce, train_sce$label)
+            }
             if (utility) {
                 ind_few <- independent_genes(counts(few_sce), few_sce$label, back)
                 u <- assess(held_sce, ind_few$x, ind_few$y, few_sce, few_sce$label)
-                a <- rbind(a[!grepl("^augmentation", a$metric), ], u[grepl("^augmentation", u$metric), ])
+                a <- rbind(a[!grepl("^augmentation", a$metric), ], aug(u))
             }
             record(dn, vn, a)
             next
@@ -266,12 +315,28 @@ for (dn in which_data) {
         if (!d$counts_data && !v$likelihood %in% c("bce", "mse")) next
         smooth <- v$likelihood %in% c("bce", "mse")
         ep <- v$epochs %||% epochs
-        r <- fit_and_generate(v, train_sce, sizes, ep)
-        a <- assess(held_sce, r$gen, smooth = smooth)
+        r <- list(seconds = NA, epochs = NA)
+        a <- NULL
+        if (!utility_only) {
+            r <- fit_and_generate(v, train_sce, sizes, ep)
+            a <- assess(held_sce, r$gen, smooth = smooth)
+        }
         if (utility) {
-            u <- fit_and_generate(v, few_sce, back, max(ep, 200L))
-            ua <- assess(held_sce, u$gen, smooth = smooth)
-            a <- rbind(a[!grepl("^augmentation", a$metric), ], ua[grepl("^augmentation", ua$metric), ])
+            # the headline: the few-cell gain for n_seeds generator seeds, mean and spread
+            per_seed <- lapply(seq_len(n_seeds), function(s) {
+                u <- fit_and_generate(v, few_sce, back, v$epochs %||% max(epochs, 200L), seed = s)
+                aug(assess(held_sce, u$gen, smooth = smooth))
+            })
+            ua <- per_seed[[1]]
+            ua$value <- Reduce(`+`, lapply(per_seed, `[[`, "value")) / n_seeds
+            ua$reference <- Reduce(`+`, lapply(per_seed, `[[`, "reference")) / n_seeds
+            gains <- vapply(per_seed, function(u) u$value[1] - u$reference[1], numeric(1))
+            sd_row <- ua[1, ]
+            sd_row$metric <- "augmentation_gain_sd"
+            sd_row$value <- if (n_seeds > 1L) stats::sd(gains) else NA_real_
+            sd_row$reference <- NA_real_
+            a <- rbind(a[!grepl("^augmentation", a$metric), ], ua, sd_row)
+            cat(sprintf("  %-22s utility gains %s\n", vn, paste(sprintf("%+.3f", gains), collapse = " ")))
         }
         record(dn, vn, a, r$seconds, r$epochs)
     }
@@ -293,6 +358,7 @@ wide <- do.call(rbind, lapply(split(results, list(results$data, results$variant)
                memo = f(v("memorisation")), closer = vr("closer_to_train"),
                lib_ks = f(v("library_size_ks")),
                util = paste0(f(r("augmentation_accuracy")), gain("augmentation_accuracy")),
+               util_sd = f(v("augmentation_gain_sd")),
                rare = paste0(f(r("augmentation_rare_recall")), gain("augmentation_rare_recall")),
                fit_s = f(a$fit_s[1]), stringsAsFactors = FALSE)
 }))

@@ -46,7 +46,10 @@ local({
         L <- fit$model$spec$latent_dim
         expect_equal(b$n_in[b$name == "encoder_1"], 60L + 5L)
         expect_equal(b$n_in[b$name == "decoder_1"], L + 2L)
-        expect_equal(b$n_in[b$name == "decoder_2"], 128L + 3L)
+        # (the hidden width the automatic settings chose for these cells)
+        H <- fit$model$spec$decoder_units[1]
+        expect_identical(H, exprsgen:::.auto_settings(nrow(d$x))$units)
+        expect_equal(b$n_in[b$name == "decoder_2"], H + 3L)
         expect_output(print(fit), "type, batch; covariate pct")
     })
 
@@ -59,15 +62,16 @@ local({
             b$n_in[b$name %in% c("decoder_1", "decoder_2")]
         }
         L <- fit$model$spec$latent_dim
-        expect_equal(widths("first"), c(L + 5L, 128L))
-        expect_equal(widths("all"), c(L + 5L, 128L + 5L))
-        expect_equal(widths("additive"), c(L + 2L, 128L + 3L))
+        H <- fit$model$spec$decoder_units[1]
+        expect_equal(widths("first"), c(L + 5L, H))
+        expect_equal(widths("all"), c(L + 5L, H + 5L))
+        expect_equal(widths("additive"), c(L + 2L, H + 3L))
         expect_error(widths("deep"), "decoder_conditions", class = "exprsgen_error")
         # one label: the VAExprs CVAE, the label into the first layer only
         one <- fit_vae(x_train = d$x, y_train = d$type, likelihood = "nb", epochs = 1,
                        batch_size = 32, verbose = FALSE, seed = 1)
         b <- exprsgen:::.blocks(one$model$spec)
-        expect_equal(b$n_in[b$name %in% c("decoder_1", "decoder_2")], c(L + 2L, 128L))
+        expect_equal(b$n_in[b$name %in% c("decoder_1", "decoder_2")], c(L + 2L, H))
     })
 
     test_that("gen_exprs(conditions =): exact numbers per row, conditions carried to the SCE", {

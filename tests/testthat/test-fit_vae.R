@@ -180,13 +180,18 @@ test_that("default layers are used when both encoder and decoder are omitted", {
     expect_identical(fit$model$spec$encoder_units, 256L)
     expect_identical(fit$model$spec$decoder_units, c(256L, n_genes))
     expect_identical(fit$model$spec$latent_dim, 2L)
-    # count models: the benchmark's choice (latent 10, 128 hidden units)
+    # count models: the benchmark's choice for the number of cells (120: latent 2, 256
+    # hidden units; 500 and more: latent 10, 128; see test-auto-settings.R)
     counts <- round(sim$x)
     nb <- fit_vae(x_train = counts, likelihood = "nb", epochs = 1, batch_size = 32, verbose = FALSE)
-    expect_identical(nb$model$spec$latent_dim, 10L)
-    expect_identical(nb$model$spec$encoder_units, 128L)
-    expect_identical(nb$model$spec$decoder_units, c(128L, n_genes))
-    expect_identical(nb$params$latent_dim, 10L)
+    expect_identical(nb$model$spec$latent_dim, 2L)
+    expect_identical(nb$model$spec$encoder_units, 256L)
+    expect_identical(nb$model$spec$decoder_units, c(256L, n_genes))
+    expect_identical(nb$params$latent_dim, 2L)
+    big <- fit_vae(x_train = counts[rep(seq_len(nrow(counts)), 5), ], likelihood = "nb", epochs = 1,
+                   batch_size = 128, verbose = FALSE)
+    expect_identical(big$model$spec$latent_dim, 10L)
+    expect_identical(big$model$spec$decoder_units, c(128L, n_genes))
     # few optimizer steps for a count model: a hint, only when verbose
     expect_message(fit_vae(x_train = counts, likelihood = "nb", epochs = 2, batch_size = 32),
                    "optimizer steps", class = "exprsgen_message_few_steps")
