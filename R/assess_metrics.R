@@ -154,7 +154,9 @@
         list(value = m$share_gen, reference = m$share_real)
     }, function(value, reference, ctx) {
         if (value <= reference + 0.1) "as close to training as to held-out cells"
-        else if (value < 0.9) "nearer the training cells" else "copies of training cells"
+        else if (value < 0.9) "nearer the training cells"
+        else if (isTRUE(.memorised(ctx)$ratio >= 0.9)) "nearer the training cells, but no copies (see memorisation)"
+        else "copies of training cells"
     }, applies = .has_train),
     .assess_metric("augmentation_accuracy", 1, function(ctx) {
         u <- .augmentation(ctx)

@@ -199,8 +199,8 @@
 #' to all the cells, and [gen_exprs()] then draws as it was scored. The
 #' table of scores is `fit$tuning` (`chosen` marks the winner). Cost: the
 #' three candidates train on four fifths of the cells, 0.8 + 0.8 + 0.4 times
-#' one fit (the latent-10 candidate of a few-cell data set is slightly
-#' more), plus the final fit: about 3 times one automatic fit. Progress is
+#' one fit, plus the final fit and the scoring (at most 1,000 cells of each
+#' set): about 3 times one automatic fit. Progress is
 #' reported per candidate; Ctrl-C during tuning returns the candidate in
 #' training (fitted to four fifths of the cells) with a warning.
 #'

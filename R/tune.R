@@ -82,8 +82,9 @@
                 if (is.null(sizes)) gen_exprs(fit, num_samples = length(held), latent = d$latent, temperature = d$temperature)
                 else gen_exprs(fit, labels = stats::setNames(as.integer(sizes), names(sizes)),
                                latent = d$latent, temperature = d$temperature))
+            # (at most 1,000 cells of each set: scoring stays small next to the fits)
             a <- assess_aug(held_x, gen, labels_real = held_y, n_pcs = min(20L, length(held) - 1L),
-                            seed = 1L, num.threads = args$num.threads)
+                            max_cells = 1000L, seed = 1L, num.threads = args$num.threads)
             val <- function(m) if (any(a$metric == m)) a$value[a$metric == m][1] else NA_real_
             ref <- function(m) if (any(a$metric == m)) a$reference[a$metric == m][1] else NA_real_
             rows[[length(rows) + 1L]] <- data.frame(

@@ -2,7 +2,9 @@
 # issue measured as today's defaults (200 epochs of 128-cell minibatches, latent 10,
 # 128 hidden units), on the same data in one session, the two alternating.
 #
-#   Rscript bench/defaults.R [--threads 2] [--repeats 2] [--sets small,w3]
+#   Rscript bench/defaults.R [--threads 2] [--repeats 2] [--sets small,w3] [--tune]
+#
+# --tune: also fit_vae(tune = TRUE), whose cost the issue bounds at 4 automatic fits.
 #
 # small: 200 cells of ../shared/data/mouse_bladder (stratified), every gene detected in
 #        at least 3 of them (the few-cell case the settings are chosen for);
@@ -51,7 +53,10 @@ for (s in sets) {
                                 seed = 1, num.threads = threads, verbose = FALSE)
     auto <- function() fit_vae(sce, labels = "label", likelihood = "nb", seed = 1, num.threads = threads,
                                verbose = FALSE)
-    times <- list(today = numeric(0), auto = numeric(0))
+    tuned <- function() fit_vae(sce, labels = "label", likelihood = "nb", seed = 1, num.threads = threads,
+                                verbose = FALSE, tune = TRUE)
+    times <- if ("--tune" %in% args) list(today = numeric(0), auto = numeric(0), tuned = numeric(0))
+             else list(today = numeric(0), auto = numeric(0))
     for (r in seq_len(repeats)) {
         for (k in names(times)) {
             t <- system.time(f <- get(k)())[["elapsed"]]
@@ -65,4 +70,8 @@ for (s in sets) {
                 stats::median(times$today), paste(round(times$today, 1), collapse = ", "),
                 stats::median(times$auto), paste(round(times$auto, 1), collapse = ", "),
                 stats::median(times$auto) / stats::median(times$today)))
+    if (!is.null(times$tuned)) {
+        cat(sprintf("  tune = TRUE:       median %.1f s (%s), %.2f automatic fits\n", stats::median(times$tuned),
+                    paste(round(times$tuned, 1), collapse = ", "), stats::median(times$tuned) / stats::median(times$auto)))
+    }
 }
