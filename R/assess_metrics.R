@@ -232,7 +232,14 @@
 # the same population is about as far from its nearest training cell). Equal numbers
 # of both, principal components fitted to both.
 .memorised_self <- function(ctx) {
-    list(ratio = .self_memorisation(ctx$dr[ctx$bal_r, , drop = FALSE], ctx$dg[ctx$bal_g, , drop = FALSE],
+    # genes most variable in both sets (chosen on the training cells alone, they would
+    # spread those apart and make anything else look close to them)
+    lt <- ctx$lr[, ctx$bal_r, drop = FALSE]
+    lg <- ctx$lg[, ctx$bal_g, drop = FALSE]
+    v <- .row_vars(cbind(lt, lg))
+    hv <- order(v, decreasing = TRUE)[seq_len(min(ctx$n_genes, nrow(lt)))]
+    hv <- hv[v[hv] > 0]
+    list(ratio = .self_memorisation(t(as.matrix(lt[hv, , drop = FALSE])), t(as.matrix(lg[hv, , drop = FALSE])),
                                     ctx$n_pcs))
 }
 

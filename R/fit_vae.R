@@ -97,8 +97,8 @@
 #'   `"zinb"` to model UMI counts as counts.
 #' @param seed A whole number from 0 to 2^53, or `NULL` to draw one from R's random number
 #'   generator, so that `set.seed()` makes the fit reproducible. It fixes the
-#'   initial weights, the minibatch order and the sampling noise: the same
-#'   seed and data give the same fit.
+#'   validation split (`validation_split`), the initial weights, the minibatch
+#'   order and the sampling noise: the same seed and data give the same fit.
 #' @param num.threads Integer scalar: threads of the Rust core (at most the
 #'   number of cores). Large matrix products and element-wise work are split
 #'   into pieces that the threads take as they come free (small ones stay on
@@ -256,8 +256,10 @@
 #' the cells trained on, and `params$stop_reason` is `"interrupted"`.
 #' Before any weights are allocated, the memory the model and its training
 #' need is compared with what the session can still allocate (Linux's
-#' `MemAvailable`, and the room under an address-space limit such as
-#' `ulimit -v`); a model that does not fit is refused with an error naming
+#' `MemAvailable`, the room under an address-space limit such as
+#' `ulimit -v`, and the room under the memory limit of the control group the
+#' session runs in: a Docker container, a Slurm `--mem` job, cgroup v1 or
+#' v2); a model that does not fit is refused with an error naming
 #' the argument that makes it large. `options(exprsgen.memory_limit = bytes)`
 #' sets the limit assumed. Count likelihoods take counts up to 1e9 per
 #' entry.
@@ -367,10 +369,11 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     # Data.
     prep <- if (is.null(preprocessing)) {
         .prepare_inputs(object, x_train, x_val, y_train, y_val, assay.type, labels,
-                        validation_split, counts, call, covariates, threads = num.threads)
+                        validation_split, counts, call, covariates, threads = num.threads, seed = seed)
     } else {
         .upgrade_preprocessing(.check_preprocessing(preprocessing, call))
     }
+    if (is.null(preprocessing)) .check_gene_names(prep$genes, if (is.null(object)) "x_train" else "object", call)
     n_genes <- length(prep$genes)
     n_cells <- ncol(prep$x_train)
     # settings not given, chosen from the number of cells (count models; see .auto_settings())
@@ -483,6 +486,22 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
                 latent = latent)
     if (!is.null(tuning)) out$tuning <- tuning
     structure(out, class = "exprsgen_fit")
+}
+
+# Gene names are how encode() and normalized_exprs() match new cells' genes to the
+# model's: duplicated or empty ones would match the wrong gene silently.
+.check_gene_names <- function(genes, arg, call) {
+    empty <- is.na(genes) | !nzchar(genes)
+    if (any(empty)) {
+        .abort(c("{.arg {arg}} has {sum(empty)} gene{?s} without a name (e.g. gene {which(empty)[1]}).",
+                 i = "Name every gene, or remove the unnamed ones."), call = call)
+    }
+    dup <- unique(genes[duplicated(genes)])
+    if (length(dup)) {
+        .abort(c("{.arg {arg}} has duplicated gene names: {.val {utils::head(dup, 5)}}{if (length(dup) > 5) ', ...' else ''}.",
+                 i = "Make them unique (e.g. {.code make.unique()}) or keep one row per gene."), call = call)
+    }
+    invisible(genes)
 }
 
 # Count models kept improving over thousands of optimizer steps in the realism

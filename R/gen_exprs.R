@@ -286,7 +286,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
 # held-out cells: the median distance from a generated cell to its nearest training
 # cell over the median distance from a training cell of the same classes to its
 # nearest other training cell (see .self_memorisation()), on log-normalised counts
-# (2,000 most variable genes of the training cells, 20 principal components). At most
+# (2,000 most variable genes of both sets, 20 principal components). At most
 # 1,000 cells of each set; NA with fewer than 20 generated cells.
 .gen_memorisation <- function(x_train, x_gen, codes, gen_class, max_cells = 1000L) {
     n_gen <- nrow(x_gen)
@@ -312,14 +312,16 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
 
 # The ratio of .self_memorisation() for count matrices (genes x cells) of training
 # cells `xt` and generated cells `xg`: log-normalised counts of the 2,000 genes most
-# variable in `xt`, 20 principal components.
+# variable in both, 20 principal components.
 .memorisation_ratio <- function(xt, xg, query = seq_len(ncol(xt))) {
     lib_t <- Matrix::colSums(xt)
     lib_g <- Matrix::colSums(xg)
     target <- stats::median(lib_t)
     lt <- .log_scale(if (is.matrix(xt)) xt else methods::as(xt, "CsparseMatrix"), "counts", lib_t, target)
     lg <- .log_scale(if (is.matrix(xg)) xg else methods::as(xg, "CsparseMatrix"), "counts", lib_g, target)
-    v <- .row_vars(lt)
+    # genes chosen on both sets: chosen on the training cells alone, they would spread
+    # those cells apart and make anything else look close to them
+    v <- .row_vars(cbind(lt, lg))
     hv <- order(v, decreasing = TRUE)[seq_len(min(2000L, nrow(lt)))]
     hv <- hv[v[hv] > 0]
     if (length(hv) < 2L) return(NA_real_)

@@ -136,7 +136,58 @@
         used <- kb(read("/proc/self/status"), "VmSize")
         if (is.finite(soft) && is.finite(used)) avail <- min(avail, soft - used, na.rm = TRUE)
     }
+    avail <- min(avail, .cgroup_room(), na.rm = TRUE)
     if (is.na(avail)) Inf else max(avail, 0)
+}
+
+# Bytes left under the memory limits of the control groups this process is in (a
+# Docker or Kubernetes container, a Slurm --mem job, systemd's MemoryMax): cgroup v2's
+# memory.max less memory.current, v1's memory.limit_in_bytes less memory.usage_in_bytes,
+# the kernel's reclaimable file cache (inactive_file) counted as free, for the group
+# and each group above it that the file system shows; the smallest. Inf without a
+# limit. `root` and `self` are the cgroup mount and /proc/self/cgroup (tests use others).
+.cgroup_room <- function(root = getOption("exprsgen.cgroup_root", "/sys/fs/cgroup"),
+                         self = getOption("exprsgen.cgroup_self", "/proc/self/cgroup")) {
+    read <- function(f) tryCatch(suppressWarnings(readLines(f, warn = FALSE)), error = function(e) character(0))
+    number <- function(f) {
+        v <- read(f)
+        if (!length(v)) return(NA_real_)
+        x <- suppressWarnings(as.numeric(v[1]))
+        if (is.na(x) || x >= 2^60) NA_real_ else x  # "max", or v1's "no limit" (2^63 - page)
+    }
+    stat <- function(f, key) {
+        v <- grep(paste0("^", key, " "), read(f), value = TRUE)
+        if (length(v)) suppressWarnings(as.numeric(sub("^\\S+ ", "", v[1]))) else 0
+    }
+    ancestors <- function(path) {
+        parts <- strsplit(path, "/", fixed = TRUE)[[1]]
+        parts <- parts[nzchar(parts)]
+        c("", vapply(seq_along(parts), function(i) paste0("/", paste(parts[seq_len(i)], collapse = "/")), ""))
+    }
+    room <- Inf
+    for (line in read(self)) {
+        f <- strsplit(line, ":", fixed = TRUE)[[1]]
+        if (length(f) < 3L) next
+        path <- paste(f[-(1:2)], collapse = ":")
+        if (f[2] == "") {  # v2
+            dirs <- file.path(root, c("", "unified"))
+            files <- c(limit = "memory.max", used = "memory.current", cache = "inactive_file")
+        } else if ("memory" %in% strsplit(f[2], ",", fixed = TRUE)[[1]]) {  # v1
+            dirs <- file.path(root, "memory")
+            files <- c(limit = "memory.limit_in_bytes", used = "memory.usage_in_bytes", cache = "total_inactive_file")
+        } else {
+            next
+        }
+        for (d in dirs) for (a in ancestors(path)) {
+            g <- paste0(d, a)
+            limit <- number(file.path(g, files[["limit"]]))
+            if (is.na(limit)) next
+            used <- number(file.path(g, files[["used"]]))
+            cache <- stat(file.path(g, "memory.stat"), files[["cache"]])
+            room <- min(room, limit - (if (is.na(used)) 0 else max(0, used - cache)))
+        }
+    }
+    room
 }
 
 .format_bytes <- function(b) {

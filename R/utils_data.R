@@ -140,7 +140,7 @@
 # x cells; `conditions` a data.frame of every label and covariate (NULL without), and
 # y_train its first label (the primary one, NULL without labels).
 .prepare_inputs <- function(object, x_train, x_val, y_train, y_val, assay.type, labels,
-                            validation_split, counts, call, covariates = NULL, threads = 1L) {
+                            validation_split, counts, call, covariates = NULL, threads = 1L, seed = NULL) {
     p <- if (!is.null(object)) {
         if (!is.null(x_train)) .abort("Give either {.arg object} or {.arg x_train}, not both.", call = call)
         .prepare_object(.from_seurat(object, assay.type, "object", call), assay.type, labels, counts, call,
@@ -153,7 +153,9 @@
         p <- .given_validation(p, x_val, y_val, validation_split, counts, call)
     } else {
         if (!is.null(y_val)) .abort("{.arg y_val} is given but {.arg x_val} is not.", call = call)
-        p <- .split_validation(p, validation_split, call)
+        # the split is drawn from the fit's seed (R's random state is left as it was)
+        p <- if (is.null(seed)) .split_validation(p, validation_split, call)
+             else .with_seed(seed, .split_validation(p, validation_split, call))
     }
     if (!counts) p$library_size <- NULL
     p

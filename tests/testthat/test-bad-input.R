@@ -338,3 +338,15 @@ test_that("R's own allocation failures during training become classed memory err
     expect_false(inherits(err2, "exprsgen_error"))
     expect_identical(conditionMessage(err2), "something else")
 })
+
+test_that("duplicated or empty gene names are refused before training, naming the argument", {
+    x <- sim$x
+    colnames(x)[2] <- colnames(x)[1]
+    expect_error(quick_fit(x_train = x), "duplicated gene names.*gene1", class = "exprsgen_error_argument")
+    colnames(x)[2] <- ""
+    expect_error(quick_fit(x_train = x), "without a name", class = "exprsgen_error_argument")
+    sce <- SingleCellExperiment::SingleCellExperiment(list(counts = t(round(sim$x))))
+    rownames(sce)[3] <- rownames(sce)[4]
+    expect_error(fit_vae(sce, likelihood = "nb", epochs = 1, batch_size = 16, verbose = FALSE),
+                 "object.*duplicated", class = "exprsgen_error_argument")
+})

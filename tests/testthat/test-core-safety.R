@@ -65,3 +65,45 @@ test_that("fit_vae() with a billion-unit layer is refused before the core, and b
     expect_match(conditionMessage(err), "memory")
     expect_true(probe("ok"))
 })
+
+test_that("the memory limit of the control group (container, Slurm job) is the memory available", {
+    fake <- function(lines, files) {
+        root <- tempfile("cgroup")
+        for (f in names(files)) {
+            dir.create(dirname(file.path(root, f)), recursive = TRUE, showWarnings = FALSE)
+            writeLines(files[[f]], file.path(root, f))
+        }
+        writeLines(lines, file.path(root, "self"))
+        root
+    }
+    room <- function(root) exprsgen:::.cgroup_room(root, file.path(root, "self"))
+    gb <- 1e9
+    # v2: a 1.5 GB container with 0.5 GB in use, of which 0.1 GB reclaimable file cache
+    v2 <- fake("0::/job", list("job/memory.max" = format(1.5 * gb, scientific = FALSE),
+                               "job/memory.current" = format(0.5 * gb, scientific = FALSE),
+                               "job/memory.stat" = c("anon 1", "inactive_file 100000000"),
+                               "memory.max" = "max"))
+    expect_equal(room(v2), 1.1 * gb)
+    # the tighter limit of a parent group counts
+    v2p <- fake("0::/slurm/job", list("slurm/memory.max" = format(1 * gb, scientific = FALSE),
+                                      "slurm/job/memory.max" = "max"))
+    expect_equal(room(v2p), 1 * gb)
+    # v1, with the hierarchy's "no limit" above the job's limit
+    v1 <- fake(c("5:cpu:/", "4:memory:/slurm/uid_0/job_7"),
+               list("memory/memory.limit_in_bytes" = "9223372036854771712",
+                    "memory/slurm/uid_0/job_7/memory.limit_in_bytes" = format(2 * gb, scientific = FALSE),
+                    "memory/slurm/uid_0/job_7/memory.usage_in_bytes" = format(0.5 * gb, scientific = FALSE)))
+    expect_equal(room(v1), 1.5 * gb)
+    # no limits anywhere, or no cgroup files at all: nothing assumed
+    expect_identical(room(fake("0::/", list("memory.max" = "max"))), Inf)
+    expect_identical(exprsgen:::.cgroup_room(tempfile(), tempfile()), Inf)
+    # a fit that needs more than the group allows is refused before training
+    withr_opts <- options(exprsgen.cgroup_root = v2, exprsgen.cgroup_self = file.path(v2, "self"))
+    on.exit(options(withr_opts))
+    expect_lte(exprsgen:::.memory_available(), 1.1 * gb)
+    x <- matrix(rpois(20 * 2000, 1), 20, 2000)
+    expect_error(fit_vae(x_train = x, likelihood = "nb", epochs = 1, batch_size = 10, verbose = FALSE,
+                         encoder_layers = list(layer_input(2000), layer_dense(30000, "relu")),
+                         decoder_layers = list(layer_dense(16, "relu"), layer_dense(2000))),
+                 "encoder_layers", class = "exprsgen_error_memory")
+})

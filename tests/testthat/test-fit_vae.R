@@ -250,3 +250,22 @@ test_that("a dense x_train is turned around, checked and summed in one pass, as 
     expect_identical(f$preprocessing$minmax$min, unname(apply(log1p(x[1:300, ]), 2, min)))
     expect_identical(f$preprocessing$minmax$max, unname(apply(log1p(x[1:300, ]), 2, max)))
 })
+
+test_that("seed = fixes the validation split too, and leaves R's random state alone", {
+    fit_with <- function() fit_vae(x_train = sim$x, validation_split = 0.2, epochs = 2, batch_size = 16,
+                                   encoder_layers = enc_layers(), decoder_layers = dec_layers(),
+                                   seed = 42, verbose = FALSE)
+    set.seed(1)
+    a <- fit_with()
+    state <- .Random.seed
+    set.seed(2)
+    b <- fit_with()
+    expect_identical(colnames(a$preprocessing$x_val), colnames(b$preprocessing$x_val))
+    expect_identical(a$model$weights, b$model$weights)
+    expect_identical(a$history, b$history)
+    # the split did not draw from R's stream: the same as without a split
+    set.seed(1)
+    fit_vae(x_train = sim$x, epochs = 2, batch_size = 16, encoder_layers = enc_layers(),
+            decoder_layers = dec_layers(), seed = 42, verbose = FALSE)
+    expect_identical(.Random.seed, state)
+})

@@ -166,9 +166,15 @@ impl Shared {
 }
 
 /// The calling thread plus `threads - 1` workers.
+///
+/// A forked child (R's `parallel::mclapply`, BiocParallel's `MulticoreParam`) inherits
+/// the team but not its worker threads: there, `run` works on the calling thread alone
+/// and dropping the team leaves the handles it cannot join (the process that made the
+/// team is told apart by its id).
 pub struct Team {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
+    pid: u32,
 }
 
 impl Team {
@@ -197,24 +203,34 @@ impl Team {
             match handle {
                 Ok(h) => workers.push(h),
                 Err(e) => {
-                    let team = Team { shared, workers };
+                    let team = Team { shared, workers, pid: std::process::id() };
                     drop(team);
                     return Err(e);
                 }
             }
         }
-        Ok(Team { shared, workers })
+        Ok(Team { shared, workers, pid: std::process::id() })
     }
 
-    /// Number of threads, the caller included.
+    /// Number of threads, the caller included (1 in a forked child, whose workers
+    /// stayed in the parent).
     pub fn threads(&self) -> usize {
-        self.workers.len() + 1
+        if self.forked() {
+            1
+        } else {
+            self.workers.len() + 1
+        }
+    }
+
+    /// Whether this process is a fork of the one that made the team.
+    fn forked(&self) -> bool {
+        !self.workers.is_empty() && std::process::id() != self.pid
     }
 
     /// Runs `f(0), ..., f(n_chunks - 1)`, spread over the team; returns when all are
     /// done. A panic in any chunk is raised here after every thread has left `f`.
     pub fn run(&self, n_chunks: usize, f: &(dyn Fn(usize) + Sync)) {
-        if self.workers.is_empty() || n_chunks <= 1 {
+        if self.workers.is_empty() || n_chunks <= 1 || self.forked() {
             (0..n_chunks).for_each(f);
             return;
         }
@@ -263,6 +279,11 @@ fn wait_until(cond: impl Fn() -> bool) {
 
 impl Drop for Team {
     fn drop(&mut self) {
+        if self.forked() {
+            // the workers are the parent's: nothing here to wake or join
+            std::mem::forget(std::mem::take(&mut self.workers));
+            return;
+        }
         let s = &*self.shared;
         s.stop.store(true, SeqCst);
         s.generation.fetch_add(1, SeqCst);
