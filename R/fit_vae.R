@@ -481,7 +481,13 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
                    regime = if (counts) chosen$regime,
                    generation = if (counts) chosen$generation)
     # The training cells' latent codes, once: gen_exprs() and encode() draw around them
-    latent <- .encode_training(model, prep, num.threads)
+    # (an interrupt here keeps the model: the codes are then encoded when first needed)
+    latent <- tryCatch(.encode_training(model, prep, num.threads), interrupt = function(e) {
+        cli::cli_warn(c("Interrupted while encoding the training cells after training: the model is returned without their codes.",
+                        i = "{.fn gen_exprs} and {.fn encode} encode them when they need them."),
+                      class = "exprsgen_warning_interrupted")
+        NULL
+    })
     out <- list(model = model, preprocessing = prep, history = run$history, params = params,
                 latent = latent)
     if (!is.null(tuning)) out$tuning <- tuning

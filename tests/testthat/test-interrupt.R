@@ -162,3 +162,39 @@ test_that("an interrupt while on-disk blocks train in the background stops clean
     expect_gte(fit$params$epochs_run, 1L)
     expect_lt(fit$params$epochs_run, 100000L)
 })
+
+test_that("an interrupt while the training cells are encoded after training keeps the model", {
+    d <- simulate_counts(n_per = 20, genes = 100)
+    x <- as.matrix(Matrix::t(d$counts))
+    # the encoding pass interrupted: an interrupt condition raised where it runs
+    ns <- asNamespace("exprsgen")
+    original <- get(".encode_training", ns)
+    unlockBinding(".encode_training", ns)
+    assign(".encode_training", function(...) {
+        signalCondition(structure(class = c("interrupt", "condition"), list(message = "", call = NULL)))
+        stop("not interrupted")
+    }, envir = ns)
+    restore <- function() {
+        assign(".encode_training", original, envir = ns)
+        lockBinding(".encode_training", ns)
+    }
+    fit <- NULL
+    tryCatch(
+        expect_warning(fit <- fit_vae(x_train = x, y_train = d$label, likelihood = "nb", epochs = 3,
+                               batch_size = 16, seed = 1, verbose = FALSE),
+                       "encoding the training cells", class = "exprsgen_warning_interrupted"),
+        finally = restore())
+    expect_s3_class(fit, "exprsgen_fit")
+    expect_null(fit$latent)
+    expect_identical(fit$params$epochs_run, 3L)
+    # the codes are encoded when needed: the same cells as from the uninterrupted fit
+    full <- fit_vae(x_train = x, y_train = d$label, likelihood = "nb", epochs = 3, batch_size = 16, seed = 1,
+                    verbose = FALSE)
+    expect_equal(fit$model$weights, full$model$weights)
+    set.seed(1)
+    a <- gen_exprs(fit, num_samples = 20)
+    set.seed(1)
+    b <- gen_exprs(full, num_samples = 20)
+    expect_identical(a$x_gen, b$x_gen)
+    expect_equal(encode(fit), encode(full))
+})
