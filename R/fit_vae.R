@@ -142,9 +142,10 @@
 #'   cells with [assess_aug()]'s held-out metrics, and the best is fitted to
 #'   all the cells (see the section Choosing settings on your own cells).
 #'   Leave `epochs`, `latent_dim` and the layers out: tuning chooses them.
-#' @param guard Logical scalar (count likelihoods): stop training when the
-#'   model begins to hand back its training cells (see the section Never a
-#'   copy). `FALSE` trains for all `epochs`.
+#' @param guard Logical scalar (count likelihoods with a dispersion, `"nb"`
+#'   and `"zinb"`): stop training when the model begins to hand back its
+#'   training cells (see the section Never a copy). `FALSE` trains for all
+#'   `epochs`.
 #'
 #' @section Settings chosen from the data:
 #' With a count likelihood, the settings not given are chosen from the
@@ -207,7 +208,9 @@
 #' @section Never a copy:
 #' A generator that hands back its training cells is no use for
 #' augmentation and unsafe where cells are patient data. With `guard = TRUE`
-#' (the default, count likelihoods), every tenth of the epochs, cells are
+#' (the default; likelihoods with a dispersion, whose cells vary as much as
+#' real ones: a Poisson model's cells of over-dispersed data are nearer the
+#' training cells however long it trains), every tenth of the epochs, cells are
 #' generated around (at most 1,000) training cells with the weights of that
 #' moment and their distance to the nearest training cell is compared with
 #' the training cells' own distance to their nearest other training cell (a
@@ -465,7 +468,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     run <- .with_memory_errors(
         .train(spec, train, prep, epochs, cbs$stopping, verbose,
                schedule = list(kl_warmup = kl_warmup, plateau = cbs$plateau),
-               guard = if (guard && counts) .guard_plan(prep, epochs, seed, num.threads)),
+               guard = if (guard && .guarded_likelihood(likelihood)) .guard_plan(prep, epochs, seed, num.threads)),
         "Training", "Use a smaller model (fewer units, a smaller {.arg latent_dim}) or fewer genes.")
 
     model <- structure(list(spec = spec, weights = run$weights), class = "exprsgen_model")

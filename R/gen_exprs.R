@@ -74,6 +74,12 @@
 #' @param temperature Numeric scalar >= 0: with `latent = "posterior"`, the
 #'   posterior's spread is multiplied by it (z = mean + temperature * sd *
 #'   noise). `NULL` (the default): the fit's choice (1).
+#' @param library_size Count models: where a generated cell's library size
+#'   comes from: `"cells"` (the default), the training cell its code was drawn
+#'   around (posterior draws) or a random training cell of its class; or
+#'   `"lognormal"`, a log-normal fitted to the library sizes of the class's
+#'   training cells (CFGen's), which did not help in the augmentation
+#'   benchmark (`bench/realism.md`).
 #' @param guard Logical scalar (count models): measure whether the generated
 #'   cells are copies of training cells (their distance to the nearest
 #'   training cell over the training cells' own nearest-neighbour distance,
@@ -145,7 +151,8 @@
 #' @export
 gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
                       labels = NULL, latent = NULL, cells = NULL, conditions = NULL,
-                      num.threads = NULL, temperature = NULL, guard = TRUE) {
+                      num.threads = NULL, temperature = NULL, guard = TRUE,
+                      library_size = c("cells", "lognormal")) {
     .check_fit(x, "x")
     num.threads <- min(.check_count(num.threads %||% x$params$num.threads %||% 1L, "num.threads"),
                        max(1L, parallel::detectCores(), na.rm = TRUE))
@@ -162,6 +169,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
                             c("gmm", "prior", "posterior"), "latent")
     temperature <- .check_number(temperature %||% chosen$temperature %||% 1, "temperature", min = 0, max = 100)
     guard <- .check_flag(guard, "guard")
+    library_size <- .check_choice(library_size, "library_size")
     classes <- spec$classes
     K <- length(classes)
     codes <- if (K) as.integer(prep$y_train) else NULL
@@ -223,7 +231,13 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
                 src <- if (is.null(drawn$cell)) members[sample.int(length(members), length(rows), replace = TRUE)]
                        else drawn$cell
                 source_cell[rows] <- src
-                if (counts_model) log_library[rows] <- log(library_sizes[src])
+                if (counts_model) {
+                    log_library[rows] <- if (library_size == "cells") log(library_sizes[src]) else {
+                        # CFGen's: a log-normal fitted to the class's training cells
+                        ll <- log(library_sizes[members])
+                        stats::rnorm(length(rows), mean(ll), if (length(ll) > 1L) stats::sd(ll) else 0)
+                    }
+                }
             }
         }
         gen_conds <- if (!is.null(given)) given

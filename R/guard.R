@@ -13,6 +13,16 @@
     list(every = max(1L, epochs %/% 10L), cells = idx, seed = seed, threads = threads)
 }
 
+# Likelihoods the guard checks: those with a dispersion per gene (the core's gene_params), whose
+# generated cells can vary as much as real ones. A Poisson model of over-dispersed
+# counts generates cells that vary less, which read as near the training cells at any
+# training length.
+.guarded_likelihood <- function(likelihood) {
+    v <- .vocabulary()$likelihoods
+    i <- match(likelihood, v$name)
+    !is.na(i) && "dispersion" %in% unlist(v$gene_params[i])
+}
+
 # The memorisation ratio of the model with weights `weights` (see .guard_plan()).
 .guard_check <- function(plan, spec, weights, prep, epoch) {
     model <- structure(list(spec = spec, weights = weights), class = "exprsgen_model")

@@ -123,6 +123,10 @@ variants <- list(
                             fit = function(g) c(hidden(512, g, "nb"), list(latent_dim = 10))),
     nb_l5_h256_e200 = list(likelihood = "nb", gen = post, epochs = 200,
                            fit = function(g) c(hidden(256, g, "nb"), list(latent_dim = 5))),
+    nb_l2_h256_gmm_lognormal = list(likelihood = "nb", fit = function(g) c(hidden(256, g, "nb"), list(latent_dim = 2)),
+                                    gen = list(latent = "gmm", library_size = "lognormal"), epochs = 200),
+    nb_l10_lognormal = list(likelihood = "nb", fit = l10(), gen = list(latent = "posterior", library_size = "lognormal"),
+                            epochs = 200),
     nb_l10_e400 = list(likelihood = "nb", fit = l10(), gen = post, epochs = 400),       # scVI's epoch rule below 20,000 cells
     nb_l10_warmall = list(likelihood = "nb", fit = l10(kl_warmup = 200), gen = post, epochs = 200),  # scVI: warm-up all along
     nb_l10_drop = list(likelihood = "nb", gen = post, epochs = 200, fit = function(g) list(

@@ -207,4 +207,10 @@ test_that("the memorisation guard stops training before the model hands back its
     expect_null(gen_off$memorisation)
     expect_error(fit_vae(x_train = d$x, likelihood = "nb", epochs = 2, guard = "yes"), "guard",
                  class = "exprsgen_error_argument")
+    # likelihoods without a dispersion are not checked (their cells vary less than
+    # over-dispersed real ones at any training length)
+    pois <- fit_vae(x_train = d$x, y_train = d$y, likelihood = "poisson", epochs = 20, batch_size = 8,
+                    latent_dim = 10, seed = 1, verbose = FALSE)
+    expect_null(pois$params$guard)
+    expect_identical(pois$params$epochs_run, 20L)
 })

@@ -174,3 +174,25 @@ test_that("generated counts do not depend on the number of threads", {
     expect_gt(length(one$x_gen@x), 1000)
     expect_error(gen_exprs(fit, 10, num.threads = 0), "num.threads", class = "exprsgen_error")
 })
+
+test_that("library_size = 'lognormal' draws library sizes from each class's log-normal", {
+    fit <- count_fit("nb", epochs = 5)
+    lib <- Matrix::colSums(sim_counts$counts)
+    set.seed(1)
+    gen <- gen_exprs(fit, labels = c(type1 = 400, type2 = 0, type3 = 400), library_size = "lognormal",
+                     latent = "posterior", guard = FALSE)
+    sizes <- Matrix::rowSums(gen$x_gen)
+    for (k in c("type1", "type3")) {
+        real <- log(lib[sim_counts$label == k])
+        drawn <- log(sizes[gen$y_gen == k])
+        # new values, not the training cells' own
+        expect_lt(mean(round(exp(drawn)) %in% round(exp(real))), 0.5)
+        # the class's log-normal: the counts drawn sum to about the library size asked for
+        expect_equal(mean(drawn), mean(real), tolerance = 0.05)
+        expect_equal(stats::sd(drawn), stats::sd(real), tolerance = 0.25)
+    }
+    set.seed(1)
+    own <- gen_exprs(fit, labels = c(type1 = 400), latent = "posterior", guard = FALSE)
+    expect_true(all(Matrix::rowSums(own$x_gen) <= max(lib) * 1.5))
+    expect_error(gen_exprs(fit, 5, library_size = "poisson"), "library_size", class = "exprsgen_error_argument")
+})
