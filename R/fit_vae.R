@@ -195,7 +195,8 @@
 #' held-out cells by [assess_aug()] (classifier AUC, memorisation ratio, label
 #' accuracy, augmentation gain). Candidates whose memorisation ratio is at
 #' least 0.9 and whose label accuracy is at least 0.95 times the held-out
-#' cells' own come first (all of them when none does); among those the lowest
+#' cells' own, less one held-out cell's worth (1 / cells held out), come first
+#' (all of them when none does); among those the lowest
 #' AUC wins, ties going to the larger augmentation gain. The winner is fitted
 #' to all the cells, and [gen_exprs()] then draws as it was scored. The
 #' table of scores is `fit$tuning` (`chosen` marks the winner). Cost: the

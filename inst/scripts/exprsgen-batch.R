@@ -17,23 +17,34 @@
 #   *.h5         a 10x HDF5 file (HDF5Array::TENxMatrix; --group, default "matrix")
 # Labels (--labels, optional): the name of a colData column (.rds, directory), or a
 #   text file with one label per cell (the first column of a TSV).
-# Options: --assay counts --likelihood nb --epochs 100 --batch-size 64 --latent-dim
-#   (default: exprsgen's) --per-class 100 (cells to generate per class; without labels
-#   --n 100 cells) --seed 1 --threads 1 --validation-split 0
+# Options: --assay counts --likelihood nb --epochs --batch-size --latent-dim (default:
+#   exprsgen's; a count likelihood chooses them from the number of cells, see ?fit_vae)
+#   --per-class 100 (cells to generate per class; without labels --n 100 cells) --seed 1
+#   --threads 1 --validation-split 0 --overwrite (replace the outputs of an earlier run
+#   in --out; without it the job stops before training if there are any)
 # Output in --out: model.rds (the fit: readRDS() then gen_exprs()), generated.rds (a
 # SingleCellExperiment), generated.mtx with generated_genes.tsv, generated_cells.tsv and
-# generated_labels.tsv. Progress goes to standard output, one time-stamped line per
-# step; bad input ends the job with a one-line message on standard error and exit
-# status 1.
+# generated_labels.tsv. Each file is written under a temporary name in --out and then
+# renamed, so that a killed job or a full disk leaves no truncated file. Progress goes
+# to standard output, one time-stamped line per step; bad input (every argument, and
+# --out, checked before training) ends the job with a one-line message on standard
+# error and exit status 1. An interrupt (Ctrl-C, SIGINT) during training saves the
+# model trained so far as model.rds and ends the job with exit status 130.
+
+outputs <- c("model.rds", "generated.rds", "generated.mtx", "generated_genes.tsv", "generated_cells.tsv",
+             "generated_labels.tsv")
 
 main <- function(args) {
     opts <- parse_args(args)
+    prepare_out(opts)
     log_line("exprsgen ", as.character(utils::packageVersion("exprsgen")), ": reading ", opts$input)
     data <- read_input(opts)
     log_line("read ", nrow(data$object), " genes x ", ncol(data$object), " cells",
              if (!is.null(data$labels)) paste0(", ", length(unique(as.character(data$labels))), " classes"))
     set.seed(opts$seed)
-    log_line("fitting a ", opts$likelihood, " model: ", opts$epochs, " epochs, batch size ", opts$batch_size)
+    log_line("fitting a ", opts$likelihood, " model: ",
+             if (is.null(opts$epochs)) "epochs chosen from the data" else paste(opts$epochs, "epochs"), ", ",
+             if (is.null(opts$batch_size)) "batch size chosen from the data" else paste("batch size", opts$batch_size))
     fit <- exprsgen::fit_vae(data$object, labels = data$labels, assay.type = opts$assay,
                              likelihood = opts$likelihood, epochs = opts$epochs,
                              batch_size = opts$batch_size, latent_dim = opts$latent_dim,
@@ -42,9 +53,12 @@ main <- function(args) {
     h <- fit$history[nrow(fit$history), ]
     log_line("trained ", fit$params$epochs_run, " epochs in ", round(fit$params$seconds, 1), " s; final loss ",
              signif(h$loss, 6))
-    dir.create(opts$out, recursive = TRUE, showWarnings = FALSE)
-    saveRDS(fit, file.path(opts$out, "model.rds"))
+    write_atomic(file.path(opts$out, "model.rds"), function(f) saveRDS(fit, f))
     log_line("saved ", file.path(opts$out, "model.rds"))
+    if (identical(fit$params$stop_reason, "interrupted")) {
+        log_line("interrupted: the model of ", fit$params$epochs_run, " epochs is saved; nothing generated")
+        return(130L)
+    }
     classes <- fit$model$spec$classes
     gen <- if (length(classes)) {
         exprsgen::gen_exprs(fit, labels = stats::setNames(rep(opts$per_class, length(classes)), classes),
@@ -54,15 +68,51 @@ main <- function(args) {
     }
     log_line("generated ", nrow(gen$x_gen), " cells")
     sce <- exprsgen::as_sce(gen)
-    saveRDS(sce, file.path(opts$out, "generated.rds"))
+    out <- function(name) file.path(opts$out, name)
+    write_atomic(out("generated.rds"), function(f) saveRDS(sce, f))
     values <- SummarizedExperiment::assay(sce, 1L)
-    Matrix::writeMM(methods::as(methods::as(values, "CsparseMatrix"), "generalMatrix"),
-                    file.path(opts$out, "generated.mtx"))
-    writeLines(rownames(sce), file.path(opts$out, "generated_genes.tsv"))
-    writeLines(colnames(sce), file.path(opts$out, "generated_cells.tsv"))
-    if (!is.null(sce$label)) writeLines(as.character(sce$label), file.path(opts$out, "generated_labels.tsv"))
+    write_atomic(out("generated.mtx"), function(f) {
+        Matrix::writeMM(methods::as(methods::as(values, "CsparseMatrix"), "generalMatrix"), f)
+    })
+    write_atomic(out("generated_genes.tsv"), function(f) writeLines(rownames(sce), f))
+    write_atomic(out("generated_cells.tsv"), function(f) writeLines(colnames(sce), f))
+    if (!is.null(sce$label)) write_atomic(out("generated_labels.tsv"), function(f) writeLines(as.character(sce$label), f))
     log_line("wrote generated.rds and generated.mtx (", SummarizedExperiment::assayNames(sce)[1], ") in ", opts$out)
     invisible(0L)
+}
+
+# `write(tmp)` writes the file under a temporary name in the same folder, which is then
+# renamed to `path`: a job killed (or a disk full) while writing leaves no truncated
+# file under the final name.
+write_atomic <- function(path, write) {
+    tmp <- file.path(dirname(path), paste0(".", basename(path), ".part-", Sys.getpid()))
+    ok <- FALSE
+    on.exit(if (!ok) unlink(tmp))
+    write(tmp)
+    if (!file.rename(tmp, path)) stop("could not write ", path)
+    ok <- TRUE
+    invisible(path)
+}
+
+# --out checked before any work: a folder (made if missing) that can be written, and
+# holding no outputs of an earlier run unless --overwrite (which removes them, so that
+# the new run's files are not mixed with old ones).
+prepare_out <- function(opts) {
+    out <- opts$out
+    if (!nzchar(out)) stop("--out is empty: give the folder for the results")
+    if (file.exists(out) && !dir.exists(out)) stop("--out '", out, "' is a file, not a folder")
+    if (!dir.exists(out) && !dir.create(out, recursive = TRUE, showWarnings = FALSE)) {
+        stop("--out '", out, "' could not be created")
+    }
+    if (file.access(out, 2L) != 0L) stop("--out '", out, "' cannot be written to")
+    old <- outputs[file.exists(file.path(out, outputs))]
+    if (length(old)) {
+        if (!opts$overwrite) {
+            stop("--out '", out, "' holds the outputs of an earlier run (", paste(old, collapse = ", "),
+                 "): give another folder, or --overwrite to replace them")
+        }
+        unlink(file.path(out, old))
+    }
 }
 
 log_line <- function(...) {
@@ -74,30 +124,41 @@ log_line <- function(...) {
 parse_args <- function(args) {
     known <- c("input", "genes", "cells", "labels", "out", "assay", "likelihood", "epochs", "batch-size",
                "latent-dim", "per-class", "n", "seed", "threads", "validation-split", "group")
+    overwrite <- args == "--overwrite"
+    args <- args[!overwrite]
     if (length(args) %% 2L != 0L || !all(startsWith(args[c(TRUE, FALSE)], "--"))) {
         stop("arguments must be --name value pairs (see the script's header)")
     }
     names <- sub("^--", "", args[c(TRUE, FALSE)])
     bad <- setdiff(names, known)
     if (length(bad)) stop("unknown argument --", bad[1])
+    twice <- unique(names[duplicated(names)])
+    if (length(twice)) stop("--", twice[1], " is given more than once")
     val <- stats::setNames(args[c(FALSE, TRUE)], names)
     get <- function(name, default = NULL) if (name %in% names) val[[name]] else default
-    num <- function(name, default, whole = TRUE) {
+    num <- function(name, default, whole = TRUE, min = 0) {
         v <- get(name)
         if (is.null(v)) return(default)
         x <- suppressWarnings(as.numeric(v))
-        if (is.na(x) || (whole && x != round(x)) || x < 0) stop("--", name, " must be a ", if (whole) "whole ", "number >= 0, not '", v, "'")
+        if (is.na(x) || !is.finite(x) || (whole && x != round(x)) || x < min) {
+            stop("--", name, " must be a ", if (whole) "whole ", "number >= ", min, ", not '", v, "'")
+        }
         x
     }
     if (is.null(get("input"))) stop("--input is missing: a .mtx, .rds, .h5 file or an HDF5 directory")
     if (is.null(get("out"))) stop("--out is missing: the folder for the results")
+    likelihood <- get("likelihood", "nb")
+    known_lik <- exprsgen::likelihoods()$name
+    if (!likelihood %in% known_lik) stop("--likelihood must be one of ", paste(known_lik, collapse = ", "), ", not '", likelihood, "'")
+    split <- num("validation-split", 0, whole = FALSE)
+    if (split >= 1) stop("--validation-split must be below 1, not '", get("validation-split"), "'")
     list(input = get("input"), genes = get("genes"), cells = get("cells"), labels = get("labels"),
-         out = get("out"), assay = get("assay", "counts"), likelihood = get("likelihood", "nb"),
-         epochs = num("epochs", 100), batch_size = num("batch-size", 64),
-         latent_dim = if (is.null(get("latent-dim"))) NULL else num("latent-dim", NULL),
-         per_class = num("per-class", 100), n = num("n", 100), seed = num("seed", 1),
-         threads = num("threads", 1), validation_split = num("validation-split", 0, whole = FALSE),
-         group = get("group", "matrix"))
+         out = get("out"), assay = get("assay", "counts"), likelihood = likelihood,
+         epochs = num("epochs", NULL, min = 1), batch_size = num("batch-size", NULL, min = 1),
+         latent_dim = num("latent-dim", NULL, min = 1),
+         per_class = num("per-class", 100, min = 1), n = num("n", 100, min = 1), seed = num("seed", 1),
+         threads = num("threads", 1, min = 1), validation_split = split,
+         group = get("group", "matrix"), overwrite = any(overwrite))
 }
 
 # The input as a SummarizedExperiment-like object, and the labels (a column name or a

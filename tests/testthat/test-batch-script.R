@@ -54,11 +54,11 @@ test_that("an .rds SingleCellExperiment with a colData label column; bad input e
     expect_identical(r$status, 0L)
     expect_identical(ncol(readRDS(file.path(wd, "o", "generated.rds"))), 12L)
     bad <- list(
-        c("--input", "missing.mtx", "--out", "o"),
-        c("--input", "in.rds", "--labels", "nope", "--out", "o"),
-        c("--input", "in.rds", "--out", "o", "--epochs", "-3"),
-        c("--input", "in.rds", "--out", "o", "--likelihood", "gauss"),
-        c("--input", "in.rds", "--out", "o", "--frobnicate", "1"),
+        c("--input", "missing.mtx", "--out", "b"),
+        c("--input", "in.rds", "--labels", "nope", "--out", "b"),
+        c("--input", "in.rds", "--out", "b", "--epochs", "-3"),
+        c("--input", "in.rds", "--out", "b", "--likelihood", "gauss"),
+        c("--input", "in.rds", "--out", "b", "--frobnicate", "1"),
         c("--input", "in.rds")
     )
     for (args in bad) {
@@ -71,4 +71,81 @@ test_that("an .rds SingleCellExperiment with a colData label column; bad input e
     help <- run_script("--help", wd)
     expect_identical(help$status, 0L)
     expect_match(help$stdout, "--per-class")
+})
+
+test_that("batch outputs: checked before training, never mixed with an earlier run's, written whole", {
+    skip_if_not_installed("processx")
+    wd <- tempfile("batch")
+    dir.create(wd)
+    d <- simulate_counts(n_per = 15, genes = 80)
+    sce <- SingleCellExperiment::SingleCellExperiment(list(counts = d$counts),
+                                                      colData = S4Vectors::DataFrame(type = d$label))
+    saveRDS(sce, file.path(wd, "in.rds"))
+    fails <- function(args, pattern) {
+        t <- system.time(r <- run_script(args, wd))[["elapsed"]]
+        expect_identical(r$status, 1L, label = paste(args, collapse = " "))
+        expect_match(r$stderr, pattern, label = paste(args, collapse = " "))
+        # refused before reading and training: no progress beyond the start
+        expect_false(grepl("fitting", r$stdout), label = paste(args, collapse = " "))
+    }
+    writeLines("x", file.path(wd, "afile"))
+    fails(c("--input", "in.rds", "--out", ""), "--out is empty")
+    fails(c("--input", "in.rds", "--out", "afile"), "is a file")
+    fails(c("--input", "in.rds", "--out", "o", "--per-class", "0"), "--per-class must be a whole number >= 1")
+    fails(c("--input", "in.rds", "--out", "o", "--n", "0"), "--n must be")
+    fails(c("--input", "in.rds", "--out", "o", "--epochs", "2", "--epochs", "5"), "--epochs is given more than once")
+    fails(c("--input", "in.rds", "--out", "o", "--validation-split", "1"), "validation-split")
+    expect_false(file.exists(file.path(wd, "o", "model.rds")))
+    # a run with labels, then one without into the same folder: refused, then replaced
+    ok <- run_script(c("--input", "in.rds", "--labels", "type", "--out", "o", "--epochs", "2",
+                       "--batch-size", "16", "--per-class", "3"), wd)
+    expect_identical(ok$status, 0L)
+    expect_true(file.exists(file.path(wd, "o", "generated_labels.tsv")))
+    # no temporary files left behind
+    expect_setequal(list.files(file.path(wd, "o"), all.files = TRUE, no.. = TRUE),
+                    c("model.rds", "generated.rds", "generated.mtx", "generated_genes.tsv",
+                      "generated_cells.tsv", "generated_labels.tsv"))
+    again <- c("--input", "in.rds", "--out", "o", "--epochs", "2", "--batch-size", "16", "--n", "5")
+    fails(again, "--overwrite")
+    r <- run_script(c(again, "--overwrite"), wd)
+    expect_identical(r$status, 0L)
+    expect_false(file.exists(file.path(wd, "o", "generated_labels.tsv")))
+    expect_identical(ncol(readRDS(file.path(wd, "o", "generated.rds"))), 5L)
+    # without --epochs and --batch-size, the count model's automatic settings
+    r <- run_script(c("--input", "in.rds", "--labels", "type", "--out", "auto", "--per-class", "2"), wd)
+    expect_identical(r$status, 0L)
+    expect_match(r$stdout, "epochs chosen from the data")
+    expect_identical(readRDS(file.path(wd, "auto", "model.rds"))$params$epochs,
+                     exprsgen:::.auto_settings(45)$epochs)
+})
+
+test_that("an interrupt during a batch fit saves the model and exits non-zero", {
+    skip_if_not_installed("processx")
+    skip_on_os("windows")
+    wd <- tempfile("batch")
+    dir.create(wd)
+    d <- simulate_counts(n_per = 15, genes = 80)
+    sce <- SingleCellExperiment::SingleCellExperiment(list(counts = d$counts),
+                                                      colData = S4Vectors::DataFrame(type = d$label))
+    saveRDS(sce, file.path(wd, "in.rds"))
+    p <- processx::process$new(file.path(R.home("bin"), "Rscript"),
+                               c(script, "--input", "in.rds", "--out", "o", "--epochs", "100000",
+                                 "--batch-size", "8"),
+                               wd = wd, stdout = "|", stderr = "2>&1", env = c(Sys.getenv(), NO_COLOR = "1"))
+    on.exit(p$kill(), add = TRUE)
+    seen <- ""
+    until <- Sys.time() + 60
+    while (!grepl("epoch 1/", seen) && Sys.time() < until && p$is_alive()) {
+        p$poll_io(1000)
+        seen <- paste0(seen, p$read_output())
+    }
+    Sys.sleep(0.5)
+    p$interrupt()
+    p$wait(60000)
+    out <- paste0(seen, p$read_all_output())
+    expect_identical(p$get_exit_status(), 130L)
+    expect_match(out, "interrupted: the model of")
+    fit <- readRDS(file.path(wd, "o", "model.rds"))
+    expect_identical(fit$params$stop_reason, "interrupted")
+    expect_false(file.exists(file.path(wd, "o", "generated.rds")))
 })
