@@ -11,7 +11,9 @@
 #' For the other models the values are on the scale of the training data and
 #' go into one assay: `logcounts` (log-normalised counts, or a matrix given
 #' as `x_train`), or the assay the model was trained on when it was used as
-#' it is.
+#' it is. The training cells of a model fitted to on-disk data (HDF5Array,
+#' TENxMatrix) stay on disk: with `real = TRUE` the assays are DelayedArrays
+#' that read them when needed.
 #'
 #' @param x The result of [gen_exprs()].
 #' @param real Logical scalar: include the real training cells too.
@@ -43,9 +45,14 @@ as_sce <- function(x, real = FALSE) {
     # genes x cells, as Bioconductor stores them
     part <- function(m) {
         m <- .genes_by_cells(m)
+        if (.is_delayed(m)) return(m)  # on-disk training cells stay on disk
         if (counts_model) methods::as(methods::as(m, "CsparseMatrix"), "generalMatrix") else as.matrix(m)
     }
-    values <- if (real) cbind(part(x$x_train), part(x$x_gen)) else part(x$x_gen)
+    values <- if (!real) part(x$x_gen) else {
+        train <- part(x$x_train)
+        gen <- part(x$x_gen)
+        if (.is_delayed(train)) DelayedArray::acbind(train, DelayedArray::DelayedArray(gen)) else cbind(train, gen)
+    }
     dimnames(values) <- list(genes, cells)
     cd <- S4Vectors::DataFrame(origin = factor(rep(c("real", "generated"), c(n_real, n_gen)),
                                                levels = c("real", "generated")),

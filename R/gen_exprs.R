@@ -115,7 +115,9 @@
 #'     plain VAE).}
 #'   \item{`x_train`}{The training cells on the same scale, cells in rows
 #'     (sparse training data as a dgRMatrix, the same slots as the genes x
-#'     cells dgCMatrix the model was trained on).}
+#'     cells dgCMatrix the model was trained on; on-disk training data as a
+#'     DelayedMatrix, still on disk, which [as_sce()], [assess_aug()] and
+#'     [plot_aug()] accept).}
 #'   \item{`y_train`}{Factor of the training labels (or `NULL`).}
 #'   \item{`latent_vector`}{The training cells' latent means, cells in rows.}
 #'   \item{`memorisation`}{(count models, `guard = TRUE`) the memorisation

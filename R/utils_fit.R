@@ -138,7 +138,10 @@
     }
     for (part in c("x_gen", "x_train")) {
         m <- x[[part]]
-        if (!((is.matrix(m) && (is.numeric(m) || is.logical(m))) || methods::is(m, "Matrix"))) {
+        # (the training cells of a fit to on-disk data stay on disk: a DelayedMatrix)
+        delayed_ok <- part == "x_train" && .is_delayed(m) && length(dim(m)) == 2L &&
+            DelayedArray::type(m) %in% c("double", "integer", "logical")
+        if (!((is.matrix(m) && (is.numeric(m) || is.logical(m))) || methods::is(m, "Matrix") || delayed_ok)) {
             bad(paste0("{.code $", part, "} is not a numeric matrix"))
         }
         if (methods::is(m, "sparseMatrix")) .check_sparse(m, paste0(arg, "$", part), call)

@@ -149,3 +149,20 @@ test_that("an interrupt during a batch fit saves the model and exits non-zero", 
     expect_identical(fit$params$stop_reason, "interrupted")
     expect_false(file.exists(file.path(wd, "o", "generated.rds")))
 })
+
+test_that("an HDF5-backed SummarizedExperiment folder goes through the batch script end to end", {
+    skip_if_not_installed("processx")
+    skip_if_not_installed("HDF5Array")
+    wd <- tempfile("batch")
+    dir.create(wd)
+    d <- simulate_counts(n_per = 15, genes = 80)
+    se <- SummarizedExperiment::SummarizedExperiment(list(counts = as.matrix(d$counts)),
+                                                     colData = S4Vectors::DataFrame(type = d$label))
+    HDF5Array::saveHDF5SummarizedExperiment(se, file.path(wd, "h5se"))
+    r <- run_script(c("--input", "h5se", "--labels", "type", "--out", "o", "--epochs", "2",
+                      "--batch-size", "16", "--per-class", "3"), wd)
+    expect_identical(r$status, 0L, label = r$stderr)
+    sce <- readRDS(file.path(wd, "o", "generated.rds"))
+    expect_identical(ncol(sce), 9L)
+    expect_identical(dim(Matrix::readMM(file.path(wd, "o", "generated.mtx"))), c(80L, 9L))
+})

@@ -104,3 +104,26 @@ test_that("blocks are read dense and compressed when mostly zeros, whatever the 
     expect_error(fit_vae(x, likelihood = "nb", epochs = 1, batch_size = 8, verbose = FALSE),
                  "NA", class = "exprsgen_error")
 })
+
+test_that("the results of an on-disk fit go where in-memory ones go: as_sce(), assess_aug(), plot_aug()", {
+    sc <- simulate_counts()
+    disk <- SingleCellExperiment::SingleCellExperiment(
+        assays = list(counts = on_disk(sc$counts)), colData = S4Vectors::DataFrame(type = sc$label))
+    fit <- do.call(fit_vae, c(list(disk), h5_args))
+    set.seed(1)
+    gen <- gen_exprs(fit, labels = c(type1 = 20, type3 = 20))
+    # the training cells stay on disk in the result
+    expect_true(methods::is(gen$x_train, "DelayedArray"))
+    sce <- as_sce(gen)
+    expect_identical(ncol(sce), 40L)
+    both <- as_sce(gen, real = TRUE)
+    expect_identical(ncol(both), 220L)
+    expect_identical(as.vector(table(both$origin)), c(180L, 40L))
+    # the real part is the training counts, read from disk only when asked
+    expect_true(methods::is(SummarizedExperiment::assay(both, "counts"), "DelayedArray"))
+    expect_equal(unname(as.matrix(SummarizedExperiment::assay(both, "counts")[, 1:180])),
+                 unname(as.matrix(sc$counts)))
+    a <- assess_aug(gen, n_pcs = 5, seed = 1)
+    expect_true("memorisation" %in% a$metric)
+    expect_s3_class(suppressWarnings(plot_aug(gen, "PCA")), "ggplot")
+})
