@@ -133,6 +133,9 @@
         if (is.data.frame(labels) && (is.null(names(lab)) || any(!nzchar(names(lab))))) {
             .abort("{.arg {labels_arg}} must have named columns.", call = call)
         }
+        if (is.data.frame(labels) && !ncol(labels)) {
+            .abort("{.arg {labels_arg}} has no columns: give one label per cell, or leave it out for a plain VAE.", call = call)
+        }
         if (!length(lab)) lab <- NULL
         for (nm in names(lab)) lab[[nm]] <- .as_labels(lab[[nm]], n, labels_arg, call)
         if (!is.null(lab)) lab <- as.data.frame(lab, optional = TRUE)

@@ -369,6 +369,14 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
         .abort("{.arg {missing_arg}} is missing (give both encoder and decoder layers, or neither for the defaults).")
     }
     seed <- if (is.null(seed)) sample.int(.Machine$integer.max, 1L) else .check_seed(seed)
+    if (!is.null(preprocessing)) {
+        given <- c(object = !is.null(object), x_train = !is.null(x_train), y_train = !is.null(y_train),
+                   x_val = !is.null(x_val), y_val = !is.null(y_val))
+        if (any(given)) {
+            .abort(c("Give either {.arg preprocessing} or data ({.arg {names(given)[given]}}), not both.",
+                     i = "{.arg preprocessing} holds the data it was prepared from."))
+        }
+    }
 
     # Data.
     prep <- if (is.null(preprocessing)) {

@@ -132,6 +132,10 @@
     }
     if (anyNA(y)) .abort("{.arg {name}} contains NA labels.", call = call)
     if (any(!nzchar(as.character(y)))) .abort("{.arg {name}} contains empty labels ({.val {\"\"}}).", call = call)
+    if (is.numeric(y) && length(unique(y)) != length(unique(as.character(y)))) {
+        .abort(c("{.arg {name}} has numeric labels that differ by less than their printed digits (e.g. 1 and 1 + 1e-15).",
+                 i = "Give labels as text or factors."), call = call)
+    }
     droplevels(as.factor(y))
 }
 

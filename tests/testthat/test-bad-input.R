@@ -350,3 +350,20 @@ test_that("duplicated or empty gene names are refused before training, naming th
     expect_error(fit_vae(sce, likelihood = "nb", epochs = 1, batch_size = 16, verbose = FALSE),
                  "object.*duplicated", class = "exprsgen_error_argument")
 })
+
+test_that("data given with preprocessing =, a y_train without columns and labels that print alike are refused", {
+    fit <- quick_fit(x_train = sim$x, y_train = sim$group)
+    expect_error(quick_fit(preprocessing = fit$preprocessing, x_train = sim$x), "preprocessing.*x_train",
+                 class = "exprsgen_error_argument")
+    expect_error(quick_fit(preprocessing = fit$preprocessing, y_train = sim$group), "y_train",
+                 class = "exprsgen_error_argument")
+    again <- quick_fit(preprocessing = fit$preprocessing)
+    expect_identical(again$model$weights, fit$model$weights)
+    expect_error(quick_fit(x_train = sim$x, y_train = data.frame(row.names = seq_len(nrow(sim$x)))),
+                 "no columns", class = "exprsgen_error_argument")
+    close <- rep(c(1, 1 + 1e-15, 2), length.out = nrow(sim$x))
+    expect_error(quick_fit(x_train = sim$x, y_train = close), "printed digits", class = "exprsgen_error_argument")
+    # numeric labels that print apart are fine
+    ok <- quick_fit(x_train = sim$x, y_train = rep(c(1, 2, 3), length.out = nrow(sim$x)))
+    expect_identical(ok$model$spec$classes, c("1", "2", "3"))
+})
