@@ -1,6 +1,17 @@
 # inst/scripts/exprsgen-batch.R end to end, in an Rscript child: inputs, outputs, exit status.
 
 script <- system.file("scripts", "exprsgen-batch.R", package = "exprsgen")
+# A folder holding in.rds: 45 simulated cells of 3 types (colData column "type").
+rds_input <- function() {
+    wd <- tempfile("batch")
+    dir.create(wd)
+    d <- simulate_counts(n_per = 15, genes = 80)
+    sce <- SingleCellExperiment::SingleCellExperiment(list(counts = d$counts),
+                                                      colData = S4Vectors::DataFrame(type = d$label))
+    saveRDS(sce, file.path(wd, "in.rds"))
+    wd
+}
+
 run_script <- function(args, wd) {
     processx::run(file.path(R.home("bin"), "Rscript"), c(script, args), wd = wd, error_on_status = FALSE,
                   env = c(Sys.getenv(), NO_COLOR = "1"))
@@ -43,12 +54,7 @@ test_that("a MatrixMarket file with gene, cell and label files: model, SCE and M
 
 test_that("an .rds SingleCellExperiment with a colData label column; bad input exits 1 with one line", {
     skip_if_not_installed("processx")
-    wd <- tempfile("batch")
-    dir.create(wd)
-    d <- simulate_counts(n_per = 15, genes = 80)
-    sce <- SingleCellExperiment::SingleCellExperiment(list(counts = d$counts),
-                                                      colData = S4Vectors::DataFrame(type = d$label))
-    saveRDS(sce, file.path(wd, "in.rds"))
+    wd <- rds_input()
     r <- run_script(c("--input", "in.rds", "--labels", "type", "--out", "o", "--epochs", "2",
                       "--batch-size", "16", "--per-class", "4"), wd)
     expect_identical(r$status, 0L)
@@ -75,12 +81,7 @@ test_that("an .rds SingleCellExperiment with a colData label column; bad input e
 
 test_that("batch outputs: checked before training, never mixed with an earlier run's, written whole", {
     skip_if_not_installed("processx")
-    wd <- tempfile("batch")
-    dir.create(wd)
-    d <- simulate_counts(n_per = 15, genes = 80)
-    sce <- SingleCellExperiment::SingleCellExperiment(list(counts = d$counts),
-                                                      colData = S4Vectors::DataFrame(type = d$label))
-    saveRDS(sce, file.path(wd, "in.rds"))
+    wd <- rds_input()
     fails <- function(args, pattern) {
         t <- system.time(r <- run_script(args, wd))[["elapsed"]]
         expect_identical(r$status, 1L, label = paste(args, collapse = " "))
@@ -122,12 +123,7 @@ test_that("batch outputs: checked before training, never mixed with an earlier r
 test_that("an interrupt during a batch fit saves the model and exits non-zero", {
     skip_if_not_installed("processx")
     skip_on_os("windows")
-    wd <- tempfile("batch")
-    dir.create(wd)
-    d <- simulate_counts(n_per = 15, genes = 80)
-    sce <- SingleCellExperiment::SingleCellExperiment(list(counts = d$counts),
-                                                      colData = S4Vectors::DataFrame(type = d$label))
-    saveRDS(sce, file.path(wd, "in.rds"))
+    wd <- rds_input()
     p <- processx::process$new(file.path(R.home("bin"), "Rscript"),
                                c(script, "--input", "in.rds", "--out", "o", "--epochs", "100000",
                                  "--batch-size", "8"),
