@@ -180,7 +180,8 @@ encode <- function(fit, newdata = NULL, labels = NULL, samples = FALSE, assay.ty
 #' @param library_size Count models: the library size of the decoded means,
 #'   one number (default 1e4: counts per 10,000) or one per cell.
 #' @return A genes x cells matrix; with a SingleCellExperiment `newdata` and a
-#'   `name`, the SCE with it as `assay(newdata, name)`.
+#'   `name`, the SCE with it as `assay(newdata, name)`, restricted to the
+#'   model's genes (a message says how many genes of `newdata` were left out).
 #' @seealso [encode()], [gen_exprs()].
 #' @examples
 #' set.seed(1)
@@ -230,7 +231,17 @@ normalized_exprs <- function(fit, newdata = NULL, labels = NULL, decode_labels =
     }
     dimnames(values) <- list(prep$genes, colnames(x))
     if (is.null(sce)) return(values)
-    if (!identical(rownames(sce), prep$genes)) sce <- sce[prep$genes, ]
+    if (!identical(rownames(sce), prep$genes)) {
+        extra <- setdiff(rownames(sce), prep$genes)
+        if (length(extra)) {
+            cli::cli_inform(c(i = paste0("{.arg newdata} has {length(extra)} gene{?s} the model was not trained on ",
+                                         "(e.g. {.val {utils::head(extra, 3)}}): the result keeps the model's ",
+                                         "{length(prep$genes)} gene{?s} only."),
+                              " " = "Add the assay to the full object with {.code newdata[rownames(result), ]} or without {.arg name}."),
+                            class = "exprsgen_message_genes_dropped")
+        }
+        sce <- sce[prep$genes, ]
+    }
     SummarizedExperiment::assay(sce, name, withDimnames = FALSE) <- values
     sce
 }

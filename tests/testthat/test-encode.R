@@ -113,4 +113,11 @@ test_that("normalized_exprs() of a bce model is its reconstruction; an SCE gets 
     expect_equal(rec, t(exprsgen:::.reconstruct(fit)), ignore_attr = TRUE)
     out <- normalized_exprs(fit, sce, name = "vae")
     expect_equal(unname(as.matrix(SummarizedExperiment::assay(out, "vae"))), unname(rec))
+    # genes the model was not trained on: left out, and said so
+    # (without counts: the same library sizes)
+    wider <- SingleCellExperiment::SingleCellExperiment(list(counts = rbind(t(x), extra1 = 0, extra2 = 0)))
+    expect_message(out2 <- normalized_exprs(fit, wider, name = "vae"), "2 genes the model was not trained on",
+                   class = "exprsgen_message_genes_dropped")
+    expect_identical(rownames(out2), colnames(x))
+    expect_equal(SummarizedExperiment::assay(out2, "vae"), SummarizedExperiment::assay(out, "vae"))
 })
