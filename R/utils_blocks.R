@@ -112,9 +112,14 @@
 # .eg_model_new()); `codes`: their conditions as .condition_columns() gives them.
 .encode_cells <- function(handle, prep, codes) {
     x <- prep$x_train
-    if (!.is_delayed(x)) return(.eg_encode(handle, x, codes, prep$transform))
-    parts <- lapply(.cell_blocks(ncol(x), .block_size(nrow(x))), function(idx) {
-        .eg_encode(handle, .read_cells(x, idx), .condition_rows(codes, idx), prep$transform)
+    # In memory: chunks of cells (each call returns to R, so that Ctrl-C is seen within
+    # one chunk's time; a cell's code does not depend on the others in its chunk).
+    chunk <- .option_count("exprsgen.encode_cells", 4096L)
+    if (!.is_delayed(x) && ncol(x) <= chunk) return(.eg_encode(handle, x, codes, prep$transform))
+    blocks <- if (.is_delayed(x)) .cell_blocks(ncol(x), .block_size(nrow(x))) else .cell_blocks(ncol(x), chunk)
+    read <- if (.is_delayed(x)) function(idx) .read_cells(x, idx) else function(idx) x[, idx, drop = FALSE]
+    parts <- lapply(blocks, function(idx) {
+        .eg_encode(handle, read(idx), .condition_rows(codes, idx), prep$transform)
     })
     list(mean = do.call(rbind, lapply(parts, `[[`, "mean")),
          log_var = do.call(rbind, lapply(parts, `[[`, "log_var")))

@@ -121,3 +121,16 @@ test_that("normalized_exprs() of a bce model is its reconstruction; an SCE gets 
     expect_identical(rownames(out2), colnames(x))
     expect_equal(SummarizedExperiment::assay(out2, "vae"), SummarizedExperiment::assay(out, "vae"))
 })
+
+test_that("training cells are encoded in chunks (interruptible between them) to the very same codes", {
+    set.seed(2)
+    x <- matrix(rpois(500 * 40, 2), 500, 40, dimnames = list(NULL, paste0("g", 1:40)))
+    fit <- fit_vae(x_train = x, y_train = rep(c("a", "b"), 250), likelihood = "nb", epochs = 2, batch_size = 64,
+                   seed = 1, verbose = FALSE)
+    prep <- exprsgen:::.upgrade_preprocessing(fit$preprocessing)
+    old <- options(exprsgen.encode_cells = 37)
+    on.exit(options(old))
+    chunked <- exprsgen:::.encode_training(fit$model, prep)
+    expect_identical(chunked$mean, fit$latent$mean)
+    expect_identical(chunked$log_var, fit$latent$log_var)
+})
