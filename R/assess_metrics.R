@@ -232,21 +232,22 @@
 # the same population is about as far from its nearest training cell). Equal numbers
 # of both, principal components fitted to both.
 .memorised_self <- function(ctx) {
-    # genes most variable in both sets (chosen on the training cells alone, they would
-    # spread those apart and make anything else look close to them)
-    lt <- ctx$lr[, ctx$bal_r, drop = FALSE]
-    lg <- ctx$lg[, ctx$bal_g, drop = FALSE]
-    v <- .row_vars(cbind(lt, lg))
-    hv <- order(v, decreasing = TRUE)[seq_len(min(ctx$n_genes, nrow(lt)))]
-    hv <- hv[v[hv] > 0]
-    list(ratio = .self_memorisation(t(as.matrix(lt[hv, , drop = FALSE])), t(as.matrix(lg[hv, , drop = FALSE])),
-                                    ctx$n_pcs))
+    list(ratio = .self_memorisation(ctx$lr[, ctx$bal_r, drop = FALSE], ctx$lg[, ctx$bal_g, drop = FALSE],
+                                    ctx$n_genes, ctx$n_pcs))
 }
 
-# The ratio itself: `dt` training cells and `dg` generated cells (cells x genes, one
-# scale), principal components fitted to both; `query`: the training cells whose
-# nearest-other-training-cell distances form the reference (default: all).
-.self_memorisation <- function(dt, dg, n_pcs, query = seq_len(nrow(dt))) {
+# The ratio itself: `lt` training cells and `lg` generated cells (genes x cells, one log
+# scale), on the `n_genes` genes most variable in both sets (chosen on the training
+# cells alone, they would spread those apart and make anything else look close to
+# them) and `n_pcs` principal components fitted to both; `query`: the training cells
+# whose nearest-other-training-cell distances form the reference (default: all).
+.self_memorisation <- function(lt, lg, n_genes, n_pcs, query = seq_len(ncol(lt))) {
+    v <- .row_vars(cbind(lt, lg))
+    hv <- order(v, decreasing = TRUE)[seq_len(min(n_genes, nrow(lt)))]
+    hv <- hv[v[hv] > 0]
+    if (length(hv) < 2L) return(NA_real_)
+    dt <- t(as.matrix(lt[hv, , drop = FALSE]))
+    dg <- t(as.matrix(lg[hv, , drop = FALSE]))
     all <- rbind(dt, dg)
     fit <- all[!duplicated(all), , drop = FALSE]
     centre <- colMeans(fit)

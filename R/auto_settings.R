@@ -16,13 +16,13 @@
 #   smaller batches or more epochs, did worse on few cells); above 40,000 cells,
 #   scVI's rule (400 * 20,000 / cells epochs), so that a large data set trains for a
 #   bounded number of optimizer steps (about 62,500).
-.auto_settings <- function(n_cells, class_sizes = NULL) {
+.auto_settings <- function(n_cells) {
     n <- as.numeric(n_cells)
     few <- n < 500
     epochs <- as.integer(max(2, min(200, round(400 * 20000 / n))))
     list(epochs = epochs, batch_size = 128L,
          latent_dim = if (few) 2L else 10L, units = if (few) 256L else 128L,
-         generation = list(latent = if (few) "gmm" else "posterior", temperature = 1),
+         generation = list(latent = if (few) "gmm" else "posterior"),
          regime = if (few) "few cells" else if (n <= 40000) "medium" else "many cells")
 }
 
@@ -32,8 +32,7 @@
         s <- .auto_settings(n)
         steps <- s$epochs * ceiling(n / s$batch_size)
         data.frame(cells = n, batch_size = s$batch_size, epochs = s$epochs, steps = steps,
-                   latent_dim = s$latent_dim, units = s$units, draws = s$generation$latent,
-                   temperature = s$generation$temperature, regime = s$regime)
+                   latent_dim = s$latent_dim, units = s$units, draws = s$generation$latent, regime = s$regime)
     })
     do.call(rbind, rows)
 }

@@ -389,7 +389,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     n_genes <- length(prep$genes)
     n_cells <- ncol(prep$x_train)
     # settings not given, chosen from the number of cells (count models; see .auto_settings())
-    chosen <- if (counts) .auto_settings(n_cells, if (!is.null(prep$y_train)) table(prep$y_train))
+    chosen <- if (counts) .auto_settings(n_cells)
     if (auto[["batch_size"]]) batch_size <- chosen$batch_size
     tuning <- NULL
     if (tune) {
@@ -408,7 +408,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
         chosen$latent_dim <- t$best$latent_dim
         chosen$units <- t$best$units
         chosen$epochs <- t$best$epochs
-        chosen$generation <- list(latent = t$best$draws, temperature = t$best$temperature)
+        chosen$generation <- list(latent = t$best$draws)
         chosen$regime <- paste0("tuned: ", t$best$fit, ", ", t$best$draws, " draws")
         if (verbose) {
             cli::cli_inform(c(v = "Tuning chose {t$best$fit} with {t$best$draws} draws (held-out AUC {format(round(t$best$classifier_auc, 3))}, memorisation {format(round(t$best$memorisation, 2))}); fitting it to all {n_cells} cells."),
@@ -419,7 +419,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     latent_dim <- latent_dim %||% if (counts) chosen$latent_dim else 2L
     # the rule's draws go with its latent size: a latent size given gets the
     # count models' posterior draws
-    if (counts && latent_given) chosen$generation <- list(latent = "posterior", temperature = 1)
+    if (counts && latent_given) chosen$generation <- list(latent = "posterior")
     conditions <- .conditions_layout(.train_conditions(prep))
     classes <- if (is.null(prep$y_train)) character(0) else levels(prep$y_train)
     one_level <- names(conditions$labels)[lengths(conditions$labels) < 2L]
@@ -701,7 +701,7 @@ print.exprsgen_fit <- function(x, ...) {
         what <- c(epochs = paste(x$params$epochs, "epochs"), batch_size = paste0(x$params$batch_size, "-cell minibatches"),
                   latent_dim = paste("latent dimension", s$latent_dim), units = paste(s$encoder_units[1], "hidden units"))
         cat("  chosen from the data (", x$params$regime, "): ", paste(what[intersect(names(what), ch)], collapse = ", "),
-            if (!is.null(g)) paste0("; ", g$latent, " draws", if (!identical(g$temperature, 1)) paste0(" at temperature ", g$temperature)),
+            if (!is.null(g)) paste0("; ", g$latent, " draws"),
             "\n", sep = "")
         if (!is.null(x$tuning)) {
             cat("  tuned on held-out cells: ", nrow(x$tuning), " candidates scored, see $tuning\n", sep = "")

@@ -73,7 +73,7 @@
 #'
 #' @param temperature Numeric scalar >= 0: with `latent = "posterior"`, the
 #'   posterior's spread is multiplied by it (z = mean + temperature * sd *
-#'   noise). `NULL` (the default): the fit's choice (1).
+#'   noise). `NULL` (the default): 1.
 #' @param library_size Count models: where a generated cell's library size
 #'   comes from: `"cells"` (the default), the training cell its code was drawn
 #'   around (posterior draws) or a random training cell of its class; or
@@ -121,8 +121,7 @@
 #'   \item{`y_train`}{Factor of the training labels (or `NULL`).}
 #'   \item{`latent_vector`}{The training cells' latent means, cells in rows.}
 #'   \item{`memorisation`}{(count models, `guard = TRUE`) the memorisation
-#'     ratio of the generated cells (NA with fewer than 20 cells) and the
-#'     posterior temperature they were drawn at.}
+#'     ratio of the generated cells (NA with fewer than 20 cells).}
 #'   \item{`conditions_gen`, `conditions_train`}{(conditional models) data.frames
 #'     of every condition (labels and covariates) of the generated and the
 #'     training cells; [as_sce()] puts them into `colData`.}
@@ -169,7 +168,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     latent <- .check_one_of(latent %||% (if (!is.null(cells)) "posterior") %||% chosen$latent %||%
                                 (if (counts_model) "posterior" else "gmm"),
                             c("gmm", "prior", "posterior"), "latent")
-    temperature <- .check_number(temperature %||% chosen$temperature %||% 1, "temperature", min = 0, max = 100)
+    temperature <- .check_number(temperature %||% 1, "temperature", min = 0, max = 100)
     guard <- .check_flag(guard, "guard")
     library_size <- .check_choice(library_size, "library_size")
     classes <- spec$classes
@@ -214,69 +213,63 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     if (!is.null(offsets)) enc_draw$mean <- enc$mean - offsets(conds_train)[, seq_len(L), drop = FALSE]
 
     # Latent code of every generated cell (and library size, and the training cell
-    # whose conditions it takes), class by class of the primary label, then decoded:
-    # a function of the posterior's temperature, which the guard below may raise.
-    generate <- function(temperature) {
-        z <- matrix(0, num_samples, spec$latent_dim)
-        log_library <- numeric(num_samples)
-        source_cell <- integer(num_samples)
-        for (k in if (K) seq_len(K) else 1L) {
-            rows <- if (K) which(gen_class == k) else seq_len(num_samples)
-            if (!length(rows)) next
-            members <- if (K) which(codes == k) else seq_along(train_cells)
-            what <- if (K) paste0("class {.val ", classes[k], "}") else "the training cells"
-            drawn <- .draw_latent(latent, enc_draw, members, intersect(pool, members), length(rows), what,
-                                  temperature = temperature)
-            z[rows, ] <- drawn$z
-            if (counts_model || (extra && is.null(given))) {
-                # the chosen cell (posterior), else one of its class
-                src <- if (is.null(drawn$cell)) members[sample.int(length(members), length(rows), replace = TRUE)]
-                       else drawn$cell
-                source_cell[rows] <- src
-                if (counts_model) {
-                    log_library[rows] <- if (library_size == "cells") log(library_sizes[src]) else {
-                        # CFGen's: a log-normal fitted to the class's training cells
-                        ll <- log(library_sizes[members])
-                        stats::rnorm(length(rows), mean(ll), if (length(ll) > 1L) stats::sd(ll) else 0)
-                    }
+    # whose conditions it takes), class by class of the primary label.
+    z <- matrix(0, num_samples, spec$latent_dim)
+    log_library <- numeric(num_samples)
+    source_cell <- integer(num_samples)
+    for (k in if (K) seq_len(K) else 1L) {
+        rows <- if (K) which(gen_class == k) else seq_len(num_samples)
+        if (!length(rows)) next
+        members <- if (K) which(codes == k) else seq_along(train_cells)
+        what <- if (K) paste0("class {.val ", classes[k], "}") else "the training cells"
+        drawn <- .draw_latent(latent, enc_draw, members, intersect(pool, members), length(rows), what,
+                              temperature = temperature)
+        z[rows, ] <- drawn$z
+        if (counts_model || (extra && is.null(given))) {
+            # the chosen cell (posterior), else one of its class
+            src <- if (is.null(drawn$cell)) members[sample.int(length(members), length(rows), replace = TRUE)]
+                   else drawn$cell
+            source_cell[rows] <- src
+            if (counts_model) {
+                log_library[rows] <- if (library_size == "cells") log(library_sizes[src]) else {
+                    # CFGen's: a log-normal fitted to the class's training cells
+                    ll <- log(library_sizes[members])
+                    stats::rnorm(length(rows), mean(ll), if (length(ll) > 1L) stats::sd(ll) else 0)
                 }
             }
         }
-        gen_conds <- if (!is.null(given)) given
-                     else if (extra) conds_train[source_cell, , drop = FALSE]
-                     else if (K) stats::setNames(data.frame(factor(classes[gen_class], levels = classes)), names(cs$labels)[1])
-        if (!is.null(gen_conds)) rownames(gen_conds) <- NULL
-        if (!is.null(offsets)) {
-            shift <- offsets(gen_conds)
-            z <- z + shift[, seq_len(L), drop = FALSE]
-            if (counts_model) log_library <- log_library + shift[, L + 1L] - offsets(conds_train[source_cell, , drop = FALSE])[, L + 1L]
-        }
-        cond_cols <- .condition_columns(cs, gen_conds)
-
-        gen_names <- paste0("gen", seq_len(num_samples))
-        if (counts_model) {
-            seed <- sample.int(.Machine$integer.max, 1L)
-            csc <- .with_memory_errors(.eg_decode_counts(handle, z, cond_cols, log_library, seed),
-                                       "Generation", "Ask for fewer cells with {.arg num_samples} (or {.arg labels}).")
-            # CSC slots of genes x cells are the CSR slots of cells x genes.
-            x_gen <- methods::new("dgRMatrix", p = csc$p, j = csc$i, x = csc$x,
-                                  Dim = c(num_samples, spec$n_genes),
-                                  Dimnames = list(gen_names, prep$genes))
-        } else {
-            x_gen <- .with_memory_errors(.eg_decode(handle, z, cond_cols, prep$minmax, cells_in_rows = TRUE),
-                                         "Generation", "Ask for fewer cells with {.arg num_samples} (or {.arg labels}).")
-            dimnames(x_gen) <- list(gen_names, prep$genes)
-        }
-        list(x_gen = x_gen, conditions = gen_conds)
     }
-    res <- generate(temperature)
-    checks <- NULL
+    gen_conds <- if (!is.null(given)) given
+                 else if (extra) conds_train[source_cell, , drop = FALSE]
+                 else if (K) stats::setNames(data.frame(factor(classes[gen_class], levels = classes)), names(cs$labels)[1])
+    if (!is.null(gen_conds)) rownames(gen_conds) <- NULL
+    if (!is.null(offsets)) {
+        shift <- offsets(gen_conds)
+        z <- z + shift[, seq_len(L), drop = FALSE]
+        if (counts_model) log_library <- log_library + shift[, L + 1L] - offsets(conds_train[source_cell, , drop = FALSE])[, L + 1L]
+    }
+    cond_cols <- .condition_columns(cs, gen_conds)
+
+    gen_names <- paste0("gen", seq_len(num_samples))
+    if (counts_model) {
+        seed <- sample.int(.Machine$integer.max, 1L)
+        csc <- .with_memory_errors(.eg_decode_counts(handle, z, cond_cols, log_library, seed),
+                                   "Generation", "Ask for fewer cells with {.arg num_samples} (or {.arg labels}).")
+        # CSC slots of genes x cells are the CSR slots of cells x genes.
+        x_gen <- methods::new("dgRMatrix", p = csc$p, j = csc$i, x = csc$x,
+                              Dim = c(num_samples, spec$n_genes),
+                              Dimnames = list(gen_names, prep$genes))
+    } else {
+        x_gen <- .with_memory_errors(.eg_decode(handle, z, cond_cols, prep$minmax, cells_in_rows = TRUE),
+                                     "Generation", "Ask for fewer cells with {.arg num_samples} (or {.arg labels}).")
+        dimnames(x_gen) <- list(gen_names, prep$genes)
+    }
+    memorisation <- NULL
     if (guard && counts_model) {
         # Never a copy: are the generated cells closer to the training cells than
         # these are to each other? (A warmer posterior did not cure an over-trained
         # model's copies in bench/realism.md: fit_vae()'s guard stops training first.)
-        ratio <- .gen_memorisation(prep$x_train, res$x_gen, codes, gen_class)
-        checks <- data.frame(temperature = if (latent == "posterior") temperature else NA_real_, memorisation = ratio)
+        memorisation <- ratio <- .gen_memorisation(prep$x_train, x_gen, codes, gen_class)
         if (!is.na(ratio) && ratio < 0.9) {
             cli::cli_warn(c(paste0("The generated cells are closer to the training cells than these are to each other ",
                                    "(memorisation ratio {format(round(ratio, 2))}, below 0.9): near-copies of training cells, ",
@@ -285,14 +278,12 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
                           class = "exprsgen_warning_memorisation")
         }
     }
-    x_gen <- res$x_gen
-    gen_conds <- res$conditions
     y_gen <- if (K) factor(classes[gen_class], levels = classes)
     # VAExprs's orientation: cells in rows
     out <- list(x_gen = x_gen, y_gen = y_gen, x_train = .cells_by_genes(prep$x_train),
                 y_train = prep$y_train, latent_vector = latent_vector)
     if (!is.null(gen_conds)) out[c("conditions_gen", "conditions_train")] <- list(gen_conds, conds_train)
-    if (!is.null(checks)) out$memorisation <- checks
+    if (!is.null(memorisation)) out$memorisation <- memorisation
     structure(out,
               class = "exprsgen_gen", likelihood = spec$likelihood,
               assay = .gen_assay_name(prep))
@@ -335,13 +326,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     target <- stats::median(lib_t)
     lt <- .log_scale(if (is.matrix(xt)) xt else methods::as(xt, "CsparseMatrix"), "counts", lib_t, target)
     lg <- .log_scale(if (is.matrix(xg)) xg else methods::as(xg, "CsparseMatrix"), "counts", lib_g, target)
-    # genes chosen on both sets: chosen on the training cells alone, they would spread
-    # those cells apart and make anything else look close to them
-    v <- .row_vars(cbind(lt, lg))
-    hv <- order(v, decreasing = TRUE)[seq_len(min(2000L, nrow(lt)))]
-    hv <- hv[v[hv] > 0]
-    if (length(hv) < 2L) return(NA_real_)
-    .self_memorisation(t(as.matrix(lt[hv, , drop = FALSE])), t(as.matrix(lg[hv, , drop = FALSE])), 20L, query)
+    .self_memorisation(lt, lg, 2000L, 20L, query)
 }
 
 # The shifts of the training cells' latent means (and log library sizes) that their

@@ -15,8 +15,7 @@
         list(fit = paste("latent", auto$latent_dim, "half the epochs"), latent_dim = auto$latent_dim,
              units = auto$units, epochs = max(1L, auto$epochs %/% 2L))
     )
-    draws <- list(list(latent = "posterior", temperature = 1), list(latent = "gmm", temperature = 1))
-    list(fits = fits, draws = draws)
+    list(fits = fits, draws = c("posterior", "gmm"))
 }
 
 # Cells held out for scoring: a fifth of each class with at least 3 cells (at least
@@ -79,9 +78,8 @@
         }
         for (d in cands$draws) {
             gen <- suppressMessages(
-                if (is.null(sizes)) gen_exprs(fit, num_samples = length(held), latent = d$latent, temperature = d$temperature)
-                else gen_exprs(fit, labels = stats::setNames(as.integer(sizes), names(sizes)),
-                               latent = d$latent, temperature = d$temperature))
+                if (is.null(sizes)) gen_exprs(fit, num_samples = length(held), latent = d)
+                else gen_exprs(fit, labels = stats::setNames(as.integer(sizes), names(sizes)), latent = d))
             # (at most 1,000 cells of each set: scoring stays small next to the fits)
             a <- assess_aug(held_x, gen, labels_real = held_y, n_pcs = min(20L, length(held) - 1L),
                             max_cells = 1000L, seed = 1L, num.threads = args$num.threads)
@@ -89,7 +87,7 @@
             ref <- function(m) if (any(a$metric == m)) a$reference[a$metric == m][1] else NA_real_
             rows[[length(rows) + 1L]] <- data.frame(
                 fit = f$fit, latent_dim = f$latent_dim, units = f$units, epochs = f$epochs,
-                draws = d$latent, temperature = d$temperature,
+                draws = d,
                 classifier_auc = val("classifier_auc"), memorisation = val("memorisation"),
                 label_accuracy = val("label_accuracy"), label_accuracy_real = ref("label_accuracy"),
                 utility_gain = val("augmentation_accuracy") - ref("augmentation_accuracy"),

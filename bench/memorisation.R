@@ -59,7 +59,7 @@ s <- split_set(read_set("mouse_bladder"))
 fit <- fit_vae(s$train, labels = "label", likelihood = "nb", seed = 1, num.threads = threads, verbose = FALSE)
 set.seed(2)
 gen <- gen_exprs(fit, labels = s$sizes)
-cat(sprintf("  gen_exprs()$memorisation %.2f; guard checks %s\n", gen$memorisation$memorisation,
+cat(sprintf("  gen_exprs()$memorisation %.2f; guard checks %s\n", gen$memorisation,
             paste(sprintf("%.2f", fit$params$guard$memorisation), collapse = " ")))
 report(s, gen, "default fit")
 
