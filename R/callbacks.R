@@ -86,7 +86,10 @@ callback_reduce_lr_on_plateau <- function(monitor = "val_loss", factor = 0.1, pa
 #' @method print exprsgen_callback
 #' @export
 print.exprsgen_callback <- function(x, ...) {
-    if (identical(x$type, "reduce_lr_on_plateau")) {
+    if (identical(x$type, "model_checkpoint")) {
+        cat("<exprsgen callback> checkpoint to ", x$filepath, " every ",
+            if (x$save_freq == 1L) "epoch" else paste(x$save_freq, "epochs"), "\n", sep = "")
+    } else if (identical(x$type, "reduce_lr_on_plateau")) {
         cat("<exprsgen callback> learning rate x ", x$factor, " after ", x$patience,
             " epochs without improvement of ", x$monitor, "\n", sep = "")
     } else {

@@ -146,6 +146,12 @@
 #'   and `"zinb"`): stop training when the model begins to hand back its
 #'   training cells (see the section Never a copy). `FALSE` trains for all
 #'   `epochs`.
+#' @param resume A fit to continue training: a checkpoint file written by
+#'   [callback_model_checkpoint()], or a fit (read from such a file, or
+#'   returned by an interrupted `fit_vae()`). Training goes on from its last
+#'   epoch with its own data and settings; only `epochs` (the total, which
+#'   may be raised), `callbacks`, `num.threads` and `verbose` may be given
+#'   with it.
 #'
 #' @section Settings chosen from the data:
 #' With a count likelihood, the settings not given are chosen from the
@@ -253,11 +259,19 @@
 #' the seed, shuffling cells within each block. Memory then grows with the
 #' block size, not with the number of cells.
 #'
-#' @section Interrupts and memory:
+#' @section Interrupts, checkpoints and memory:
 #' Ctrl-C (or SIGINT to an Rscript) stops training after the current
 #' minibatch (the core asks R about every 0.1 s): the model after that step
 #' is returned with a warning, the interrupted epoch's history row covering
-#' the cells trained on, and `params$stop_reason` is `"interrupted"`.
+#' the cells trained on, and `params$stop_reason` is `"interrupted"`. Such a
+#' fit can be continued with `fit_vae(resume = fit)` (the interrupted epoch
+#' counts as run).
+#'
+#' [callback_model_checkpoint()] writes the fit so far to a file during
+#' training; `fit_vae(resume = file, epochs = E)` continues it to `E` epochs
+#' in all (as keras's `initial_epoch`) with its data, architecture, settings,
+#' optimizer state and random stream: a fit resumed after `k` of `E` epochs
+#' is the fit an uninterrupted `E`-epoch run with the same seed gives.
 #' Before any weights are allocated, the memory the model and its training
 #' need is compared with what the session can still allocate (Linux's
 #' `MemAvailable`, the room under an address-space limit such as
@@ -327,8 +341,21 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
                     assay.type = "counts", labels = NULL,
                     likelihood = "bce", seed = NULL,
                     num.threads = 1L, verbose = TRUE, kl_warmup = 0, covariates = NULL,
-                    decoder_conditions = NULL, tune = FALSE, guard = TRUE) {
+                    decoder_conditions = NULL, tune = FALSE, guard = TRUE, resume = NULL) {
     call <- rlang::current_env()
+    if (!is.null(resume)) {
+        # training continues with the data and settings of `resume`
+        free <- c("resume", "epochs", "callbacks", "num.threads", "verbose")
+        given <- setdiff(names(match.call())[-1L], free)
+        if (length(given)) {
+            .abort(c("{.arg {given}} cannot be given with {.arg resume}: training continues with the data and settings of the fit it resumes.",
+                     i = "Only {.arg epochs} (the new total), {.arg callbacks}, {.arg num.threads} and {.arg verbose} may be given."),
+                   class = "exprsgen_error_argument")
+        }
+        epochs <- if (missing(epochs) || is.null(epochs)) NULL else .check_count(epochs, "epochs")
+        num.threads <- min(.check_count(num.threads, "num.threads"), max(1L, parallel::detectCores(), na.rm = TRUE))
+        return(.resume_fit(resume, epochs, callbacks, .check_flag(verbose, "verbose"), num.threads, call))
+    }
     # Cheap checks first, before any data is touched.
     likelihood <- .check_one_of(likelihood, .vocabulary()$likelihoods$name, "likelihood")
     counts <- .is_count_likelihood(likelihood)
@@ -471,39 +498,85 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
                                      "({.emph {chosen$regime}}; see {.code ?fit_vae}, section Settings chosen from the data).")),
                         class = "exprsgen_message_auto")
     }
+    .check_checkpoint_folder(cbs$checkpoint, call)
     train <- list(optimizer = optimizer$name, learning_rate = optimizer$learning_rate,
                   regularization = regularization, batch_size = batch_size,
                   seed = seed, threads = num.threads, engine = .engine())
-    run <- .with_memory_errors(
-        .train(spec, train, prep, epochs, cbs$stopping, verbose,
-               schedule = list(kl_warmup = kl_warmup, plateau = cbs$plateau),
-               guard = if (guard && .guarded_likelihood(likelihood)) .guard_plan(prep, epochs, seed, num.threads)),
-        "Training", "Use a smaller model (fewer units, a smaller {.arg latent_dim}) or fewer genes.")
+    # all that training needs, kept in checkpoints to continue from (fit_vae(resume =))
+    setup <- list(spec = spec, train = train, epochs = epochs, callbacks = cbs, kl_warmup = kl_warmup,
+                  guard = guard,
+                  params = list(batch_size = batch_size, optimizer = optimizer$name,
+                                learning_rate = optimizer$learning_rate, regularization = regularization,
+                                kl_warmup = kl_warmup, latent_dim = latent_dim, seed = seed,
+                                num.threads = num.threads,
+                                chosen = if (counts) c(names(auto)[auto],
+                                                       if (!latent_given) "latent_dim",
+                                                       if (!all(layers_given)) "units"),
+                                regime = if (counts) chosen$regime,
+                                generation = if (counts) chosen$generation))
+    out <- .run_fit(setup, prep, verbose, call)
+    if (!is.null(tuning)) out$tuning <- tuning
+    out
+}
 
-    model <- structure(list(spec = spec, weights = run$weights), class = "exprsgen_model")
-    params <- list(epochs = epochs, epochs_run = nrow(run$history), batch_size = batch_size,
-                   optimizer = optimizer$name, learning_rate = optimizer$learning_rate,
-                   regularization = regularization, kl_warmup = kl_warmup, latent_dim = latent_dim, seed = seed,
-                   num.threads = num.threads, stop_reason = run$stop_reason,
-                   best_epoch = run$best_epoch, seconds = run$seconds,
-                   epoch_seconds = run$epoch_seconds, guard = run$guard,
-                   chosen = if (counts) c(names(auto)[auto],
-                                          if (!latent_given) "latent_dim",
-                                          if (!all(layers_given)) "units"),
-                   regime = if (counts) chosen$regime,
-                   generation = if (counts) chosen$generation)
+# Trains the model of `setup` (see fit_vae()) on `prep`, from scratch or from the
+# state `resume`, writing checkpoints when asked, and assembles the fit.
+.run_fit <- function(setup, prep, verbose, call, resume = NULL) {
+    threads <- setup$train$threads
+    guard <- if (setup$guard && .guarded_likelihood(setup$spec$likelihood)) {
+        .guard_plan(prep, setup$epochs, setup$train$seed, threads)
+    }
+    assemble <- function(run, latent) {
+        model <- structure(list(spec = setup$spec, weights = run$weights), class = "exprsgen_model")
+        p <- setup$params
+        params <- c(list(epochs = setup$epochs, epochs_run = nrow(run$history)),
+                    p[c("batch_size", "optimizer", "learning_rate", "regularization", "kl_warmup", "latent_dim",
+                        "seed", "num.threads")],
+                    list(stop_reason = run$stop_reason, best_epoch = run$best_epoch, seconds = run$seconds,
+                         epoch_seconds = run$epoch_seconds, guard = run$guard),
+                    p[c("chosen", "regime", "generation")])
+        out <- list(model = model, preprocessing = prep, history = run$history, params = params,
+                    latent = latent)
+        # what training continues from (checkpoints, interrupted fits)
+        if (!is.null(run$state)) out$checkpoint <- list(version = 1L, setup = setup, state = run$state)
+        structure(out, class = "exprsgen_fit")
+    }
+    cb <- setup$callbacks$checkpoint
+    checkpoint <- if (!is.null(cb)) {
+        warned <- FALSE
+        list(every = cb$save_freq, save = function(run) {
+            path <- .checkpoint_path(cb$filepath, nrow(run$history))
+            fit <- assemble(run, latent = NULL)
+            # (a failed write's warnings, e.g. "cannot open file", go into one warning)
+            why <- character(0)
+            tryCatch(withCallingHandlers(.write_atomic(path, function(f) saveRDS(fit, f)), warning = function(w) {
+                why <<- c(why, conditionMessage(w))
+                invokeRestart("muffleWarning")
+            }), error = function(e) {
+                if (!warned) {
+                    cli::cli_warn(c("The checkpoint {.file {path}} could not be written; training goes on.",
+                                    x = paste(c(why, conditionMessage(e)), collapse = "; ")),
+                                  class = "exprsgen_warning_checkpoint")
+                }
+                warned <<- TRUE
+            })
+        })
+    }
+    run <- .with_memory_errors(
+        .train(setup$spec, setup$train, prep, setup$epochs, setup$callbacks$stopping, verbose,
+               schedule = list(kl_warmup = setup$kl_warmup, plateau = setup$callbacks$plateau),
+               guard = guard, resume = resume, checkpoint = checkpoint),
+        "Training", "Use a smaller model (fewer units, a smaller {.arg latent_dim}) or fewer genes.", call = call)
+    model <- structure(list(spec = setup$spec, weights = run$weights), class = "exprsgen_model")
     # The training cells' latent codes, once: gen_exprs() and encode() draw around them
     # (an interrupt here keeps the model: the codes are then encoded when first needed)
-    latent <- tryCatch(.encode_training(model, prep, num.threads), interrupt = function(e) {
+    latent <- tryCatch(.encode_training(model, prep, threads), interrupt = function(e) {
         cli::cli_warn(c("Interrupted while encoding the training cells after training: the model is returned without their codes.",
                         i = "{.fn gen_exprs} and {.fn encode} encode them when they need them."),
                       class = "exprsgen_warning_interrupted")
         NULL
     })
-    out <- list(model = model, preprocessing = prep, history = run$history, params = params,
-                latent = latent)
-    if (!is.null(tuning)) out$tuning <- tuning
-    structure(out, class = "exprsgen_fit")
+    assemble(run, latent)
 }
 
 # Gene names are how encode() and normalized_exprs() match new cells' genes to the
@@ -566,11 +639,12 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
 
 # list(stopping, plateau): the early-stopping and learning-rate callbacks (or NULL).
 .as_callbacks <- function(callbacks, call = rlang::caller_env()) {
-    if (is.null(callbacks)) return(list(stopping = NULL, plateau = NULL))
+    if (is.null(callbacks)) return(list(stopping = NULL, plateau = NULL, checkpoint = NULL))
     if (inherits(callbacks, "exprsgen_callback")) callbacks <- list(callbacks)
     ok <- is.list(callbacks) && all(vapply(callbacks, inherits, logical(1), "exprsgen_callback"))
     if (!ok) {
-        .abort("{.arg callbacks} must be {.fn callback_early_stopping} or {.fn callback_reduce_lr_on_plateau} (or a list of them).",
+        .abort(paste("{.arg callbacks} must be {.fn callback_early_stopping}, {.fn callback_reduce_lr_on_plateau}",
+                     "or {.fn callback_model_checkpoint} (or a list of them)."),
                call = call)
     }
     type <- vapply(callbacks, function(cb) cb$type %||% "early_stopping", character(1))
@@ -579,7 +653,8 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
         .abort("{.arg callbacks} may hold one callback of each kind (two of type {.val {twice}}).", call = call)
     }
     list(stopping = if (any(type == "early_stopping")) callbacks[[which(type == "early_stopping")]],
-         plateau = if (any(type == "reduce_lr_on_plateau")) callbacks[[which(type == "reduce_lr_on_plateau")]])
+         plateau = if (any(type == "reduce_lr_on_plateau")) callbacks[[which(type == "reduce_lr_on_plateau")]],
+         checkpoint = if (any(type == "model_checkpoint")) callbacks[[which(type == "model_checkpoint")]])
 }
 
 .check_preprocessing <- function(p, call) {

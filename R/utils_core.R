@@ -69,6 +69,16 @@
     .core(.Call(wrap__eg_trainer_weights, trainer, snapshot))
 }
 
+# What the trainer holds besides its weights (optimizer state, random stream, passes
+# run), and the trainer continuing from such a state (checkpoints, fit_vae(resume =)).
+.eg_trainer_state <- function(trainer) {
+    .core(.Call(wrap__eg_trainer_state, trainer))
+}
+
+.eg_trainer_restore <- function(trainer, state) {
+    .core(.Call(wrap__eg_trainer_restore, trainer, state))
+}
+
 .eg_trainer_permutation <- function(trainer, n) {
     .core(.Call(wrap__eg_trainer_permutation, trainer, as.integer(n)))
 }

@@ -4,8 +4,14 @@
 # `schedule`: list(kl_warmup = epochs of KL warm-up (0: none), plateau = a
 # callback_reduce_lr_on_plateau() or NULL); the KL weight and learning rate in effect
 # in each epoch are recorded in the history.
+# `resume`: the `$checkpoint$state` of a checkpoint or interrupted fit (see
+# .train_state()), with `weights`: training continues after its epoch, as the run that
+# saved it would have. `checkpoint`: list(every, save = function(run)) from
+# callback_model_checkpoint(): `save` gets the run so far (as returned here, with its
+# state) every `every` epochs and after the last.
 .train <- function(spec, train, prep, epochs, stopping, verbose,
-                   schedule = list(kl_warmup = 0L, plateau = NULL), guard = NULL) {
+                   schedule = list(kl_warmup = 0L, plateau = NULL), guard = NULL,
+                   resume = NULL, checkpoint = NULL) {
     cs <- .conditions_spec(spec, prep)
     y_train <- .condition_columns(cs, .train_conditions(prep))
     y_val <- .condition_columns(cs, .train_conditions(prep, "val"))
@@ -15,7 +21,7 @@
     data <- if (on_disk) list(x = NULL, labels = NULL, x_val = NULL, labels_val = NULL)
             else list(x = prep$x_train, labels = y_train, x_val = prep$x_val, labels_val = y_val)
     data$transform <- prep$transform
-    trainer <- .eg_trainer_new(spec, train, data)
+    trainer <- .eg_trainer_new(spec, train, data, weights = resume$weights)
     x_train <- if (on_disk) prep$x_train
     x_val <- if (on_disk) prep$x_val
     has_val <- !is.null(prep$x_val)
@@ -42,6 +48,10 @@
     best <- list(value = Inf, epoch = NA_integer_)
     wait <- 0L
     done <- 0L
+    restore_best <- !is.null(stopping) && stopping$restore_best_weights
+    # the best weights so far when they are not in the trainer (a resumed run)
+    snapshot <- NULL
+    earlier_seconds <- 0
     stop_reason <- "completed"
     partial <- NA_real_  # cells trained on in an interrupted last epoch
     n_train <- ncol(prep$x_train)
@@ -49,10 +59,40 @@
     # the memorisation guard (see .guard_plan()): the weights of the last check passed
     guard_log <- NULL
     guard_kept <- NULL
+    if (!is.null(resume)) {
+        .eg_trainer_restore(trainer, resume$trainer)
+        done <- resume$epoch
+        rows <- max(rows, done)
+        hist <- rbind(resume$hist, matrix(NA_real_, rows - done, ncol(hist)))[seq_len(rows), , drop = FALSE]
+        timing <- rbind(resume$timing, matrix(NA_real_, rows - done, ncol(timing)))[seq_len(rows), , drop = FALSE]
+        best <- resume$best
+        wait <- resume$wait
+        rates$restore(resume$rates)
+        .eg_trainer_rates(trainer, resume$rates$current[["kl_weight"]], resume$rates$current[["learning_rate"]])
+        guard_log <- resume$guard_log
+        guard_kept <- resume$guard_kept
+        snapshot <- resume$snapshot
+        earlier_seconds <- resume$seconds
+    }
     progress <- .progress(epochs, has_val, verbose)
     start <- proc.time()[["elapsed"]]
+    # what training after this point needs (see `resume`)
+    state <- function() {
+        list(trainer = .eg_trainer_state(trainer), epoch = done,
+             hist = hist[seq_len(done), , drop = FALSE], timing = timing[seq_len(done), , drop = FALSE],
+             best = best, wait = wait, rates = rates$state(), guard_log = guard_log, guard_kept = guard_kept,
+             snapshot = if (restore_best && !is.na(best$epoch)) snapshot %||% .eg_trainer_weights(trainer, snapshot = TRUE),
+             seconds = earlier_seconds + proc.time()[["elapsed"]] - start)
+    }
+    # the run so far, as returned below (the current weights)
+    so_far <- function(stop_reason) {
+        list(weights = .eg_trainer_weights(trainer), history = data.frame(epoch = seq_len(done), hist[seq_len(done), , drop = FALSE]),
+             stop_reason = stop_reason, best_epoch = best$epoch, seconds = earlier_seconds + proc.time()[["elapsed"]] - start,
+             guard = guard_log, epoch_seconds = data.frame(epoch = seq_len(done), timing[seq_len(done), , drop = FALSE]),
+             state = state())
+    }
     tryCatch({
-        for (epoch in seq_len(epochs)) {
+        for (epoch in seq.int(done + 1L, length.out = max(0L, epochs - done))) {
             if (epoch > nrow(hist)) {
                 hist <- rbind(hist, hist * NA)
                 timing <- rbind(timing, timing * NA)
@@ -107,7 +147,10 @@
                 if (value < reference - stopping$min_delta) {
                     best <- list(value = value, epoch = epoch)
                     wait <- 0L
-                    if (stopping$restore_best_weights) .eg_trainer_snapshot(trainer)
+                    if (stopping$restore_best_weights) {
+                        .eg_trainer_snapshot(trainer)
+                        snapshot <- NULL
+                    }
                 } else {
                     wait <- wait + 1L
                     if (wait >= stopping$patience) {  # as keras: `patience` epochs without improvement
@@ -116,11 +159,14 @@
                     }
                 }
             }
+            if (!is.null(checkpoint) && (epoch %% checkpoint$every == 0L || epoch == epochs)) {
+                checkpoint$save(so_far("checkpoint"))
+            }
         }
     }, interrupt = function(e) {
         stop_reason <<- "interrupted"
     })
-    seconds <- proc.time()[["elapsed"]] - start
+    seconds <- earlier_seconds + proc.time()[["elapsed"]] - start
     if (stop_reason == "memorisation") done <- guard_kept$epoch
     if (done == 0L) {
         .abort("Training was interrupted before its first minibatch completed; no model to return.",
@@ -128,8 +174,8 @@
     }
     progress$done(done, seconds, stop_reason, hist[done, ])
     weights <- NULL
-    if (!is.null(stopping) && stopping$restore_best_weights && !is.na(best$epoch)) {
-        weights <- .eg_trainer_weights(trainer, snapshot = TRUE)
+    if (restore_best && !is.na(best$epoch)) {
+        weights <- snapshot %||% .eg_trainer_weights(trainer, snapshot = TRUE)
     }
     if (stop_reason == "memorisation") {
         last <- guard_log[nrow(guard_log), ]
@@ -153,9 +199,18 @@
         }
     }
     history <- data.frame(epoch = seq_len(done), hist[seq_len(done), , drop = FALSE])
+    # an interrupted run can be continued (fit_vae(resume =)): its state goes with it
+    # (none from the reference engine, whose optimizer state stays in burn)
+    resumable <- stop_reason == "interrupted" && identical(train$engine, "fused")
     list(weights = weights, history = history, stop_reason = stop_reason,
          best_epoch = best$epoch, seconds = seconds, guard = guard_log,
-         epoch_seconds = data.frame(epoch = seq_len(done), timing[seq_len(done), , drop = FALSE]))
+         epoch_seconds = data.frame(epoch = seq_len(done), timing[seq_len(done), , drop = FALSE]),
+         state = if (resumable) {
+             st <- state()
+             # (the weights to continue from, when those returned are others)
+             if (!identical(weights, current <- .eg_trainer_weights(trainer))) st$weights <- current
+             st
+         })
 }
 
 # The KL weight and learning rate of each epoch: a linear KL warm-up over the first
@@ -172,7 +227,14 @@
     weight <- function(epoch) {
         if (kl_warmup > 0 && epoch < kl_warmup) regularization * epoch / kl_warmup else regularization
     }
-    list(before = function(epoch) {
+    list(state = function() list(current = current, lr = lr, best = best, wait = wait, cooldown = cooldown),
+         restore = function(s) {
+        current <<- s$current
+        lr <<- s$lr
+        best <<- s$best
+        wait <<- s$wait
+        cooldown <<- s$cooldown
+    }, before = function(epoch) {
         new <- c(kl_weight = weight(epoch), learning_rate = lr)
         changed <- !identical(new, current)
         current <<- new

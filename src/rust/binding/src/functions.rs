@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
-use exprsgen_core::buffers::zeros;
+use exprsgen_core::buffers::{from_fn, zeros};
 use exprsgen_core::{
     check_compressed, compress_columns, scan_values, transpose_scan, vocabulary, Dataset, Error, Model, Pass, Source, SparseCounts,
     Trainer, Transform,
@@ -375,6 +375,83 @@ pub fn eg_trainer_weights(trainer: Robj, snapshot: Robj) -> Robj {
     })
 }
 
+/// What the trainer holds besides its weights, to continue training from (a
+/// checkpoint): `list(epoch, seed = <32 raw bytes>, stream = c(high, low), word_pos =
+/// c(4 32-bit words, high first), slots = list(list(m1, m2, time), ...))`, the
+/// optimizer's state of each kernel and bias in block order.
+#[extendr]
+pub fn eg_trainer_state(trainer: Robj) -> Robj {
+    guard(|| {
+        with_trainer(&trainer, |t| {
+            let s = t.trainer()?.state()?;
+            let words = |v: u128, n: usize| -> Robj {
+                Robj::from((0..n).rev().map(|k| ((v >> (32 * k)) & 0xffff_ffff) as f64).collect::<Vec<f64>>())
+            };
+            let floats =
+                |v: &[f32]| -> CoreResult<Robj> { Ok(from_fn(v.len(), "a copy of the optimizer's state for R", |j| v[j] as f64)?.into()) };
+            let slots = s
+                .slots
+                .iter()
+                .map(|sl| named_list(["m1", "m2", "time"], [floats(&sl.m1)?, floats(&sl.m2)?, Robj::from(sl.time)]))
+                .collect::<CoreResult<Vec<Robj>>>()?;
+            named_list(
+                ["epoch", "seed", "stream", "word_pos", "slots"],
+                [
+                    Robj::from(s.epoch as f64),
+                    Robj::from(Raw::from_bytes(&s.rng_seed)),
+                    words(s.rng_stream as u128, 2),
+                    words(s.rng_word_pos, 4),
+                    List::from_values(slots).into(),
+                ],
+            )
+        })
+    })
+}
+
+/// Continue from a state of `eg_trainer_state` (the trainer was made with the saved
+/// weights); the trainer is unchanged when `state` does not fit it.
+#[extendr]
+pub fn eg_trainer_restore(trainer: Robj, state: Robj) -> Robj {
+    guard(|| {
+        let bad = |what: &str| Error::InvalidParameter { field: "state", rule: format!("is not a trainer state ({what})") };
+        let words = |x: Robj, n: usize, what: &str| -> CoreResult<u128> {
+            let v = x.as_real_slice().filter(|v| v.len() == n).ok_or_else(|| bad(what))?;
+            v.iter().try_fold(0u128, |acc, &w| {
+                if w.is_finite() && w >= 0.0 && w <= u32::MAX as f64 && w.fract() == 0.0 {
+                    Ok((acc << 32) | w as u128)
+                } else {
+                    Err(bad(what))
+                }
+            })
+        };
+        let seed: [u8; 32] = field(&state, "seed")?.as_raw_slice().and_then(|b| b.try_into().ok()).ok_or_else(|| bad("seed"))?;
+        let epoch = field(&state, "epoch")?.as_real().filter(|e| e.is_finite() && *e >= 0.0).ok_or_else(|| bad("epoch"))? as usize;
+        let floats = |x: Robj, what: &str| -> CoreResult<Vec<f32>> {
+            let v = x.as_real_slice().ok_or_else(|| bad(what))?;
+            from_fn(v.len(), "the optimizer's state", |j| v[j] as f32)
+        };
+        let slots: List = field(&state, "slots")?.try_into().map_err(|_| bad("slots"))?;
+        let slots = slots
+            .values()
+            .map(|sl| {
+                Ok(exprsgen_core::SlotState {
+                    m1: floats(field(&sl, "m1")?, "m1")?,
+                    m2: floats(field(&sl, "m2")?, "m2")?,
+                    time: field(&sl, "time")?.as_integer().ok_or_else(|| bad("time"))?,
+                })
+            })
+            .collect::<CoreResult<Vec<_>>>()?;
+        let s = exprsgen_core::TrainerState {
+            epoch,
+            rng_seed: seed,
+            rng_stream: words(field(&state, "stream")?, 2, "stream")? as u64,
+            rng_word_pos: words(field(&state, "word_pos")?, 4, "word_pos")?,
+            slots,
+        };
+        with_trainer(&trainer, |t| t.trainer()?.restore(&s).map(|_| Robj::from(true)))
+    })
+}
+
 /// Per-gene minimum and maximum over the cells of `x`: `list(min, max)`.
 #[extendr]
 pub fn eg_minmax(x: Robj, cells_in_rows: Robj) -> Robj {
@@ -630,6 +707,8 @@ extendr_module! {
     fn eg_trainer_rates;
     fn eg_trainer_permutation;
     fn eg_trainer_weights;
+    fn eg_trainer_state;
+    fn eg_trainer_restore;
     fn eg_minmax;
     fn eg_model_new;
     fn eg_model_encode;

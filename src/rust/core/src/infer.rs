@@ -4,7 +4,7 @@
 //! buffers, and runs the same forward code as training (`network.rs`), in chunks of
 //! cells.
 
-use rand::rngs::StdRng;
+use crate::Stream;
 use rand::SeedableRng;
 
 use crate::buffers::{elements, from_fn, with_capacity, zeros};
@@ -189,7 +189,7 @@ impl Model {
         let n = z.len() / self.net.spec.latent_dim.max(1);
         let g = self.net.spec.n_genes;
         let mut out = elements(&[n, g], what).and_then(|len| zeros::<f64>(len, what))?;
-        let mut rng = StdRng::seed_from_u64(0); // unused: reconstructions and means draw nothing
+        let mut rng = Stream::seed_from_u64(0); // unused: reconstructions and means draw nothing
         self.decode_chunks(z, conditions, |model, start, m| {
             let out_ref = &mut out;
             let mut sink = |r: usize, values: &[f64]| {
@@ -227,7 +227,7 @@ impl Model {
             return Err(Error::invalid("likelihood", "is not a count likelihood"));
         }
         let n = self.check_library(z, log_library)?;
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = Stream::seed_from_u64(seed);
         let mut out = SparseCounts { p: with_capacity(n + 1, "the generated counts")?, ..Default::default() };
         out.p.push(0);
         self.decode_chunks(z, conditions, |model, start, m| {
@@ -284,7 +284,7 @@ impl Model {
         &mut self,
         m: usize,
         log_library: &[f64],
-        rng: &mut StdRng,
+        rng: &mut Stream,
         means: bool,
         sink: &mut dyn FnMut(usize, &[f64]) -> Result<()>,
     ) -> Result<()> {
@@ -368,7 +368,7 @@ mod tests {
         }
         .check()
         .unwrap();
-        let w = initial_weights(&spec, &mut StdRng::seed_from_u64(1)).unwrap();
+        let w = initial_weights(&spec, &mut Stream::seed_from_u64(1)).unwrap();
         let mut m = Model::new(&spec, &w, 2).unwrap();
         let Model { net, acts, .. } = &mut m;
         net.reserve(acts, CHUNK, false).unwrap();

@@ -39,6 +39,11 @@ pub mod train;
 pub mod vocabulary;
 pub mod weights;
 
+/// The random stream of training and generation: ChaCha12, the generator behind
+/// `rand::rngs::StdRng` (same seeding, same numbers), named so that its position can
+/// be saved and restored (checkpoints).
+pub type Stream = rand::rngs::ChaCha12Rng;
+
 pub use activation::Activation;
 pub use data::{
     check_compressed, compress_columns, scan_values, transpose_scan, Batch, Condition, Conditions, CscView, Dataset, DenseScan, DenseView,
@@ -50,6 +55,6 @@ pub use likelihood::Likelihood;
 pub use network::standard_normal;
 pub use optim::OptimizerKind;
 pub use spec::{BlockShape, Engine, LayerExtras, ModelParams, ModelSpec, Norm, Role, TrainParams, TrainSpec};
-pub use train::{EpochStats, Pass, Trainer};
+pub use train::{EpochStats, Pass, SlotState, Trainer, TrainerState};
 pub use vocabulary::{vocabulary, Vocabulary};
 pub use weights::{initial_weights, DenseWeights};

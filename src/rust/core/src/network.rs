@@ -9,7 +9,7 @@
 //! `ModelSpec::decoder_conditions` gives it (by default all, into the first layer
 //! only). Buffers are row-major `[cells, units]`.
 
-use rand::rngs::StdRng;
+use crate::Stream;
 
 use crate::activation::Activation;
 use crate::buffers::{copied, elements, reserve, resize};
@@ -48,7 +48,7 @@ pub(crate) const NORM_EPS: f32 = 1e-3;
 
 /// A dropout mask of `rate` into `out`: 0 for a dropped unit, `1 / (1 - rate)` for a kept
 /// one, one uniform draw from `rng` per unit (the reference engine draws the same).
-pub(crate) fn dropout_mask(rng: &mut StdRng, rate: f32, out: &mut [f32]) {
+pub(crate) fn dropout_mask(rng: &mut Stream, rate: f32, out: &mut [f32]) {
     use rand::RngExt;
     let keep = 1.0 / (1.0 - rate);
     for v in out.iter_mut() {
@@ -179,13 +179,13 @@ fn concat_rows(n: usize, first: &[f32], w: usize, cond: &[f32], k: usize, (lo, h
 }
 
 /// Standard normal draws (ziggurat, `rand_distr`) from `rng`.
-pub fn standard_normal(rng: &mut StdRng, n: usize) -> Vec<f32> {
+pub fn standard_normal(rng: &mut Stream, n: usize) -> Vec<f32> {
     use rand_distr::{Distribution, StandardNormal};
     StandardNormal.sample_iter(rng).take(n).collect()
 }
 
 /// `standard_normal` into `out`: the same draws, in place.
-fn fill_standard_normal(rng: &mut StdRng, out: &mut [f32]) {
+fn fill_standard_normal(rng: &mut Stream, out: &mut [f32]) {
     use rand_distr::{Distribution, StandardNormal};
     out.iter_mut().for_each(|v| *v = StandardNormal.sample(rng));
 }
@@ -319,7 +319,7 @@ impl Network {
     /// `acts.mean` and `acts.log_var`.
     /// Training draws dropout masks from `rng`; without it (inference, evaluation) no
     /// unit is dropped.
-    pub fn encode(&self, team: &Team, input: &[f32], n: usize, acts: &mut Acts, mut rng: Option<&mut StdRng>) {
+    pub fn encode(&self, team: &Team, input: &[f32], n: usize, acts: &mut Acts, mut rng: Option<&mut Stream>) {
         let spec = &self.spec;
         let (d, l, m) = (spec.input_dim(), spec.latent_dim, spec.encoder.len());
         acts.enc.resize_with(m, Act::default);
@@ -341,7 +341,7 @@ impl Network {
 
     /// The reparameterisation `z = mean + exp(log_var / 2) * eps`, `eps` drawn from
     /// `rng`, written with the `condition` rows (`[n, conditions]`) into `acts.dec_in`.
-    pub fn sample_latent(&self, rng: &mut StdRng, n: usize, condition: &[f32], acts: &mut Acts) {
+    pub fn sample_latent(&self, rng: &mut Stream, n: usize, condition: &[f32], acts: &mut Acts) {
         let (l, k) = (self.spec.latent_dim, self.spec.n_classes);
         let (lo, hi) = self.spec.decoder_conditions.first().copied().unwrap_or((0, 0));
         resize(&mut acts.eps, n * l);
@@ -375,7 +375,7 @@ impl Network {
     /// Decoder of `n` cells from `acts.dec_in`: fills `acts.dec`, `acts.logits` and
     /// `acts.heads`.
     /// Training draws dropout masks from `rng`.
-    pub fn decode(&self, team: &Team, n: usize, acts: &mut Acts, mut rng: Option<&mut StdRng>) {
+    pub fn decode(&self, team: &Team, n: usize, acts: &mut Acts, mut rng: Option<&mut Stream>) {
         let spec = &self.spec;
         let (g, m, p) = (spec.n_genes, spec.encoder.len(), spec.decoder.len());
         let k = spec.n_classes;
@@ -412,7 +412,7 @@ impl Network {
     /// A hidden layer's activation and what follows it: `cur.a` → `cur.h` (through
     /// `cur.z` when a normalisation or dropout follows; dropout only with `rng`).
     #[allow(clippy::too_many_arguments)]
-    fn activate(&self, act: Activation, ex: LayerExtras, norm: Option<usize>, n: usize, u: usize, cur: &mut Act, rng: Option<&mut StdRng>) {
+    fn activate(&self, act: Activation, ex: LayerExtras, norm: Option<usize>, n: usize, u: usize, cur: &mut Act, rng: Option<&mut Stream>) {
         resize(&mut cur.h, n * u);
         if ex.is_none() {
             act.forward(&cur.a, &mut cur.h);

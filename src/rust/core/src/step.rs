@@ -12,7 +12,7 @@
 //! (the reference engine) on every likelihood, activation and optimizer. Results do not
 //! depend on the number of threads.
 
-use rand::rngs::StdRng;
+use crate::Stream;
 
 use crate::buffers::{elements, reserve, resize};
 use crate::data::Batch;
@@ -97,7 +97,7 @@ impl Fused {
 
     /// One minibatch: forward, loss, and (when `learn`) backward and an optimizer update.
     /// Returns (loss, reconstruction, KL), each averaged over the batch's cells.
-    pub fn step(&mut self, batch: &Batch, train: &TrainSpec, rng: &mut StdRng, learn: bool, team: &Team) -> (f64, f64, f64) {
+    pub fn step(&mut self, batch: &Batch, train: &TrainSpec, rng: &mut Stream, learn: bool, team: &Team) -> (f64, f64, f64) {
         let n = batch.n;
         // dropout masks (training only), then the reparameterisation's noise, in the
         // order the reference engine draws them
@@ -362,7 +362,7 @@ mod tests {
                 }
                 .check()
                 .unwrap();
-                let mut rng = StdRng::seed_from_u64(1);
+                let mut rng = Stream::seed_from_u64(1);
                 let mut f = Fused::new(&spec, initial_weights(&spec, &mut rng).unwrap(), train.optimizer).unwrap();
                 let team = numeric_team(threads).unwrap();
                 f.reserve(n).unwrap();

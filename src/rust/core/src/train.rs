@@ -3,18 +3,20 @@
 //! over a data set per call, so that the caller (R) drives the epoch loop, prints
 //! progress and can stop between epochs.
 
-use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+use crate::buffers::copied;
 use crate::cpu::{numeric_team, FlushDenormals};
 use crate::data::{Batch, Dataset};
 use crate::error::{Error, Result};
+use crate::optim::Slot;
 use crate::reference;
 use crate::spec::{Engine, ModelSpec, TrainSpec};
 use crate::step::Fused;
 use crate::team::Team;
 use crate::weights::{copy_weights, initial_weights, DenseWeights};
+use crate::Stream;
 
 /// Mean loss and its parts over the cells of one pass.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,10 +38,37 @@ pub struct Pass {
     pub complete: bool,
 }
 
+/// The optimizer's state of one parameter tensor: Adam's first moments `m1` (empty for
+/// the other optimizers), the second moments or sums of squares `m2` (empty for SGD),
+/// and the number of updates applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotState {
+    pub m1: Vec<f32>,
+    pub m2: Vec<f32>,
+    pub time: i32,
+}
+
+/// What a trainer holds besides its weights, so that training can continue exactly
+/// where it stopped (a checkpoint): the passes run, the random stream's key, stream
+/// and position, and the optimizer's state of each kernel and bias, in
+/// `ModelSpec::blocks` order (kernel, then bias, per block).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainerState {
+    pub epoch: usize,
+    pub rng_seed: [u8; 32],
+    pub rng_stream: u64,
+    pub rng_word_pos: u128,
+    pub slots: Vec<SlotState>,
+}
+
 /// The model in training and its optimizer state, in one of the two engines.
 enum State {
     Fused { step: Box<Fused>, snapshot: Option<Vec<DenseWeights>>, team: Team },
     Burn(Box<reference::Engine>),
+}
+
+fn burn_state() -> Error {
+    Error::invalid("engine", "\"burn\" cannot save or restore its optimizer's state; use the default engine to checkpoint or resume")
 }
 
 /// Cell-weighted sums of batch losses.
@@ -65,7 +94,7 @@ pub struct Trainer {
     state: State,
     spec: TrainSpec,
     model_spec: ModelSpec,
-    rng: StdRng,
+    rng: Stream,
     epoch: usize,
     batch: Batch,
 }
@@ -74,7 +103,7 @@ impl Trainer {
     /// A fresh model (weights drawn from `train.seed`) or, with `weights`, a model that
     /// continues from them.
     pub fn new(model: &ModelSpec, train: TrainSpec, weights: Option<&[DenseWeights]>) -> Result<Self> {
-        let mut rng = StdRng::seed_from_u64(train.seed);
+        let mut rng = Stream::seed_from_u64(train.seed);
         let w = match weights {
             Some(w) => copy_weights(w)?,
             None => initial_weights(model, &mut rng)?,
@@ -219,6 +248,64 @@ impl Trainer {
             State::Fused { step, .. } => step.reserve(cells),
             State::Burn(_) => Ok(()),
         }
+    }
+
+    /// The state to continue training from (see [`TrainerState`]); the fused engine
+    /// only (burn's optimizer state stays inside burn).
+    pub fn state(&self) -> Result<TrainerState> {
+        let step = match &self.state {
+            State::Fused { step, .. } => step,
+            State::Burn(_) => return Err(burn_state()),
+        };
+        let copy = |v: &[f32]| copied(v, "a copy of the optimizer's state");
+        let slots = step
+            .net
+            .layers
+            .iter()
+            .flat_map(|l| [&l.kernel, &l.bias])
+            .map(|s: &Slot| Ok(SlotState { m1: copy(&s.m1)?, m2: copy(&s.m2)?, time: s.time }))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(TrainerState {
+            epoch: self.epoch,
+            rng_seed: self.rng.get_seed(),
+            rng_stream: self.rng.get_stream(),
+            rng_word_pos: self.rng.get_word_pos(),
+            slots,
+        })
+    }
+
+    /// Continue from `state` (of a trainer of the same architecture and optimizer):
+    /// with the weights given to [`Trainer::new`], the next pass is the one the saved
+    /// trainer would have run.
+    pub fn restore(&mut self, state: &TrainerState) -> Result<()> {
+        let step = match &mut self.state {
+            State::Fused { step, .. } => step,
+            State::Burn(_) => return Err(burn_state()),
+        };
+        let slots: Vec<&mut Slot> = step.net.layers.iter_mut().flat_map(|l| [&mut l.kernel, &mut l.bias]).collect();
+        if slots.len() != state.slots.len() {
+            return Err(Error::LengthMismatch { field: "state", got: state.slots.len(), expected: slots.len() });
+        }
+        // all sizes checked before anything changes
+        for (slot, saved) in slots.iter().zip(&state.slots) {
+            if slot.m1.len() != saved.m1.len() || slot.m2.len() != saved.m2.len() || saved.time < 0 {
+                return Err(Error::invalid("state", "does not match the model's optimizer (another optimizer or architecture)"));
+            }
+            if saved.m1.iter().chain(&saved.m2).any(|v| !v.is_finite()) {
+                return Err(Error::NonFinite { field: "state" });
+            }
+        }
+        for (slot, saved) in slots.into_iter().zip(&state.slots) {
+            slot.m1.copy_from_slice(&saved.m1);
+            slot.m2.copy_from_slice(&saved.m2);
+            slot.time = saved.time;
+        }
+        let mut rng = Stream::from_seed(state.rng_seed);
+        rng.set_stream(state.rng_stream);
+        rng.set_word_pos(state.rng_word_pos);
+        self.rng = rng;
+        self.epoch = state.epoch;
+        Ok(())
     }
 
     /// The current weights.

@@ -1,7 +1,7 @@
 //! Weights as plain values (what R stores): one `DenseWeights` per parameter block of
 //! `ModelSpec::blocks`, their check, and the initial weights of a new model.
 
-use rand::rngs::StdRng;
+use crate::Stream;
 use rand::RngExt;
 
 use crate::buffers::{copied, elements, from_fn, zeros};
@@ -49,7 +49,7 @@ pub(crate) fn check_weights(spec: &ModelSpec, weights: &[DenseWeights]) -> Resul
 /// them. Per-gene parameters start at 0 (e.g. theta = 1), normalisations at scale 1 and
 /// shift 0. A model too large for the
 /// machine's memory is an `OutOfMemory` error.
-pub fn initial_weights(spec: &ModelSpec, rng: &mut StdRng) -> Result<Vec<DenseWeights>> {
+pub fn initial_weights(spec: &ModelSpec, rng: &mut Stream) -> Result<Vec<DenseWeights>> {
     spec.blocks()
         .into_iter()
         .map(|b| {

@@ -322,7 +322,7 @@ fn models_too_large_for_memory_are_errors_not_aborts() {
             Ok(_) => panic!("{engine}: a 3 EB model was built"),
         }
     }
-    let e = initial_weights(&s, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1)).unwrap_err().to_string();
+    let e = initial_weights(&s, &mut <exprsgen_core::Stream as rand::SeedableRng>::seed_from_u64(1)).unwrap_err().to_string();
     assert!(e.starts_with("could not allocate 2.9 EB for the kernel of layer 'encoder_1'"), "{e}");
     // A layer of a billion units over 20,000 genes (80 TB), as in the issue: refused by
     // the system where it does not promise memory it does not have (Linux's default
@@ -354,4 +354,42 @@ fn models_too_large_for_memory_are_errors_not_aborts() {
 /// One label per cell as conditions.
 fn lab(codes: &[u32], levels: usize) -> Conditions {
     Conditions::labels(Some(codes.to_vec()), levels).unwrap()
+}
+
+#[test]
+fn a_trainer_restored_from_its_state_continues_as_if_never_stopped() {
+    let (n, g) = (120, 20);
+    let (p, i, x, labels) = nb_counts(n, g, 5);
+    let sp = CscView::new(&p, &i, &x, g).unwrap();
+    let data = Dataset::new(sp, Transform::Counts { target_sum: 1e4 }, Some(labels), 2).unwrap();
+    for (lik, opt) in [("nb", "adam"), ("zinb", "rmsprop"), ("nb", "sgd"), ("poisson", "adagrad")] {
+        let s = count_spec(g, 2, lik);
+        let ts = || {
+            let mut t = train_spec(11);
+            t.optimizer = OptimizerKind::parse(opt).unwrap();
+            t.learning_rate = if opt == "sgd" { 1e-5 } else { 1e-3 };
+            t
+        };
+        let mut whole = Trainer::new(&s, ts(), None).unwrap();
+        let all: Vec<EpochStats> = (0..6).map(|_| whole.train_epoch(&data).unwrap()).collect();
+        let mut first = Trainer::new(&s, ts(), None).unwrap();
+        let mut stats: Vec<EpochStats> = (0..2).map(|_| first.train_epoch(&data).unwrap()).collect();
+        let state = first.state().unwrap();
+        assert_eq!(state.epoch, 2);
+        assert_eq!(state.slots.len(), 2 * s.blocks().len());
+        // a fresh trainer of the same seed differs from the saved one until restored
+        let mut resumed = Trainer::new(&s, ts(), Some(&first.weights().unwrap())).unwrap();
+        assert_ne!(resumed.state().unwrap(), state);
+        resumed.restore(&state).unwrap();
+        assert_eq!(resumed.state().unwrap(), state);
+        stats.extend((0..4).map(|_| resumed.train_epoch(&data).unwrap()));
+        assert_eq!(stats, all, "{lik}/{opt}");
+        assert_eq!(resumed.weights().unwrap(), whole.weights().unwrap(), "{lik}/{opt}");
+        // a state of another optimizer or size is refused, the trainer unchanged
+        let mut other = state.clone();
+        other.slots[0].m1.push(0.0);
+        let before = resumed.state().unwrap();
+        assert!(resumed.restore(&other).unwrap_err().to_string().contains("'state'"));
+        assert_eq!(resumed.state().unwrap(), before);
+    }
 }

@@ -3,7 +3,7 @@
 //! logits form `max(l, 0) - t l + ln(1 + e^-|l|)` is used; other outputs are clamped to
 //! [1e-7, 1 - 1e-7] as keras does.
 
-use rand::rngs::StdRng;
+use crate::Stream;
 
 use super::{Family, Info, Row, RowGrad};
 use crate::activation::Activation;
@@ -40,7 +40,7 @@ impl Family for Bce {
         s
     }
 
-    fn generate(&self, row: &Row<'_>, _: &(), _: &mut (), _: &mut StdRng, out: &mut [f64]) {
+    fn generate(&self, row: &Row<'_>, _: &(), _: &mut (), _: &mut Stream, out: &mut [f64]) {
         self.mean(row, &(), &mut (), out);
     }
 

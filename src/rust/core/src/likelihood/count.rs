@@ -3,7 +3,7 @@
 //! back through the softmax, and draws from Poisson and negative binomial
 //! distributions.
 
-use rand::rngs::StdRng;
+use crate::Stream;
 use rand::RngExt;
 use rand_distr::{Distribution, Gamma, Poisson};
 
@@ -141,7 +141,7 @@ const RECIPROCALS: [f64; 32] = {
 /// A draw from NB(mu, theta), or Poisson(mu) when `nb` is None; `p0` is its
 /// probability of zero (`zero_probabilities`).
 #[inline(always)]
-pub(crate) fn draw(rng: &mut StdRng, mu: f64, p0: f64, nb: Option<NbDraw>) -> f64 {
+pub(crate) fn draw(rng: &mut Stream, mu: f64, p0: f64, nb: Option<NbDraw>) -> f64 {
     if !(mu > 0.0) {
         return 0.0;
     }
@@ -186,7 +186,7 @@ pub(crate) fn draw(rng: &mut StdRng, mu: f64, p0: f64, nb: Option<NbDraw>) -> f6
 }
 
 /// Whether a zero-inflated draw is a structural zero (probability `pi`); one uniform.
-pub(crate) fn dropout(rng: &mut StdRng, pi: f64) -> bool {
+pub(crate) fn dropout(rng: &mut Stream, pi: f64) -> bool {
     rng.random::<f64>() < pi
 }
 
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn both_samplers_have_the_right_moments() {
-        let mut rng = StdRng::seed_from_u64(3);
+        let mut rng = Stream::seed_from_u64(3);
         let n = 60_000;
         // below and above the inversion threshold, NB and Poisson
         for &(mu, th) in &[(0.3, Some(1.5)), (6.0, Some(0.8)), (20.0, Some(3.0)), (2.0, None), (30.0, None)] {

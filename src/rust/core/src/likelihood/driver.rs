@@ -1,7 +1,7 @@
 //! Running a family over a batch: cells spread over the team, gradients and their
 //! column sums in buffers kept between steps; and generation, cell by cell.
 
-use rand::rngs::StdRng;
+use crate::Stream;
 
 use super::{Family, GeneCache, Info, Outputs, Row, RowGrad, MAX_GENE_PARAMS, MAX_HEADS};
 use crate::buffers::{elements, reserve, resize, zeros};
@@ -212,7 +212,7 @@ pub(super) fn generate<F: Family>(
     params: &[&[f32]],
     log_library: &[f64],
     cache: &mut GeneCache,
-    rng: &mut StdRng,
+    rng: &mut Stream,
     means: bool,
     sink: &mut dyn FnMut(usize, &[f64]) -> Result<()>,
 ) -> Result<()> {
@@ -241,7 +241,7 @@ fn rows_generated<F: Family>(
     out: &Outputs<'_>,
     genes: &F::Genes,
     log_library: &[f64],
-    rng: &mut StdRng,
+    rng: &mut Stream,
     means: bool,
     sink: &mut dyn FnMut(usize, &[f64]) -> Result<()>,
 ) -> Result<()> {
@@ -274,7 +274,7 @@ fn rows_generated<F: Family>(
                 if means {
                     f.mean(&row, genes, &mut scratch, dest);
                 } else {
-                    let mut row_rng = StdRng::seed_from_u64(base ^ (r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    let mut row_rng = Stream::seed_from_u64(base ^ (r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
                     f.generate(&row, genes, &mut scratch, &mut row_rng, dest);
                 }
             }

@@ -14,7 +14,7 @@
 
 use std::any::Any;
 
-use rand::rngs::StdRng;
+use crate::Stream;
 
 use crate::activation::Activation;
 use crate::data::Batch;
@@ -110,7 +110,7 @@ pub trait Family: Sync + Send + 'static {
     /// Values of one generated cell into `out`: integer counts drawn from the fitted
     /// distribution (count families, from `rng`), or the reconstruction on the scaled
     /// range (scaled families).
-    fn generate(&self, row: &Row<'_>, genes: &Self::Genes, scratch: &mut Self::Scratch, rng: &mut StdRng, out: &mut [f64]);
+    fn generate(&self, row: &Row<'_>, genes: &Self::Genes, scratch: &mut Self::Scratch, rng: &mut Stream, out: &mut [f64]);
 
     /// The fitted distribution's mean for one cell into `out`: expected counts at the
     /// row's library size (count families), or the reconstruction on the scaled range.
@@ -150,7 +150,7 @@ pub trait Likelihood: Sync + Send {
         params: &[&[f32]],
         log_library: &[f64],
         cache: &mut GeneCache,
-        rng: &mut StdRng,
+        rng: &mut Stream,
         means: bool,
         sink: &mut dyn FnMut(usize, &[f64]) -> Result<()>,
     ) -> Result<()>;
@@ -172,7 +172,7 @@ impl<F: Family> Likelihood for F {
         params: &[&[f32]],
         log_library: &[f64],
         cache: &mut GeneCache,
-        rng: &mut StdRng,
+        rng: &mut Stream,
         means: bool,
         sink: &mut dyn FnMut(usize, &[f64]) -> Result<()>,
     ) -> Result<()> {

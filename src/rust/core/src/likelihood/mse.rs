@@ -1,7 +1,7 @@
 //! Squared error of per-gene min-max-scaled values against the output layer's
 //! activation.
 
-use rand::rngs::StdRng;
+use crate::Stream;
 
 use super::{Family, Info, Row, RowGrad};
 
@@ -30,7 +30,7 @@ impl Family for Mse {
         s
     }
 
-    fn generate(&self, row: &Row<'_>, _: &(), _: &mut (), _: &mut StdRng, out: &mut [f64]) {
+    fn generate(&self, row: &Row<'_>, _: &(), _: &mut (), _: &mut Stream, out: &mut [f64]) {
         self.mean(row, &(), &mut (), out);
     }
 

@@ -2,7 +2,7 @@
 //! `mu + mu^2 / theta`, `theta = exp(log_theta)` (a per-gene parameter, 0 at start:
 //! theta = 1).
 
-use rand::rngs::StdRng;
+use crate::Stream;
 
 use super::count::{self, Scratch, Terms};
 use super::special::{digamma, lgamma, LogFactorials};
@@ -130,7 +130,7 @@ impl Family for Nb {
         count::cell_loss::<false, true>(row, &m, s, grad, |j, x, mu, log_mu| terms(&lf, x, mu, log_mu, &genes.terms[j], ratio[j], l1[j]))
     }
 
-    fn generate(&self, row: &Row<'_>, genes: &Genes, s: &mut Scratch, rng: &mut StdRng, out: &mut [f64]) {
+    fn generate(&self, row: &Row<'_>, genes: &Genes, s: &mut Scratch, rng: &mut Stream, out: &mut [f64]) {
         let m = count::means(row.logits, row.log_library, &mut s.e);
         count::dispersion_ratios(s, &m, &genes.inv_theta);
         count::zero_probabilities(s, &m, Some(&genes.theta));

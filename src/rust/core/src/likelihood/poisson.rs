@@ -1,6 +1,6 @@
 //! Poisson counts: `x ~ Poisson(mu)`, `mu` = library size × the decoder's proportion.
 
-use rand::rngs::StdRng;
+use crate::Stream;
 
 use super::count::{self, Scratch, Terms};
 use super::special::LogFactorials;
@@ -25,7 +25,7 @@ impl Family for Poisson {
         count::cell_loss::<false, false>(row, &m, s, grad, |_, x, mu, log_mu| terms(&lf, x, mu, log_mu))
     }
 
-    fn generate(&self, row: &Row<'_>, _: &(), s: &mut Scratch, rng: &mut StdRng, out: &mut [f64]) {
+    fn generate(&self, row: &Row<'_>, _: &(), s: &mut Scratch, rng: &mut Stream, out: &mut [f64]) {
         let m = count::means(row.logits, row.log_library, &mut s.e);
         count::zero_probabilities(s, &m, None);
         for (o, (&e, &p0)) in out.iter_mut().zip(s.e.iter().zip(&s.p0)) {

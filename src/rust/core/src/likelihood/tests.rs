@@ -2,7 +2,7 @@
 //! of its own loss, for the output layer, the heads and the per-gene parameters; and
 //! what it generates. A new family is covered by being registered.
 
-use rand::rngs::StdRng;
+use crate::Stream;
 use rand::SeedableRng;
 
 use super::*;
@@ -126,7 +126,7 @@ fn every_family_generates_values_of_its_kind() {
         let log_library = vec![(500.0f64).ln(); c.n];
         let run = |seed| {
             let mut rows = Vec::new();
-            let mut rng = StdRng::seed_from_u64(seed);
+            let mut rng = Stream::seed_from_u64(seed);
             lik.generate(&team, &out, &params, &log_library, &mut None, &mut rng, false, &mut |r, v| {
                 rows.push((r, v.to_vec()));
                 Ok(())
@@ -140,7 +140,7 @@ fn every_family_generates_values_of_its_kind() {
         // the means: deterministic; for count families they sum to at most the library
         // size (exactly, without zero inflation), and many draws average to them
         let mut means = Vec::new();
-        lik.generate(&team, &out, &params, &log_library, &mut None, &mut StdRng::seed_from_u64(0), true, &mut |_, v| {
+        lik.generate(&team, &out, &params, &log_library, &mut None, &mut Stream::seed_from_u64(0), true, &mut |_, v| {
             means.push(v.to_vec());
             Ok(())
         })

@@ -2,7 +2,7 @@
 //! `pi = sigmoid(dropout logit)` (a head: one logit per gene and cell), else
 //! NB(mu, theta) with a dispersion per gene (as `nb`).
 
-use rand::rngs::StdRng;
+use crate::Stream;
 
 use super::count::{self, Scratch, Terms};
 use super::nb::{self, GeneTerms, Genes};
@@ -61,7 +61,7 @@ impl Family for Zinb {
         })
     }
 
-    fn generate(&self, row: &Row<'_>, genes: &Genes, s: &mut Scratch, rng: &mut StdRng, out: &mut [f64]) {
+    fn generate(&self, row: &Row<'_>, genes: &Genes, s: &mut Scratch, rng: &mut Stream, out: &mut [f64]) {
         let m = count::means(row.logits, row.log_library, &mut s.e);
         count::dispersion_ratios(s, &m, &genes.inv_theta);
         count::zero_probabilities(s, &m, Some(&genes.theta));

@@ -2,7 +2,7 @@
 //! probability `pi = sigmoid(dropout logit)` (a head: one logit per gene and cell), else
 //! Poisson(mu).
 
-use rand::rngs::StdRng;
+use crate::Stream;
 
 use super::count::{self, Scratch, Terms};
 use super::poisson;
@@ -43,7 +43,7 @@ impl Family for Zip {
         count::cell_loss::<true, false>(row, &m, s, grad, |j, x, mu, log_mu| terms(&lf, x, mu, log_mu, pi[j] as f64))
     }
 
-    fn generate(&self, row: &Row<'_>, _: &(), s: &mut Scratch, rng: &mut StdRng, out: &mut [f64]) {
+    fn generate(&self, row: &Row<'_>, _: &(), s: &mut Scratch, rng: &mut Stream, out: &mut [f64]) {
         let m = count::means(row.logits, row.log_library, &mut s.e);
         count::zero_probabilities(s, &m, None);
         for (j, (o, &e)) in out.iter_mut().zip(&s.e).enumerate() {
@@ -96,7 +96,7 @@ mod tests {
             activation: crate::activation::Activation::Linear,
             scale: 1.0,
         };
-        let mut rng = StdRng::seed_from_u64(5);
+        let mut rng = Stream::seed_from_u64(5);
         let (mut s, mut out) = (Scratch::default(), vec![0.0; 4]);
         let mut xs = Vec::new();
         for _ in 0..20_000 {

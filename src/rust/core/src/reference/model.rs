@@ -6,7 +6,7 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 
 use crate::buffers::copied;
 use crate::error::{Error, Result};
-use rand::rngs::StdRng;
+use crate::Stream;
 
 use crate::network::{dropout_mask, NORM_EPS};
 use crate::spec::{ModelSpec, Norm, Role};
@@ -98,7 +98,7 @@ impl<B: Backend> Vae<B> {
     /// `x`: `[batch, genes + classes]` (transformed genes, then one-hot condition)
     /// → (`z_mean`, `z_log_var`), each `[batch, latent]`.
     /// Training draws dropout masks from `rng` (as the fused step does).
-    pub fn encode(&self, x: Tensor<B, 2>, mut rng: Option<&mut StdRng>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    pub fn encode(&self, x: Tensor<B, 2>, mut rng: Option<&mut Stream>) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let mut h = x;
         for (i, (layer, &(_, act))) in self.encoder.iter().zip(&self.spec.encoder).enumerate() {
             h = self.extras(act.burn(layer.forward(h)), false, i, rng.as_deref_mut());
@@ -108,7 +108,7 @@ impl<B: Backend> Vae<B> {
 
     /// What follows hidden layer `i`'s activation (of the decoder or the encoder): its
     /// layer normalisation, then dropout with a mask drawn from `rng` (training).
-    fn extras(&self, h: Tensor<B, 2>, decoder: bool, i: usize, rng: Option<&mut StdRng>) -> Tensor<B, 2> {
+    fn extras(&self, h: Tensor<B, 2>, decoder: bool, i: usize, rng: Option<&mut Stream>) -> Tensor<B, 2> {
         let (extras, others) = if decoder {
             (&self.spec.decoder_extras, self.spec.encoder_extras.iter().filter(|e| e.norm != Norm::None).count())
         } else {
@@ -142,7 +142,7 @@ impl<B: Backend> Vae<B> {
         &self,
         z: Tensor<B, 2>,
         cond: Option<Tensor<B, 2>>,
-        mut rng: Option<&mut StdRng>,
+        mut rng: Option<&mut Stream>,
     ) -> (Tensor<B, 2>, Vec<Tensor<B, 2>>) {
         // each decoder layer's input: the previous output, then its condition columns
         let with_conditions = |h: Tensor<B, 2>, j: usize| match (&cond, self.spec.decoder_conditions.get(j)) {

@@ -1,10 +1,10 @@
 //! Training with the reference engine: a minibatch's loss as burn tensors, burn's
 //! backward pass and burn's optimizers, in a rayon pool of its own.
 
+use crate::Stream;
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::{backend::Backend, ElementConversion, Tensor, TensorData};
-use rand::rngs::StdRng;
 
 use super::{Cpu, CpuAutodiff, Vae};
 use crate::cpu::set_flush_denormals;
@@ -50,7 +50,7 @@ fn batch_loss<B: Backend>(
     batch: &Batch,
     regularization: f64,
     learn: bool,
-    rng: &mut StdRng,
+    rng: &mut Stream,
     team: &Team,
     work: &mut LossWork,
 ) -> BatchLoss<B> {
@@ -146,7 +146,7 @@ pub(crate) struct InPool<'a>(&'a mut State);
 
 impl InPool<'_> {
     /// One optimizer step on `batch`; returns (loss, reconstruction, KL).
-    pub fn train_batch(&mut self, batch: &Batch, train: &TrainSpec, rng: &mut StdRng) -> Result<(f64, f64, f64)> {
+    pub fn train_batch(&mut self, batch: &Batch, train: &TrainSpec, rng: &mut Stream) -> Result<(f64, f64, f64)> {
         let s = &mut *self.0;
         let m = s.model.take().ok_or_else(|| Error::Internal("the model was lost in a failed step".into()))?;
         let out = batch_loss(&m, batch, train.regularization, true, rng, &s.team, &mut s.work);
@@ -165,7 +165,7 @@ impl InPool<'_> {
     }
 
     /// The loss of `batch` under `model` (from `valid_model`), without training.
-    pub fn eval_batch(&mut self, model: &Vae<Cpu>, batch: &Batch, train: &TrainSpec, rng: &mut StdRng) -> (f64, f64, f64) {
+    pub fn eval_batch(&mut self, model: &Vae<Cpu>, batch: &Batch, train: &TrainSpec, rng: &mut Stream) -> (f64, f64, f64) {
         let s = &mut *self.0;
         batch_loss(model, batch, train.regularization, false, rng, &s.team, &mut s.work).parts
     }
