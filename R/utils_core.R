@@ -79,6 +79,16 @@
     .core(.Call(wrap__eg_trainer_restore, trainer, state))
 }
 
+# Batch jobs (inst/scripts/exprsgen-batch.R): SIGTERM stops training as Ctrl-C does,
+# and the job can tell which of the two it got.
+.catch_sigterm <- function() {
+    .core(.Call(wrap__eg_catch_sigterm))
+}
+
+.sigterm_received <- function() {
+    .core(.Call(wrap__eg_sigterm_received))
+}
+
 .eg_trainer_permutation <- function(trainer, n) {
     .core(.Call(wrap__eg_trainer_permutation, trainer, as.integer(n)))
 }

@@ -22,14 +22,20 @@
 #   --per-class 100 (cells to generate per class; without labels --n 100 cells) --seed 1
 #   --threads 1 --validation-split 0 --overwrite (replace the outputs of an earlier run
 #   in --out; without it the job stops before training if there are any)
+# Long jobs: --checkpoint FILE writes the fit so far every --checkpoint-every epochs
+#   (default 1) and when the job is stopped; --resume FILE continues a checkpoint (its
+#   data and settings: give no input or model options, only --epochs, the new total,
+#   --threads, --checkpoint and the outputs' options). See ?callback_model_checkpoint.
 # Output in --out: model.rds (the fit: readRDS() then gen_exprs()), generated.rds (a
 # SingleCellExperiment), generated.mtx with generated_genes.tsv, generated_cells.tsv and
 # generated_labels.tsv. Each file is written under a temporary name in --out and then
 # renamed, so that a killed job or a full disk leaves no truncated file. Progress goes
 # to standard output, one time-stamped line per step; bad input (every argument, and
 # --out, checked before training) ends the job with a one-line message on standard
-# error and exit status 1. An interrupt (Ctrl-C, SIGINT) during training saves the
-# model trained so far as model.rds and ends the job with exit status 130.
+# error and exit status 1. An interrupt (Ctrl-C, SIGINT) or SIGTERM (a scheduler's
+# scancel, docker stop) during training saves the model trained so far as model.rds
+# (and the checkpoint, to --resume from) and ends the job with exit status 130 (SIGINT)
+# or 143 (SIGTERM); at another moment it ends the job with that status at once.
 
 outputs <- c("model.rds", "generated.rds", "generated.mtx", "generated_genes.tsv", "generated_cells.tsv",
              "generated_labels.tsv")
@@ -37,27 +43,44 @@ outputs <- c("model.rds", "generated.rds", "generated.mtx", "generated_genes.tsv
 main <- function(args) {
     opts <- parse_args(args)
     prepare_out(opts)
-    log_line("exprsgen ", as.character(utils::packageVersion("exprsgen")), ": reading ", opts$input)
-    data <- read_input(opts)
-    log_line("read ", nrow(data$object), " genes x ", ncol(data$object), " cells",
-             if (!is.null(data$labels)) paste0(", ", length(unique(as.character(data$labels))), " classes"))
-    set.seed(opts$seed)
-    log_line("fitting a ", opts$likelihood, " model: ",
-             if (is.null(opts$epochs)) "epochs chosen from the data" else paste(opts$epochs, "epochs"), ", ",
-             if (is.null(opts$batch_size)) "batch size chosen from the data" else paste("batch size", opts$batch_size))
-    fit <- exprsgen::fit_vae(data$object, labels = data$labels, assay.type = opts$assay,
-                             likelihood = opts$likelihood, epochs = opts$epochs,
-                             batch_size = opts$batch_size, latent_dim = opts$latent_dim,
-                             validation_split = opts$validation_split,
-                             num.threads = opts$threads, verbose = TRUE)
+    checkpoint <- if (!is.null(opts$checkpoint)) {
+        exprsgen::callback_model_checkpoint(opts$checkpoint, save_freq = opts$checkpoint_every)
+    }
+    if (is.null(opts$resume)) {
+        log_line("exprsgen ", as.character(utils::packageVersion("exprsgen")), ": reading ", opts$input)
+        data <- read_input(opts)
+        log_line("read ", nrow(data$object), " genes x ", ncol(data$object), " cells",
+                 if (!is.null(data$labels)) paste0(", ", length(unique(as.character(data$labels))), " classes"))
+        set.seed(opts$seed)
+        log_line("fitting a ", opts$likelihood, " model: ",
+                 if (is.null(opts$epochs)) "epochs chosen from the data" else paste(opts$epochs, "epochs"), ", ",
+                 if (is.null(opts$batch_size)) "batch size chosen from the data" else paste("batch size", opts$batch_size))
+        fit <- exprsgen::fit_vae(data$object, labels = data$labels, assay.type = opts$assay,
+                                 likelihood = opts$likelihood, epochs = opts$epochs,
+                                 batch_size = opts$batch_size, latent_dim = opts$latent_dim,
+                                 validation_split = opts$validation_split, callbacks = checkpoint,
+                                 num.threads = opts$threads, verbose = TRUE)
+    } else {
+        log_line("exprsgen ", as.character(utils::packageVersion("exprsgen")), ": resuming ", opts$resume)
+        fit <- exprsgen::fit_vae(resume = opts$resume, epochs = opts$epochs, callbacks = checkpoint,
+                                 num.threads = opts$threads, verbose = TRUE)
+    }
     h <- fit$history[nrow(fit$history), ]
     log_line("trained ", fit$params$epochs_run, " epochs in ", round(fit$params$seconds, 1), " s; final loss ",
              signif(h$loss, 6))
     write_atomic(file.path(opts$out, "model.rds"), function(f) saveRDS(fit, f))
     log_line("saved ", file.path(opts$out, "model.rds"))
     if (identical(fit$params$stop_reason, "interrupted")) {
-        log_line("interrupted: the model of ", fit$params$epochs_run, " epochs is saved; nothing generated")
-        return(130L)
+        # the checkpoint becomes the interrupted fit, which --resume continues
+        cb <- fit$checkpoint$setup$callbacks$checkpoint
+        if (!is.null(cb) && !is.null(fit$checkpoint$state)) {
+            path <- exprsgen:::.checkpoint_path(cb$filepath, fit$params$epochs_run)
+            write_atomic(path, function(f) saveRDS(fit, f))
+            log_line("saved the checkpoint ", path, " (continue with --resume ", path, ")")
+        }
+        signal <- if (exprsgen:::.sigterm_received()) "SIGTERM" else "interrupted"
+        log_line(signal, ": the model of ", fit$params$epochs_run, " epochs is saved; nothing generated")
+        return(if (signal == "SIGTERM") 143L else 130L)
     }
     classes <- fit$model$spec$classes
     gen <- if (length(classes)) {
@@ -81,18 +104,9 @@ main <- function(args) {
     invisible(0L)
 }
 
-# `write(tmp)` writes the file under a temporary name in the same folder, which is then
-# renamed to `path`: a job killed (or a disk full) while writing leaves no truncated
-# file under the final name.
-write_atomic <- function(path, write) {
-    tmp <- file.path(dirname(path), paste0(".", basename(path), ".part-", Sys.getpid()))
-    ok <- FALSE
-    on.exit(if (!ok) unlink(tmp))
-    write(tmp)
-    if (!file.rename(tmp, path)) stop("could not write ", path)
-    ok <- TRUE
-    invisible(path)
-}
+# Each output is written whole under a temporary name in --out, then renamed (see
+# exprsgen:::.write_atomic): a killed job or a full disk leaves no truncated file.
+write_atomic <- function(path, write) exprsgen:::.write_atomic(path, write)
 
 # --out checked before any work: a folder (made if missing) that can be written, and
 # holding no outputs of an earlier run unless --overwrite (which removes them, so that
@@ -123,7 +137,8 @@ log_line <- function(...) {
 # --name value pairs, checked; defaults as the header says.
 parse_args <- function(args) {
     known <- c("input", "genes", "cells", "labels", "out", "assay", "likelihood", "epochs", "batch-size",
-               "latent-dim", "per-class", "n", "seed", "threads", "validation-split", "group")
+               "latent-dim", "per-class", "n", "seed", "threads", "validation-split", "group",
+               "checkpoint", "checkpoint-every", "resume")
     overwrite <- args == "--overwrite"
     args <- args[!overwrite]
     if (length(args) %% 2L != 0L || !all(startsWith(args[c(TRUE, FALSE)], "--"))) {
@@ -145,7 +160,23 @@ parse_args <- function(args) {
         }
         x
     }
-    if (is.null(get("input"))) stop("--input is missing: a .mtx, .rds, .h5 file or an HDF5 directory")
+    resume <- get("resume")
+    if (!is.null(resume)) {
+        fixed <- intersect(names, c("input", "genes", "cells", "labels", "assay", "likelihood", "batch-size",
+                                    "latent-dim", "seed", "validation-split", "group"))
+        if (length(fixed)) stop("--", fixed[1], " cannot be given with --resume: the checkpoint holds the data and settings")
+        if (!file.exists(resume)) stop("--resume '", resume, "' does not exist")
+    } else if (is.null(get("input"))) {
+        stop("--input is missing: a .mtx, .rds, .h5 file or an HDF5 directory")
+    }
+    checkpoint <- get("checkpoint")
+    if (!is.null(checkpoint) && (!nzchar(checkpoint) || dir.exists(checkpoint))) {
+        stop("--checkpoint must name a file, not '", checkpoint, "'")
+    }
+    if (!is.null(checkpoint) && !dir.exists(dirname(checkpoint))) {
+        stop("--checkpoint '", checkpoint, "': its folder does not exist")
+    }
+    if ("checkpoint-every" %in% names && is.null(checkpoint)) stop("--checkpoint-every needs --checkpoint")
     if (is.null(get("out"))) stop("--out is missing: the folder for the results")
     likelihood <- get("likelihood", "nb")
     known_lik <- exprsgen::likelihoods()$name
@@ -158,7 +189,8 @@ parse_args <- function(args) {
          latent_dim = num("latent-dim", NULL, min = 1),
          per_class = num("per-class", 100, min = 1), n = num("n", 100, min = 1), seed = num("seed", 1),
          threads = num("threads", 1, min = 1), validation_split = split,
-         group = get("group", "matrix"), overwrite = any(overwrite))
+         group = get("group", "matrix"), overwrite = any(overwrite), resume = resume, checkpoint = checkpoint,
+         checkpoint_every = num("checkpoint-every", 1, min = 1))
 }
 
 # The input as a SummarizedExperiment-like object, and the labels (a column name or a
@@ -215,7 +247,14 @@ if (any(args %in% c("--help", "-h"))) {
 }
 status <- tryCatch({
     suppressPackageStartupMessages(library(exprsgen))
+    exprsgen:::.catch_sigterm()
     main(args)
+}, interrupt = function(e) {
+    # stopped outside training (reading, generating, writing): nothing to save
+    term <- isTRUE(tryCatch(exprsgen:::.sigterm_received(), error = function(e) FALSE))
+    cat("exprsgen-batch: ", if (term) "SIGTERM" else "interrupted", " before the job was done\n", sep = "",
+        file = stderr())
+    if (term) 143L else 130L
 }, error = function(e) {
     msg <- gsub("\\s+", " ", paste(conditionMessage(e), collapse = " "))
     msg <- gsub("\033\\[[0-9;]*m", "", msg)  # no terminal colours in log files

@@ -146,6 +146,45 @@ test_that("an interrupt during a batch fit saves the model and exits non-zero", 
     expect_false(file.exists(file.path(wd, "o", "generated.rds")))
 })
 
+test_that("SIGTERM saves a checkpoint that --resume continues, and the job ends 143", {
+    skip_if_not_installed("processx")
+    skip_on_os("windows")
+    wd <- rds_input()
+    p <- processx::process$new(file.path(R.home("bin"), "Rscript"),
+                               c(script, "--input", "in.rds", "--out", "o", "--epochs", "100000",
+                                 "--batch-size", "8", "--checkpoint", "ck.rds", "--checkpoint-every", "1000"),
+                               wd = wd, stdout = "|", stderr = "2>&1", env = c(Sys.getenv(), NO_COLOR = "1"))
+    on.exit(p$kill(), add = TRUE)
+    seen <- ""
+    until <- Sys.time() + 60
+    while (!grepl("epoch 1/", seen) && Sys.time() < until && p$is_alive()) {
+        p$poll_io(1000)
+        seen <- paste0(seen, p$read_output())
+    }
+    Sys.sleep(0.5)
+    p$signal(tools::SIGTERM)
+    p$wait(60000)
+    out <- paste0(seen, p$read_all_output())
+    expect_identical(p$get_exit_status(), 143L)
+    expect_match(out, "SIGTERM: the model of")
+    expect_match(out, "continue with --resume ck.rds")
+    ck <- readRDS(file.path(wd, "ck.rds"))
+    expect_identical(ck$params$stop_reason, "interrupted")
+    n <- ck$params$epochs_run
+    expect_false(file.exists(file.path(wd, "o", "generated.rds")))
+    # settings belong to the checkpoint
+    r <- run_script(c("--resume", "ck.rds", "--input", "in.rds", "--out", "o2"), wd)
+    expect_identical(r$status, 1L)
+    expect_match(r$stderr, "--input cannot be given with --resume")
+    r <- run_script(c("--resume", "ck.rds", "--out", "o2", "--epochs", n + 2L, "--n", "12"), wd)
+    expect_identical(r$status, 0L)
+    expect_match(r$stdout, "resuming ck.rds")
+    fit <- readRDS(file.path(wd, "o2", "model.rds"))
+    expect_identical(nrow(fit$history), n + 2L)
+    expect_identical(fit$history[seq_len(n), ], ck$history)
+    expect_identical(ncol(readRDS(file.path(wd, "o2", "generated.rds"))), 12L)
+})
+
 test_that("an HDF5-backed SummarizedExperiment folder goes through the batch script end to end", {
     skip_if_not_installed("processx")
     skip_if_not_installed("HDF5Array")

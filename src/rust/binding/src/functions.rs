@@ -452,6 +452,19 @@ pub fn eg_trainer_restore(trainer: Robj, state: Robj) -> Robj {
     })
 }
 
+/// Batch jobs: SIGTERM from now on stops training as an interrupt does (see
+/// interrupt::catch_sigterm); TRUE when the handler is installed.
+#[extendr]
+pub fn eg_catch_sigterm() -> Robj {
+    guard(|| Ok(Robj::from(crate::interrupt::catch_sigterm())))
+}
+
+/// Whether a SIGTERM has arrived since `eg_catch_sigterm`.
+#[extendr]
+pub fn eg_sigterm_received() -> Robj {
+    guard(|| Ok(Robj::from(crate::interrupt::sigterm_received())))
+}
+
 /// Per-gene minimum and maximum over the cells of `x`: `list(min, max)`.
 #[extendr]
 pub fn eg_minmax(x: Robj, cells_in_rows: Robj) -> Robj {
@@ -709,6 +722,8 @@ extendr_module! {
     fn eg_trainer_weights;
     fn eg_trainer_state;
     fn eg_trainer_restore;
+    fn eg_catch_sigterm;
+    fn eg_sigterm_received;
     fn eg_minmax;
     fn eg_model_new;
     fn eg_model_encode;

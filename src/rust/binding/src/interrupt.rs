@@ -37,3 +37,44 @@ pub fn poller(every: Duration) -> impl FnMut() -> bool {
         pending()
     }
 }
+
+/// SIGTERM read as an interrupt (batch jobs: a scheduler's `scancel`, `docker stop`,
+/// `kill`): the handler raises SIGINT in the process, which R's own handler turns into
+/// the user interrupt that training already stops at cleanly; `sigterm_received`
+/// tells the job which signal it was.
+static TERM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(unix)]
+extern "C" fn on_term(_: c_int) {
+    // only async-signal-safe calls here: an atomic store and kill(2)
+    TERM.store(true, std::sync::atomic::Ordering::SeqCst);
+    // SAFETY: kill and getpid are async-signal-safe.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGINT);
+    }
+}
+
+/// Installs the SIGTERM handler; false where signals are not POSIX ones or it failed.
+pub fn catch_sigterm() -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: a zeroed sigaction with a handler that only calls async-signal-safe
+        // functions; the previous action is not needed.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_term as extern "C" fn(c_int) as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut()) == 0
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
+}
+
+/// Whether a SIGTERM has arrived since `catch_sigterm`.
+pub fn sigterm_received() -> bool {
+    TERM.load(std::sync::atomic::Ordering::SeqCst)
+}
