@@ -118,6 +118,7 @@ callback_model_checkpoint <- function(filepath, save_freq = 1L, verbose = 0) {
                  i = "Write checkpoints with {.code callbacks = callback_model_checkpoint(filepath)}; the last one can be continued with more {.arg epochs}."),
                call = call, class = "exprsgen_error_argument")
     }
+    .check_fit(resume, "resume", call)
     resume
 }
 

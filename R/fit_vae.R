@@ -410,7 +410,9 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
         .prepare_inputs(object, x_train, x_val, y_train, y_val, assay.type, labels,
                         validation_split, counts, call, covariates, threads = num.threads, seed = seed)
     } else {
-        .upgrade_preprocessing(.check_preprocessing(preprocessing, call))
+        p <- .upgrade_preprocessing(.check_preprocessing(preprocessing, call))
+        .check_data_files(p, "preprocessing", call)
+        p
     }
     if (is.null(preprocessing)) .check_gene_names(prep$genes, if (is.null(object)) "x_train" else "object", call)
     n_genes <- length(prep$genes)
@@ -486,6 +488,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
         .abort("{.arg preprocessing} was prepared for another kind of likelihood than {.val {likelihood}}.")
     }
     prep$classes <- classes
+    if (is.null(preprocessing)) prep$files <- .data_files(prep$x_train, prep$x_val)
     prep$scan <- NULL
     prep$genes_named <- NULL
 
@@ -751,7 +754,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
 #' @method print exprsgen_fit
 #' @export
 print.exprsgen_fit <- function(x, ...) {
-    .check_fit(x, "x")
+    .check_fit(x, "x", data = FALSE)
     s <- x$model$spec
     cat("<exprsgen fit> ", if (s$n_classes) "conditional VAE" else "VAE", ": ",
         s$n_genes, " genes, latent dimension ", s$latent_dim, "\n", sep = "")

@@ -19,7 +19,7 @@
 #' plot_history(fit)
 #' @export
 plot_history <- function(fit, components = TRUE) {
-    .check_fit(fit, "fit")
+    .check_fit(fit, "fit", data = FALSE)
     components <- .check_flag(components, "components")
     h <- fit$history
     if (nrow(h) == 0L) .abort("{.arg fit} has no epochs in its history.")

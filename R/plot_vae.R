@@ -30,7 +30,7 @@ plot_vae <- function(x, node_color = list(encoder_col = "tomato",
                                           decoder_col = "palegreen",
                                           condition_col = "gray")) {
     if (inherits(x, "exprsgen_fit")) {
-        .check_fit(x, "x")
+        .check_fit(x, "x", data = FALSE)
         x <- x$model
     }
     if (!inherits(x, "exprsgen_model")) {

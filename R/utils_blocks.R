@@ -124,3 +124,36 @@
     list(mean = do.call(rbind, lapply(parts, `[[`, "mean")),
          log_var = do.call(rbind, lapply(parts, `[[`, "log_var")))
 }
+
+# The files an on-disk matrix reads (HDF5 datasets, 10x HDF5 files): their path, size
+# and modification time, kept in the fit (`$preprocessing$files`) so that a file
+# deleted, truncated or replaced after the fit is named instead of failing deep in
+# rhdf5 or giving stale values. NULL for data in memory.
+.data_files <- function(...) {
+    paths <- unlist(lapply(list(...), function(x) {
+        if (!.is_delayed(x)) return(NULL)
+        unlist(DelayedArray::seedApply(x, function(s) tryCatch(HDF5Array::path(s), error = function(e) NULL)))
+    }))
+    if (!length(paths)) return(NULL)
+    paths <- unique(normalizePath(paths, mustWork = FALSE))
+    info <- file.info(paths, extra_cols = FALSE)
+    data.frame(path = paths, size = info$size, mtime = as.numeric(info$mtime), stringsAsFactors = FALSE)
+}
+
+# Before on-disk training cells are read again (generating, encoding, resuming): the
+# files are those the fit was trained on.
+.check_data_files <- function(prep, arg, call) {
+    files <- prep$files
+    if (is.null(files) || !nrow(files)) return(invisible())
+    now <- file.info(files$path, extra_cols = FALSE)
+    gone <- is.na(now$size)
+    changed <- !gone & (now$size != files$size | as.numeric(now$mtime) != files$mtime)
+    if (any(gone | changed)) {
+        i <- which(gone | changed)[1]
+        what <- if (gone[i]) "no longer exists" else "has changed since the fit (size or modification time)"
+        .abort(c("The file {.file {files$path[i]}} holding {.arg {arg}}'s training cells {what}.",
+                 i = "Restore it, or fit the model again to the data as they are now."),
+               call = call, class = c("exprsgen_error_data_changed", "exprsgen_error_argument"))
+    }
+    invisible()
+}

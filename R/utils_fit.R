@@ -57,7 +57,8 @@
     invisible(m)
 }
 
-.check_fit <- function(x, arg = "x", call = rlang::caller_env()) {
+# `data`: the training cells are going to be read (on disk: their files are checked).
+.check_fit <- function(x, arg = "x", call = rlang::caller_env(), data = TRUE) {
     if (!inherits(x, "exprsgen_fit")) {
         .abort("{.arg {arg}} must be the result of {.fn fit_vae}, not {.cls {class(x)[1]}}.", call = call)
     }
@@ -73,6 +74,7 @@
     xt <- p$x_train
     if (!(is.matrix(xt) || methods::is(xt, "Matrix") || .is_delayed(xt))) bad("its training cells are missing")
     if (methods::is(xt, "sparseMatrix")) .check_sparse(xt, paste0(arg, "$preprocessing$x_train"), call)
+    if (data) .check_data_files(p, arg, call)
     genes_dim <- if (isTRUE(p$cells_in_rows)) ncol(xt) else nrow(xt)
     n_cells <- if (isTRUE(p$cells_in_rows)) nrow(xt) else ncol(xt)
     if (genes_dim != s$n_genes || n_cells < 1L) bad("its training cells do not have the model's genes")

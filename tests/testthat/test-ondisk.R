@@ -127,3 +127,29 @@ test_that("the results of an on-disk fit go where in-memory ones go: as_sce(), a
     expect_true("memorisation" %in% a$metric)
     expect_s3_class(suppressWarnings(plot_aug(gen, "PCA")), "ggplot")
 })
+
+test_that("an HDF5 file deleted, truncated or replaced after the fit is named, not read", {
+    sc <- simulate_counts(n_per = 10)
+    path <- tempfile(fileext = ".h5")
+    h5 <- HDF5Array::writeHDF5Array(as.matrix(sc$counts), path, "counts")
+    sce <- SingleCellExperiment::SingleCellExperiment(assays = list(counts = h5))
+    fit <- fit_vae(sce, likelihood = "nb", epochs = 2, batch_size = 8, verbose = FALSE)
+    expect_identical(fit$preprocessing$files$path, normalizePath(path))
+    expect_identical(dim(gen_exprs(fit, 3)$x_gen), c(3L, nrow(sc$counts)))
+    # replaced by a file of other values (same size): the modification time tells
+    Sys.setFileTime(path, Sys.time() + 5)
+    expect_error(gen_exprs(fit, 3), "has changed since the fit", class = "exprsgen_error_data_changed")
+    expect_error(encode(fit), "has changed", class = "exprsgen_error_data_changed")
+    expect_error(fit_vae(preprocessing = fit$preprocessing, likelihood = "nb", epochs = 1, batch_size = 8,
+                         verbose = FALSE), "preprocessing.*has changed", class = "exprsgen_error_data_changed")
+    # truncated
+    writeBin(readBin(path, "raw", 100), path)
+    expect_error(gen_exprs(fit, 3), "has changed", class = "exprsgen_error_data_changed")
+    # deleted; printing and plotting the history need no data
+    unlink(path)
+    expect_error(gen_exprs(fit, 3), "no longer exists", class = "exprsgen_error_data_changed")
+    expect_output(print(fit), "exprsgen fit")
+    # a fit in memory has no files to check
+    mem <- fit_vae(x_train = t(as.matrix(sc$counts)), likelihood = "nb", epochs = 1, batch_size = 8, verbose = FALSE)
+    expect_null(mem$preprocessing$files)
+})
