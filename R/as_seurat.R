@@ -32,6 +32,8 @@ as_seurat <- function(x, real = FALSE, assay = "RNA") {
         .abort("{.arg assay} must be a single non-empty string.")
     }
     sce <- as_sce(x, real = real)
+    # Seurat would stop with "a different number of cells and/or features"
+    if (!is.null(rownames(sce))) .check_gene_names(rownames(sce), "x", rlang::current_env())
     meta <- as.data.frame(SummarizedExperiment::colData(sce), optional = TRUE)
     an <- SummarizedExperiment::assayNames(sce)
     values <- function(name) {

@@ -650,7 +650,8 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
                      "or {.fn callback_model_checkpoint} (or a list of them)."),
                call = call)
     }
-    type <- vapply(callbacks, function(cb) cb$type %||% "early_stopping", character(1))
+    callbacks <- lapply(callbacks, .remake_callback, call = call)
+    type <- vapply(callbacks, function(cb) cb$type, character(1))
     twice <- unique(type[duplicated(type)])
     if (length(twice)) {
         .abort("{.arg callbacks} may hold one callback of each kind (two of type {.val {twice}}).", call = call)
@@ -658,6 +659,33 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     list(stopping = if (any(type == "early_stopping")) callbacks[[which(type == "early_stopping")]],
          plateau = if (any(type == "reduce_lr_on_plateau")) callbacks[[which(type == "reduce_lr_on_plateau")]],
          checkpoint = if (any(type == "model_checkpoint")) callbacks[[which(type == "model_checkpoint")]])
+}
+
+# A callback as its constructor makes it, so that one built or changed by hand is
+# checked as the constructor checks its arguments (callbacks saved before they had a
+# `type` are early stopping ones).
+.remake_callback <- function(cb, call) {
+    type <- cb$type %||% "early_stopping"
+    make <- switch(if (is.character(type) && length(type) == 1L) type else "",
+                   early_stopping = callback_early_stopping,
+                   reduce_lr_on_plateau = callback_reduce_lr_on_plateau,
+                   model_checkpoint = callback_model_checkpoint)
+    if (is.null(make)) {
+        .abort("{.arg callbacks} holds a callback of unknown type: make callbacks with the {.code callback_*()} functions.",
+               call = call, class = "exprsgen_error_argument")
+    }
+    args <- unclass(cb)
+    args$type <- NULL
+    out <- tryCatch(do.call(make, args), error = function(e) {
+        .abort(c("{.arg callbacks} holds a {.val {type}} callback its constructor would not make:", x = conditionMessage(e)),
+               call = call, class = "exprsgen_error_argument")
+    })
+    missing_fields <- setdiff(setdiff(names(out), "type"), names(args))
+    if (length(missing_fields)) {
+        .abort("{.arg callbacks} holds a {.val {type}} callback without {.field {missing_fields}}: make it with its {.code callback_*()} function.",
+               call = call, class = "exprsgen_error_argument")
+    }
+    out
 }
 
 .check_preprocessing <- function(p, call) {
@@ -769,10 +797,12 @@ print.exprsgen_fit <- function(x, ...) {
     if (length(s$classes)) cat("  classes: ", paste(s$classes, collapse = ", "), "\n", sep = "")
     p <- x$preprocessing
     n_cells <- if (isTRUE(p$cells_in_rows)) nrow(p$x_train) else ncol(p$x_train)
-    cat("  trained on ", n_cells, " cells for ", x$params$epochs_run, " epoch",
-        if (x$params$epochs_run != 1) "s", " (", x$params$stop_reason, ") in ",
-        format(round(x$params$seconds, 1), nsmall = 1), " s, ",
-        format(signif(x$params$seconds / x$params$epochs_run, 3)), " s/epoch\n", sep = "")
+    runs <- nrow(x$history)
+    cat("  trained on ", n_cells, " cells for ", runs, " epoch", if (runs != 1) "s",
+        " (", x$params$stop_reason %||% "unknown", ")",
+        if (runs && is.numeric(x$params$seconds))
+            paste0(" in ", format(round(x$params$seconds, 1), nsmall = 1), " s, ",
+                   format(signif(x$params$seconds / runs, 3)), " s/epoch"), "\n", sep = "")
     ch <- x$params$chosen
     if (length(ch) || !is.null(x$tuning)) {
         g <- x$params$generation
@@ -785,9 +815,11 @@ print.exprsgen_fit <- function(x, ...) {
             cat("  tuned on held-out cells: ", nrow(x$tuning), " candidates scored, see $tuning\n", sep = "")
         }
     }
-    h <- x$history[nrow(x$history), ]
-    cat("  final loss ", format(signif(h$loss, 5)),
-        if (!is.na(h$val_loss)) paste0(", val_loss ", format(signif(h$val_loss, 5))), "\n", sep = "")
+    if (runs) {
+        h <- x$history[runs, ]
+        cat("  final loss ", format(signif(h$loss, 5)),
+            if (isTRUE(!is.na(h$val_loss))) paste0(", val_loss ", format(signif(h$val_loss, 5))), "\n", sep = "")
+    }
     invisible(x)
 }
 

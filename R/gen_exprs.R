@@ -31,7 +31,9 @@
 #' (`options(exprsgen.mixture_cells = n)` changes this), and BIC chooses among
 #' the models with closed-form M-steps: spherical, diagonal and full
 #' covariances (`EII`, `VII`, `EEI`, `VEI`, `EVI`, `VVI`, `EEE`, `EEV`,
-#' `VEV`, `VVV`), with 1 to 9 components.
+#' `VEV`, `VVV`), with 1 to 9 components. Above 32 latent dimensions only the
+#' spherical and diagonal ones, from a spherical initialisation; above 512,
+#' no mixture: codes are drawn from the cells' posteriors, with a message.
 #'
 #' @param x The result of [fit_vae()] (also after [saveRDS()]/[readRDS()]).
 #' @param num_samples Integer scalar: the number of cells to generate. May be
@@ -168,6 +170,13 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     latent <- .check_one_of(latent %||% (if (!is.null(cells)) "posterior") %||% chosen$latent %||%
                                 (if (counts_model) "posterior" else "gmm"),
                             c("gmm", "prior", "posterior"), "latent")
+    if (latent == "gmm" && spec$latent_dim > .mixture_max_dim) {
+        cli::cli_inform(c(i = paste("A Gaussian mixture in {spec$latent_dim} latent dimensions would take mclust minutes and",
+                                    "needs far more cells than dimensions: drawing from the cells' posteriors instead."),
+                          " " = "(mixtures are fitted up to latent_dim {(.mixture_max_dim)})"),
+                        class = "exprsgen_message_draws")
+        latent <- "posterior"
+    }
     temperature <- .check_number(temperature %||% 1, "temperature", min = 0, max = 100)
     guard <- .check_flag(guard, "guard")
     library_size <- .check_choice(library_size, "library_size")
@@ -226,14 +235,16 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
                               temperature = temperature)
         z[rows, ] <- drawn$z
         if (counts_model || (extra && is.null(given))) {
-            # the chosen cell (posterior), else one of its class
-            src <- if (is.null(drawn$cell)) members[sample.int(length(members), length(rows), replace = TRUE)]
+            # the chosen cell (posterior), else one of its class (prior draws of a
+            # class without training cells: any training cell)
+            from <- if (length(members)) members else seq_along(train_cells)
+            src <- if (is.null(drawn$cell)) from[sample.int(length(from), length(rows), replace = TRUE)]
                    else drawn$cell
             source_cell[rows] <- src
             if (counts_model) {
                 log_library[rows] <- if (library_size == "cells") log(library_sizes[src]) else {
                     # CFGen's: a log-normal fitted to the class's training cells
-                    ll <- log(library_sizes[members])
+                    ll <- log(library_sizes[from])
                     stats::rnorm(length(rows), mean(ll), if (length(ll) > 1L) stats::sd(ll) else 0)
                 }
             }
@@ -468,6 +479,12 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
         if (!length(pool)) .abort(paste0("{.arg cells} holds no cell of ", what, "."), call = NULL)
         return(posterior(pool))
     }
+    if (!length(members)) {
+        .abort(c(paste0(sub("^(.)", "\\U\\1", what, perl = TRUE), " has no training cells (all of its cells went to validation): ",
+                        "no latent codes to draw from."),
+                 i = "Generate it with {.code latent = \"prior\"}, or fit again with a smaller {.arg validation_split}."),
+               call = NULL, class = "exprsgen_error_argument")
+    }
     fit <- NULL
     if (length(members) >= 2L) {
         cap <- .option_count("exprsgen.mixture_cells", 500L, min = 2, call = NULL)
@@ -510,9 +527,24 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
 # mclust's models with closed-form M-steps (spherical, diagonal and full covariances);
 # EVE, VEE, VVE and EVV need iterative M-steps and took three quarters of the time.
 .mixture_models <- c("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "EEV", "VEV", "VVV")
+# Above 32 latent dimensions the full-covariance models and mclust's default (full)
+# hierarchical initialisation cost O(d^3) and O(d^2) per step (500 cells: 1.5 s at 32
+# dimensions, 16 s at 128); spherical and diagonal models from a spherical
+# initialisation took 0.9 s at 128 and 2.0 s at 512 dimensions. Beyond 512, no mixture
+# (gen_exprs() draws from the posteriors, with a message).
+.mixture_max_dim <- 512L
 .mclust_fit <- function(data) {
-    models <- if (ncol(data) == 1L) c("E", "V") else .mixture_models
-    .in_mclust(function(data, models) mclust::Mclust(data, modelNames = models, verbose = FALSE))(data, models)
+    d <- ncol(data)
+    if (d == 1L) {
+        return(.in_mclust(function(data) mclust::Mclust(data, modelNames = c("E", "V"), verbose = FALSE))(data))
+    }
+    if (d <= 32L) {
+        return(.in_mclust(function(data, models) mclust::Mclust(data, modelNames = models, verbose = FALSE))(data, .mixture_models))
+    }
+    .in_mclust(function(data, models) {
+        mclust::Mclust(data, modelNames = models, verbose = FALSE,
+                       initialization = list(hcPairs = mclust::hc(data, modelName = "EII")))
+    })(data, .mixture_models[1:6])
 }
 .mclust_sim <- function(model, n) {
     .in_mclust(function(m, n) mclust::sim(modelName = m$modelName, parameters = m$parameters, n = n))(model, n)

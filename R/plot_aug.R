@@ -30,6 +30,7 @@
 #' plot_aug(gen_exprs(fit, num_samples = 30), "PCA")
 #' @export
 plot_aug <- function(x, plot_fun = "PCA", ...) {
+    call <- rlang::current_env()
     .check_gen(x, "x")
     funs <- c(PCA = "PCA", TSNE = "TSNE", UMAP = "UMAP", MDS = "MDS", NMF = "NMF",
               DIFFUSIONMAP = "DiffusionMap")
@@ -52,7 +53,17 @@ plot_aug <- function(x, plot_fun = "PCA", ...) {
     cd <- SummarizedExperiment::colData(sce)
     has_labels <- "label" %in% colnames(cd)
     run <- getExportedValue("scater", paste0("run", plot_fun))
-    sce <- run(sce, exprs_values = assay_name, ...)
+    args <- list(...)
+    n <- ncol(sce)
+    # UMAP's neighbourhood (15 by default) must be smaller than the number of cells
+    if (plot_fun == "UMAP" && is.null(args$n_neighbors)) {
+        if (n < 3L) .abort("{.arg plot_fun} = {.val UMAP} needs at least 3 cells (real and generated); {.arg x} has {n}.")
+        args$n_neighbors <- min(15L, n - 1L)
+    }
+    sce <- tryCatch(do.call(run, c(list(sce, exprs_values = assay_name), args)), error = function(e) {
+        .abort(c("{.arg plot_fun} = {.val {plot_fun}} failed on the {n} cells of {.arg x}:", x = conditionMessage(e)),
+               call = call, class = "exprsgen_error_argument")
+    })
     # ggplot2 has six distinct shapes: with more labels, colour by label instead.
     if (has_labels && nlevels(cd$label) > 6L) {
         colour <- "label"

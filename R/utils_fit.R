@@ -51,9 +51,18 @@
     } else if (s$n_classes > 0 && (!is.character(s$classes) || length(s$classes) != s$n_classes || anyNA(s$classes))) {
         bad("{.code $spec$classes} does not hold one name per class")
     }
-    n_blocks <- tryCatch(nrow(.blocks(s)), error = function(e) bad(paste0("its architecture is not valid (", conditionMessage(e), ")")))
+    b <- tryCatch(.blocks(s), error = function(e) bad(paste0("its architecture is not valid (", conditionMessage(e), ")")))
     ok <- vapply(m$weights, function(w) is.list(w) && all(vapply(w, is.numeric, logical(1))), logical(1))
     if (!all(ok)) bad("its weights are not numeric arrays")
+    # (checked here, naming the argument, rather than by the core)
+    if (length(m$weights) != nrow(b)) bad(paste0("it has ", length(m$weights), " weight blocks where its architecture has ", nrow(b)))
+    for (i in seq_len(nrow(b))) {
+        w <- m$weights[[i]]
+        if (!identical(as.numeric(dim(w$kernel)), as.numeric(c(b$n_in[i], b$n_out[i]))) || length(w$bias) != b$n_out[i]) {
+            bad(sprintf("the weights of its layer '%s' are not the %g x %g kernel and %g biases its architecture needs",
+                        b$name[i], b$n_in[i], b$n_out[i], b$n_out[i]))
+        }
+    }
     invisible(m)
 }
 
@@ -85,6 +94,10 @@
     }
     if (identical(type, "counts") != isTRUE(.is_count_likelihood(s$likelihood))) {
         bad("its preprocessing does not match its likelihood")
+    }
+    ts <- p$transform$target_sum
+    if (type == "counts" && !(is.numeric(ts) && length(ts) == 1L && is.finite(ts) && ts > 0)) {
+        bad("{.code $preprocessing$transform$target_sum} is not a positive number")
     }
     if (type == "minmax") {
         mm <- p$minmax

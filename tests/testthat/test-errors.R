@@ -101,5 +101,63 @@ test_that("gen_exprs rejects bad arguments", {
     expect_arg_error(gen_exprs(fit, 10, batch_size = -2), "batch_size")
     broken <- fit
     broken$model$weights$decoder_2$bias <- 1:3 + 0
-    expect_error(gen_exprs(broken, 10), "decoder_2", class = "exprsgen_error_core")
+    expect_error(gen_exprs(broken, 10), "x.*decoder_2", class = "exprsgen_error_invalid_fit")
+})
+
+test_that("unclear failures of issue 23 (item 8) are classed errors naming the argument", {
+    set.seed(1)
+    counts <- matrix(rpois(60 * 30, 3), 60, 30, dimnames = list(NULL, paste0("g", 1:30)))
+    lab <- c(rep("A", 29), rep("B", 30), "solo")
+    # a class whose only cell went to validation (seed 1 puts it there)
+    fit <- fit_vae(x_train = counts, y_train = lab, likelihood = "nb", epochs = 2, batch_size = 16,
+                   verbose = FALSE, validation_split = 0.2, seed = 1)
+    expect_false("solo" %in% as.character(fit$preprocessing$y_train))
+    expect_error(suppressMessages(gen_exprs(fit, labels = c(solo = 5), latent = "gmm")),
+                 "\"solo\" has no training cells", class = "exprsgen_error_argument")
+    expect_identical(nrow(gen_exprs(fit, labels = c(solo = 5), latent = "prior")$x_gen), 5L)
+    # print() of a fit without history rows
+    empty <- fit
+    empty$history <- empty$history[0, ]
+    expect_output(print(empty), "for 0 epochs")
+    # forged callbacks are checked as their constructors check them
+    expect_error(fit_vae(x_train = counts, likelihood = "nb", epochs = 2, batch_size = 16, verbose = FALSE,
+                         callbacks = structure(list(type = "nonsense"), class = "exprsgen_callback")),
+                 "unknown type", class = "exprsgen_error_argument")
+    expect_error(fit_vae(x_train = counts, likelihood = "nb", epochs = 2, batch_size = 16, verbose = FALSE,
+                         callbacks = structure(list(type = "early_stopping"), class = "exprsgen_callback")),
+                 "without", class = "exprsgen_error_argument")
+    forged <- callback_early_stopping(monitor = "loss")
+    forged$patience <- -1
+    expect_error(fit_vae(x_train = counts, likelihood = "nb", epochs = 2, batch_size = 16, verbose = FALSE,
+                         callbacks = forged), "patience", class = "exprsgen_error_argument")
+    # weights and transform that do not fit the model: named in R, not by the core
+    bad <- fit
+    bad$model$weights[[1]]$kernel <- bad$model$weights[[1]]$kernel[-1, ]
+    expect_error(gen_exprs(bad, 3), "x.*layer 'encoder_1'", class = "exprsgen_error_invalid_fit")
+    bad <- fit
+    bad$preprocessing$transform$target_sum <- -1
+    expect_error(encode(bad), "fit.*target_sum", class = "exprsgen_error_invalid_fit")
+    # duplicated genes reaching as_seurat()
+    skip_if_not_installed("SeuratObject")
+    g <- gen_exprs(fit, labels = c(A = 3))
+    colnames(g$x_gen)[2] <- "g1"
+    expect_error(as_seurat(g), "duplicated gene names", class = "exprsgen_error")
+})
+
+test_that("UMAP of a few cells and mixtures in many latent dimensions end quickly", {
+    skip_if_not_installed("uwot")
+    set.seed(2)
+    counts <- matrix(rpois(4 * 30, 3), 4, 30, dimnames = list(NULL, paste0("g", 1:30)))
+    fit <- fit_vae(x_train = counts, likelihood = "nb", epochs = 2, batch_size = 4, verbose = FALSE)
+    expect_s3_class(plot_aug(gen_exprs(fit, 4), plot_fun = "UMAP"), "ggplot")
+    expect_error(plot_aug(gen_exprs(fit, 4), plot_fun = "UMAP", n_neighbors = 50), "UMAP.*failed",
+                 class = "exprsgen_error_argument")
+    big <- matrix(rpois(40 * 30, 3), 40, 30, dimnames = list(NULL, paste0("g", 1:30)))
+    wide <- fit_vae(x_train = big, likelihood = "nb", latent_dim = 600, epochs = 1, batch_size = 20, verbose = FALSE)
+    t0 <- proc.time()[["elapsed"]]
+    expect_message(g <- gen_exprs(wide, 5, latent = "gmm"), "600 latent dimensions", class = "exprsgen_message_draws")
+    expect_identical(nrow(g$x_gen), 5L)
+    # 40 dimensions: spherical and diagonal mixtures only
+    mid <- fit_vae(x_train = big, likelihood = "nb", latent_dim = 40, epochs = 1, batch_size = 20, verbose = FALSE)
+    expect_identical(nrow(gen_exprs(mid, 5, latent = "gmm")$x_gen), 5L)
 })
