@@ -7,6 +7,12 @@
 #   Rscript bench/fuzz.R                         # 10,000 calls, 2 at a time
 #   Rscript bench/fuzz.R --calls 500 --seed 7 --jobs 1 --timeout 30 --memory 4e9
 #   Rscript bench/fuzz.R --replay fuzz-out/case-123.rds   # one recorded call, here
+#   Rscript bench/fuzz.R --calls 40 --only fork,signal,batch_kill,stale,dupnames
+#
+# Families: random calls of each exported function (issue 13), and the multi-step
+# cases of issue 23 (case_*(): forks after threaded fits, SIGINT at random moments
+# then resume, the batch script killed or over a file-size limit, HDF5 files changed
+# after the fit, duplicated/empty/NA gene names).
 #
 # Outcomes per call: ok (a value), classed (an exprsgen error: the expected answer to
 # bad input), unclassed (any other R error: a message the user cannot act on),
@@ -26,6 +32,7 @@ timeout <- as.numeric(opt("timeout", "60"))
 memory <- as.numeric(opt("memory", "4e9"))
 out_dir <- opt("dir", "fuzz-out")
 replay <- opt("replay", NA)
+only <- opt("only", NA)  # e.g. "fork,signal": only these families (names in random_call())
 
 # Re-run under the address-space limit (children inherit it).
 if (is.na(replay) && Sys.getenv("EXPRSGEN_FUZZ_LIMITED") != "1") {
@@ -359,10 +366,154 @@ fuzz_small <- function() {
     ))()
 }
 
+# ---- families of issue 23: several steps each, run by the case_*() functions below
+# (defined in the runner, so its forked children have them). A case that finds its
+# property broken stops with an unclassed error, counted as such.
+fuzz_fork <- function() mk("case_fork", list(threads = pick(list(1L, 2L)), generate = maybe(0.5)))
+fuzz_signal <- function() {
+    mk("case_signal", list(delay = stats::runif(1, 0, 3), threads = pick(list(1L, 2L)),
+                           validation_split = pick(list(0, 0.2)), checkpoint = maybe(0.5)))
+}
+fuzz_batch_kill <- function() {
+    mk("case_batch_kill", list(delay = stats::runif(1, 1, 12), signal = pick(list("KILL", "TERM", "INT", "XFSZ")),
+                               file_kb = pick(list(NA, 20, 200))))
+}
+fuzz_stale <- function() {
+    mk("case_stale", list(change = pick(list("delete", "truncate", "touch", "replace")),
+                          then = pick(list("gen", "encode", "refit", "resume", "normalized"))))
+}
+fuzz_dupnames <- function() {
+    mk("case_dupnames", list(how = pick(list("duplicated", "empty", "NA")),
+                             where = pick(list("x_train", "sce", "newdata", "seurat"))))
+}
+
+case_fork <- function(threads, generate) {
+    fit <- fit_vae(x_train = fx$counts, y_train = fx$lab, likelihood = "nb", epochs = 2, batch_size = 16,
+                   num.threads = threads, verbose = FALSE)
+    if (generate) gen_exprs(fit, 5, num.threads = threads)
+    got <- parallel::mclapply(1:2, function(i) {
+        gc()
+        own <- fit_vae(x_train = fx$counts, likelihood = "nb", epochs = 1, batch_size = 16, num.threads = threads,
+                       verbose = FALSE)
+        nrow(gen_exprs(fit, 4, num.threads = threads)$x_gen) + nrow(gen_exprs(own, 1, num.threads = threads)$x_gen)
+    }, mc.cores = 2)
+    if (!identical(unlist(got), c(5L, 5L))) stop("a forked child failed: ", paste(format(got), collapse = "; "))
+    invisible(TRUE)
+}
+
+# SIGINT to this process at a random moment of a long fit: the fit returns (or, when
+# the signal came before training, R's interrupt), and an interrupted fit resumes.
+case_signal <- function(delay, threads, validation_split, checkpoint) {
+    x <- matrix(stats::rpois(600 * 60, 2), 600, 60, dimnames = list(NULL, paste0("g", 1:60)))
+    ck <- tempfile(fileext = ".rds")
+    system(sprintf("(sleep %.2f; kill -INT %d) >/dev/null 2>&1 &", delay, Sys.getpid()))
+    fit <- tryCatch(suppressWarnings(fit_vae(x_train = x, likelihood = "nb", epochs = 100000, batch_size = 32,
+                                             num.threads = threads, validation_split = validation_split,
+                                             callbacks = if (checkpoint) callback_model_checkpoint(ck, save_freq = 3),
+                                             verbose = FALSE)),
+                    interrupt = function(e) NULL)
+    if (is.null(fit)) return(invisible("interrupted outside training"))
+    if (!identical(fit$params$stop_reason, "interrupted")) stop("not interrupted: ", fit$params$stop_reason)
+    n <- fit$params$epochs_run
+    res <- fit_vae(resume = fit, epochs = n + 1L, verbose = FALSE)
+    if (nrow(res$history) != n + 1L) stop("the resumed fit has ", nrow(res$history), " epochs, not ", n + 1L)
+    if (file.exists(ck)) {
+        last <- readRDS(ck)
+        if (!inherits(last, "exprsgen_fit") || last$params$epochs_run > n) stop("a bad checkpoint")
+        nrow(gen_exprs(last, 3)$x_gen)
+    }
+    invisible(TRUE)
+}
+
+# The batch script killed at a random moment (or hitting a file-size limit, as a full
+# disk would stop it): whatever it left under its outputs' names reads back whole.
+case_batch_kill <- function(delay, signal, file_kb) {
+    wd <- tempfile("fuzzbatch")
+    dir.create(wd)
+    on.exit(unlink(wd, recursive = TRUE))
+    sce <- SingleCellExperiment::SingleCellExperiment(list(counts = t(fx$counts)),
+                                                      colData = S4Vectors::DataFrame(type = fx$lab))
+    saveRDS(sce, file.path(wd, "in.rds"))
+    script <- system.file("scripts", "exprsgen-batch.R", package = "exprsgen")
+    cmd <- sprintf("cd %s && %s exec %s %s --input in.rds --labels type --out out --epochs 400 --batch-size 8 --checkpoint ck.rds --checkpoint-every 20 --per-class 30 > log 2>&1",
+                   shQuote(wd), if (is.na(file_kb)) "" else sprintf("ulimit -f %d &&", file_kb),
+                   shQuote(file.path(R.home("bin"), "Rscript")), shQuote(script))
+    p <- processx::process$new("bash", c("-c", cmd))
+    on.exit(p$kill(), add = TRUE)
+    Sys.sleep(delay)
+    if (p$is_alive()) p$signal(switch(signal, KILL = tools::SIGKILL, TERM = tools::SIGTERM, INT = tools::SIGINT, XFSZ = 25L))
+    p$wait(40000)
+    if (p$is_alive()) stop("the batch job did not end after SIGINT/SIGTERM")
+    readers <- list(rds = readRDS, mtx = Matrix::readMM, tsv = readLines)
+    for (f in list.files(wd, recursive = TRUE, pattern = "\\.(rds|mtx|tsv)$")) {
+        ok <- tryCatch({
+            readers[[tools::file_ext(f)]](file.path(wd, f))
+            TRUE
+        }, error = function(e) FALSE, warning = function(w) FALSE)
+        if (!ok) stop("a truncated output under its final name: ", f, " (", signal, " after ", round(delay, 1), " s)")
+    }
+    invisible(TRUE)
+}
+
+# The HDF5 file of an on-disk fit changed afterwards: a classed error, never stale values.
+case_stale <- function(change, then) {
+    path <- tempfile(fileext = ".h5")
+    h5 <- HDF5Array::writeHDF5Array(t(fx$counts), path, "counts")
+    ck <- tempfile(fileext = ".rds")
+    fit <- fit_vae(SingleCellExperiment::SingleCellExperiment(list(counts = h5)), likelihood = "nb", epochs = 2,
+                   batch_size = 16, verbose = FALSE, callbacks = callback_model_checkpoint(ck, save_freq = 1))
+    switch(change,
+           delete = unlink(path),
+           truncate = writeBin(readBin(path, "raw", 200), path),
+           touch = Sys.setFileTime(path, Sys.time() + 10),
+           replace = {
+               unlink(path)
+               HDF5Array::writeHDF5Array(t(fx$counts[, 20:1]), path, "counts")
+           })
+    r <- tryCatch(switch(then,
+                         gen = gen_exprs(fit, 5),
+                         encode = encode(fit),
+                         normalized = normalized_exprs(fit),
+                         refit = fit_vae(preprocessing = fit$preprocessing, likelihood = "nb", epochs = 1, batch_size = 16,
+                                         verbose = FALSE),
+                         resume = fit_vae(resume = ck, epochs = 4, verbose = FALSE)),
+                  exprsgen_error = function(e) e)
+    if (!inherits(r, "exprsgen_error")) stop("the changed file (", change, ") was read by ", then)
+    invisible(TRUE)
+}
+
+# Duplicated, empty or NA gene names: refused with a classed error, never matched silently.
+case_dupnames <- function(how, where) {
+    x <- fx$counts
+    names <- colnames(x)
+    names[2] <- switch(how, duplicated = names[1], empty = "", "NA" = NA)
+    fit <- fx$fits$nb
+    r <- tryCatch(switch(where,
+                         x_train = fit_vae(x_train = `colnames<-`(x, names), likelihood = "nb", epochs = 1, batch_size = 16,
+                                           verbose = FALSE),
+                         sce = fit_vae(SingleCellExperiment::SingleCellExperiment(list(counts = `rownames<-`(t(x), names))),
+                                       likelihood = "nb", epochs = 1, batch_size = 16, verbose = FALSE),
+                         newdata = encode(fit, `colnames<-`(x, names)),
+                         seurat = {
+                             g <- gen_exprs(fit, 5)
+                             colnames(g$x_gen) <- names
+                             as_seurat(g)
+                         }),
+                  exprsgen_error = function(e) e)
+    if (!inherits(r, "exprsgen_error")) stop("gene names with one ", how, " accepted by ", where)
+    invisible(TRUE)
+}
+
 random_call <- function() {
     strict <<- maybe(0.5)
-    f <- pick(list(fuzz_fit_vae, fuzz_fit_vae, fuzz_fit_vae, fuzz_gen_exprs, fuzz_gen_exprs,
-                   fuzz_assess, fuzz_small, fuzz_small))
+    # the issue-13 families, then those of issue 23 (about 7 % of the calls; a
+    # killed batch job, each Rscript start a few seconds, 1 %)
+    families <- list(fit_vae = fuzz_fit_vae, gen_exprs = fuzz_gen_exprs, assess = fuzz_assess, small = fuzz_small,
+                     fork = fuzz_fork, signal = fuzz_signal, batch_kill = fuzz_batch_kill, stale = fuzz_stale,
+                     dupnames = fuzz_dupnames)
+    weight <- c(3, 2, 1, 2, 0.15, 0.15, 0.08, 0.15, 0.15)
+    if (!is.na(only)) weight[!names(families) %in% strsplit(only, ",")[[1]]] <- 0
+    f <- families[[sample.int(length(families), 1L, prob = weight)]]
     tryCatch(suppressMessages(f()), error = function(e) mk("likelihoods", list()))  # a generator slip: a harmless call
 }
 

@@ -134,3 +134,15 @@ test_that("training cells are encoded in chunks (interruptible between them) to 
     expect_identical(chunked$mean, fit$latent$mean)
     expect_identical(chunked$log_var, fit$latent$log_var)
 })
+
+test_that("new cells naming a model gene twice are refused, not matched to its first row", {
+    set.seed(3)
+    x <- matrix(rpois(40 * 12, 3), 40, 12, dimnames = list(NULL, paste0("g", 1:12)))
+    fit <- fit_vae(x_train = x, likelihood = "nb", epochs = 1, batch_size = 8, verbose = FALSE)
+    dup <- cbind(x[1:5, ], g3 = 0)
+    expect_error(encode(fit, dup), "duplicated names.*g3", class = "exprsgen_error_argument")
+    expect_error(normalized_exprs(fit, dup), "duplicated names", class = "exprsgen_error_argument")
+    # a name twice among genes the model does not use is harmless
+    extra <- cbind(x[1:5, ], other = 1, other = 2)
+    expect_identical(encode(fit, extra), encode(fit, x[1:5, ]))
+})
