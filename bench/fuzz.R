@@ -78,7 +78,8 @@ if (is.na(replay)) {
 # here once, not in every child (a second per call otherwise).
 for (ns in c("exprsgen", "cli", "rlang", "ggplot2", "grid", "gtable", "scales", "Matrix", "methods",
              "SingleCellExperiment", "SummarizedExperiment", "S4Vectors", "DelayedArray", "scuttle",
-             "mclust", "ranger", "irlba", "patchwork", "stats", "utils", "grDevices", "graphics")) {
+             "mclust", "ranger", "irlba", "patchwork", "stats", "utils", "grDevices", "graphics",
+             "HDF5Array", "rhdf5", "processx")) {
     if (requireNamespace(ns, quietly = TRUE)) invisible(eapply(asNamespace(ns), function(x) NULL, all.names = TRUE))
 }
 invisible(tryCatch(cli::cli_abort("warm {.arg up}"), error = function(e) conditionMessage(e)))
@@ -415,13 +416,13 @@ case_signal <- function(delay, threads, validation_split, checkpoint) {
     if (is.null(fit)) return(invisible("interrupted outside training"))
     if (!identical(fit$params$stop_reason, "interrupted")) stop("not interrupted: ", fit$params$stop_reason)
     n <- fit$params$epochs_run
-    res <- fit_vae(resume = fit, epochs = n + 1L, verbose = FALSE)
-    if (nrow(res$history) != n + 1L) stop("the resumed fit has ", nrow(res$history), " epochs, not ", n + 1L)
     if (file.exists(ck)) {
         last <- readRDS(ck)
         if (!inherits(last, "exprsgen_fit") || last$params$epochs_run > n) stop("a bad checkpoint")
         nrow(gen_exprs(last, 3)$x_gen)
     }
+    res <- fit_vae(resume = fit, epochs = n + 1L, verbose = FALSE)
+    if (nrow(res$history) != n + 1L) stop("the resumed fit has ", nrow(res$history), " epochs, not ", n + 1L)
     invisible(TRUE)
 }
 
