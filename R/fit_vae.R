@@ -565,21 +565,27 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
             })
         })
     }
-    run <- .with_memory_errors(
-        .train(setup$spec, setup$train, prep, setup$epochs, setup$callbacks$stopping, verbose,
-               schedule = list(kl_warmup = setup$kl_warmup, plateau = setup$callbacks$plateau),
-               guard = guard, resume = resume, checkpoint = checkpoint),
-        "Training", "Use a smaller model (fewer units, a smaller {.arg latent_dim}) or fewer genes.", call = call)
-    model <- structure(list(spec = setup$spec, weights = run$weights), class = "exprsgen_model")
-    # The training cells' latent codes, once: gen_exprs() and encode() draw around them
-    # (an interrupt here keeps the model: the codes are then encoded when first needed)
-    latent <- tryCatch(.encode_training(model, prep, threads), interrupt = function(e) {
+    # Training handles its own interrupts; then the training cells' latent codes, once:
+    # gen_exprs() and encode() draw around them (an interrupt there keeps the model:
+    # the codes are then encoded when first needed).
+    run <- latent <- NULL
+    tryCatch({
+        run <- .with_memory_errors(
+            .train(setup$spec, setup$train, prep, setup$epochs, setup$callbacks$stopping, verbose,
+                   schedule = list(kl_warmup = setup$kl_warmup, plateau = setup$callbacks$plateau),
+                   guard = guard, resume = resume, checkpoint = checkpoint),
+            "Training", "Use a smaller model (fewer units, a smaller {.arg latent_dim}) or fewer genes.", call = call)
+        model <- structure(list(spec = setup$spec, weights = run$weights), class = "exprsgen_model")
+        latent <- .encode_training(model, prep, threads)
+    }, interrupt = function(e) {
+        if (is.null(run)) rlang::interrupt()  # (not past training: nothing to return)
         cli::cli_warn(c("Interrupted while encoding the training cells after training: the model is returned without their codes.",
                         i = "{.fn gen_exprs} and {.fn encode} encode them when they need them."),
                       class = "exprsgen_warning_interrupted")
-        NULL
     })
-    assemble(run, latent)
+    fit <- NULL
+    tryCatch(suspendInterrupts(fit <- assemble(run, latent)), interrupt = function(e) NULL)
+    fit
 }
 
 # Gene names are how encode() and normalized_exprs() match new cells' genes to the

@@ -166,51 +166,59 @@
     }, interrupt = function(e) {
         stop_reason <<- "interrupted"
     })
-    seconds <- earlier_seconds + proc.time()[["elapsed"]] - start
-    if (stop_reason == "memorisation") done <- guard_kept$epoch
-    if (done == 0L) {
-        .abort("Training was interrupted before its first minibatch completed; no model to return.",
-               class = "exprsgen_error_interrupted", call = NULL)
-    }
-    progress$done(done, seconds, stop_reason, hist[done, ])
-    weights <- NULL
-    if (restore_best && !is.na(best$epoch)) {
-        weights <- snapshot %||% .eg_trainer_weights(trainer, snapshot = TRUE)
-    }
-    if (stop_reason == "memorisation") {
-        last <- guard_log[nrow(guard_log), ]
-        cli::cli_inform(c(i = paste0("Stopped at epoch {last$epoch}: cells generated from the model were closer to the training cells ",
-                                     "than these are to each other (memorisation ratio {format(round(last$memorisation, 2))}, below 0.9)."),
-                          " " = if (guard_kept$passed) "The model of epoch {guard_kept$epoch}, the last one checked without copies, is returned."
-                                else "No check passed: the model of epoch {guard_kept$epoch}, the first checked, is returned."),
-                        class = "exprsgen_message_guard")
-        weights <- guard_kept$weights
-    }
-    if (is.null(weights)) weights <- .eg_trainer_weights(trainer)
-    if (stop_reason == "interrupted") {
-        if (is.na(partial)) {
-            cli::cli_warn("Training was interrupted after {done} epoch{?s}; the model of that epoch is returned.",
-                          class = "exprsgen_warning_interrupted")
-        } else {
-            cli::cli_warn(c(paste("Training was interrupted in epoch {done}, after {partial} of {n_train} cells;",
-                                  "the model after that minibatch is returned."),
-                            i = "The last row of the history covers those {partial} cells."),
-                          class = "exprsgen_warning_interrupted")
+    # Winding down (weights, state, messages) with interrupts held: a second Ctrl-C
+    # (pressed twice, or during the first one's wind-down) is dropped once the run is
+    # assembled, since training has already stopped.
+    wind_down <- function() {
+        seconds <- earlier_seconds + proc.time()[["elapsed"]] - start
+        if (stop_reason == "memorisation") done <- guard_kept$epoch
+        if (done == 0L) {
+            .abort("Training was interrupted before its first minibatch completed; no model to return.",
+                   class = "exprsgen_error_interrupted", call = NULL)
         }
+        progress$done(done, seconds, stop_reason, hist[done, ])
+        weights <- NULL
+        if (restore_best && !is.na(best$epoch)) {
+            weights <- snapshot %||% .eg_trainer_weights(trainer, snapshot = TRUE)
+        }
+        if (stop_reason == "memorisation") {
+            last <- guard_log[nrow(guard_log), ]
+            cli::cli_inform(c(i = paste0("Stopped at epoch {last$epoch}: cells generated from the model were closer to the training cells ",
+                                         "than these are to each other (memorisation ratio {format(round(last$memorisation, 2))}, below 0.9)."),
+                              " " = if (guard_kept$passed) "The model of epoch {guard_kept$epoch}, the last one checked without copies, is returned."
+                                    else "No check passed: the model of epoch {guard_kept$epoch}, the first checked, is returned."),
+                            class = "exprsgen_message_guard")
+            weights <- guard_kept$weights
+        }
+        if (is.null(weights)) weights <- .eg_trainer_weights(trainer)
+        if (stop_reason == "interrupted") {
+            if (is.na(partial)) {
+                cli::cli_warn("Training was interrupted after {done} epoch{?s}; the model of that epoch is returned.",
+                              class = "exprsgen_warning_interrupted")
+            } else {
+                cli::cli_warn(c(paste("Training was interrupted in epoch {done}, after {partial} of {n_train} cells;",
+                                      "the model after that minibatch is returned."),
+                                i = "The last row of the history covers those {partial} cells."),
+                              class = "exprsgen_warning_interrupted")
+            }
+        }
+        history <- data.frame(epoch = seq_len(done), hist[seq_len(done), , drop = FALSE])
+        # an interrupted run can be continued (fit_vae(resume =)): its state goes with it
+        # (none from the reference engine, whose optimizer state stays in burn)
+        resumable <- stop_reason == "interrupted" && identical(train$engine, "fused")
+        list(weights = weights, history = history, stop_reason = stop_reason,
+             best_epoch = best$epoch, seconds = seconds, guard = guard_log,
+             epoch_seconds = data.frame(epoch = seq_len(done), timing[seq_len(done), , drop = FALSE]),
+             state = if (resumable) {
+                 st <- state()
+                 # (the weights to continue from, when those returned are others)
+                 if (!identical(weights, current <- .eg_trainer_weights(trainer))) st$weights <- current
+                 st
+             })
     }
-    history <- data.frame(epoch = seq_len(done), hist[seq_len(done), , drop = FALSE])
-    # an interrupted run can be continued (fit_vae(resume =)): its state goes with it
-    # (none from the reference engine, whose optimizer state stays in burn)
-    resumable <- stop_reason == "interrupted" && identical(train$engine, "fused")
-    list(weights = weights, history = history, stop_reason = stop_reason,
-         best_epoch = best$epoch, seconds = seconds, guard = guard_log,
-         epoch_seconds = data.frame(epoch = seq_len(done), timing[seq_len(done), , drop = FALSE]),
-         state = if (resumable) {
-             st <- state()
-             # (the weights to continue from, when those returned are others)
-             if (!identical(weights, current <- .eg_trainer_weights(trainer))) st$weights <- current
-             st
-         })
+    out <- NULL
+    tryCatch(suspendInterrupts(out <- wind_down()), interrupt = function(e) NULL)
+    out
 }
 
 # The KL weight and learning rate of each epoch: a linear KL warm-up over the first

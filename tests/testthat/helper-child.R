@@ -2,8 +2,8 @@
 
 # Runs the R code `lines` in an Rscript child, sends it SIGINT `pause` seconds after it
 # has printed `marker`, and returns what it printed (`seen` before the interrupt and
-# all of it) and its exit status.
-interrupt_after <- function(lines, marker, pause, deadline = 60) {
+# all of it) and its exit status; with `again`, a second SIGINT that many seconds later.
+interrupt_after <- function(lines, marker, pause, deadline = 60, again = NULL) {
     script <- tempfile(fileext = ".R")
     writeLines(lines, script)
     p <- processx::process$new(file.path(R.home("bin"), "Rscript"), script,
@@ -17,6 +17,11 @@ interrupt_after <- function(lines, marker, pause, deadline = 60) {
     }
     Sys.sleep(pause)
     p$interrupt()
+    # a second SIGINT `again` seconds later (Ctrl-C pressed twice)
+    if (!is.null(again)) {
+        Sys.sleep(again)
+        p$interrupt()
+    }
     p$wait(60000)
     list(seen = seen, all = paste0(seen, p$read_all_output()), status = p$get_exit_status())
 }

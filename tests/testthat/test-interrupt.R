@@ -177,3 +177,21 @@ test_that("an interrupt while the training cells are encoded after training keep
     expect_identical(a$x_gen, b$x_gen)
     expect_equal(encode(fit), encode(full))
 })
+
+test_that("Ctrl-C pressed twice still returns the model", {
+    skip_on_os("windows")
+    skip_on_cran()
+    for (again in c(0.02, 0.2)) {
+        out <- tempfile(fileext = ".rds")
+        r <- interrupt_after(c(
+            "suppressMessages(library(exprsgen))",
+            "set.seed(1)",
+            "x <- matrix(rpois(3000 * 200, 2), 3000, 200)",
+            "fit <- suppressWarnings(fit_vae(x_train = x, likelihood = 'nb', epochs = 100000, batch_size = 16, seed = 1))",
+            sprintf("suspendInterrupts(saveRDS(fit, '%s'))", out)), "epoch 1/", 0.3, again = again)
+        expect_identical(r$status, 0L)
+        fit <- readRDS(out)
+        expect_identical(fit$params$stop_reason, "interrupted")
+        expect_false(is.null(fit$checkpoint$state))
+    }
+})
