@@ -124,22 +124,10 @@ test_that("an interrupt during a batch fit saves the model and exits non-zero", 
     skip_if_not_installed("processx")
     skip_on_os("windows")
     wd <- rds_input()
-    p <- processx::process$new(file.path(R.home("bin"), "Rscript"),
-                               c(script, "--input", "in.rds", "--out", "o", "--epochs", "100000",
-                                 "--batch-size", "8"),
-                               wd = wd, stdout = "|", stderr = "2>&1", env = c(Sys.getenv(), NO_COLOR = "1"))
-    on.exit(p$kill(), add = TRUE)
-    seen <- ""
-    until <- Sys.time() + 60
-    while (!grepl("epoch 1/", seen) && Sys.time() < until && p$is_alive()) {
-        p$poll_io(1000)
-        seen <- paste0(seen, p$read_output())
-    }
-    Sys.sleep(0.5)
-    p$interrupt()
-    p$wait(60000)
-    out <- paste0(seen, p$read_all_output())
-    expect_identical(p$get_exit_status(), 130L)
+    r <- signal_after(c(script, "--input", "in.rds", "--out", "o", "--epochs", "100000", "--batch-size", "8"),
+                      "epoch 1/", 0.5, wd = wd)
+    out <- r$all
+    expect_identical(r$status, 130L)
     expect_match(out, "interrupted: the model of")
     fit <- readRDS(file.path(wd, "o", "model.rds"))
     expect_identical(fit$params$stop_reason, "interrupted")
@@ -150,22 +138,11 @@ test_that("SIGTERM saves a checkpoint that --resume continues, and the job ends 
     skip_if_not_installed("processx")
     skip_on_os("windows")
     wd <- rds_input()
-    p <- processx::process$new(file.path(R.home("bin"), "Rscript"),
-                               c(script, "--input", "in.rds", "--out", "o", "--epochs", "100000",
-                                 "--batch-size", "8", "--checkpoint", "ck.rds", "--checkpoint-every", "1000"),
-                               wd = wd, stdout = "|", stderr = "2>&1", env = c(Sys.getenv(), NO_COLOR = "1"))
-    on.exit(p$kill(), add = TRUE)
-    seen <- ""
-    until <- Sys.time() + 60
-    while (!grepl("epoch 1/", seen) && Sys.time() < until && p$is_alive()) {
-        p$poll_io(1000)
-        seen <- paste0(seen, p$read_output())
-    }
-    Sys.sleep(0.5)
-    p$signal(tools::SIGTERM)
-    p$wait(60000)
-    out <- paste0(seen, p$read_all_output())
-    expect_identical(p$get_exit_status(), 143L)
+    r <- signal_after(c(script, "--input", "in.rds", "--out", "o", "--epochs", "100000", "--batch-size", "8",
+                        "--checkpoint", "ck.rds", "--checkpoint-every", "1000"),
+                      "epoch 1/", 0.5, signal = tools::SIGTERM, wd = wd)
+    out <- r$all
+    expect_identical(r$status, 143L)
     expect_match(out, "SIGTERM: the model of")
     expect_match(out, "continue with --resume ck.rds")
     ck <- readRDS(file.path(wd, "ck.rds"))
