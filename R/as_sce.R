@@ -48,7 +48,9 @@ as_sce <- function(x, real = FALSE) {
         if (.is_delayed(m)) return(m)  # on-disk training cells stay on disk
         if (counts_model) methods::as(methods::as(m, "CsparseMatrix"), "generalMatrix") else as.matrix(m)
     }
-    values <- if (!real) part(x$x_gen) else {
+    values <- if (!real) {
+        part(x$x_gen)
+    } else {
         train <- part(x$x_train)
         gen <- part(x$x_gen)
         if (.is_delayed(train)) DelayedArray::acbind(train, DelayedArray::DelayedArray(gen)) else cbind(train, gen)

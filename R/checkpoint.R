@@ -113,9 +113,11 @@ callback_model_checkpoint <- function(filepath, save_freq = 1L, verbose = 0) {
     if (is.null(ck) || !identical(ck$version, 1L) || is.null(ck$state)) {
         why <- switch(resume$params$stop_reason %||% "",
                       interrupted = "it was interrupted, but trained by the {.val burn} engine, whose state is not kept",
-                      "it finished training ({.val {resume$params$stop_reason}}): only checkpoints and interrupted fits keep the state training continues from")
+                      paste("it finished training ({.val {resume$params$stop_reason}}): only checkpoints and interrupted fits",
+                            "keep the state training continues from"))
         .abort(c(paste0("{.arg resume} cannot be continued: ", why, "."),
-                 i = "Write checkpoints with {.code callbacks = callback_model_checkpoint(filepath)}; the last one can be continued with more {.arg epochs}."),
+                 i = paste("Write checkpoints with {.code callbacks = callback_model_checkpoint(filepath)};",
+                           "the last one can be continued with more {.arg epochs}.")),
                call = call, class = "exprsgen_error_argument")
     }
     .check_fit(resume, "resume", call)

@@ -122,7 +122,8 @@ encode <- function(fit, newdata = NULL, labels = NULL, samples = FALSE, assay.ty
     # a model gene named twice would be matched to its first row, silently
     twice <- intersect(prep$genes, genes[duplicated(genes)])
     if (length(twice)) {
-        .abort(c("{.arg newdata} has duplicated names for {length(twice)} of the model's genes: {.val {utils::head(twice, 5)}}{if (length(twice) > 5) ', ...'}.",
+        .abort(c(paste("{.arg newdata} has duplicated names for {length(twice)} of the model's genes:",
+                       "{.val {utils::head(twice, 5)}}{if (length(twice) > 5) ', ...'}."),
                  i = "Keep one row per gene."), call = call, class = "exprsgen_error_argument")
     }
     idx <- match(prep$genes, genes)

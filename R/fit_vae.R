@@ -363,7 +363,8 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     if (!counts && any(auto)) {
         what <- names(auto)[auto][1]
         .abort(c("{.arg {what}} is missing: how many {if (what == 'epochs') 'passes over the data' else 'cells per minibatch'}?",
-                 i = "Count likelihoods ({.code likelihood = \"nb\"}) choose {.arg epochs} and {.arg batch_size} from the data when they are not given."))
+                 i = paste("Count likelihoods ({.code likelihood = \"nb\"}) choose {.arg epochs} and {.arg batch_size}",
+                           "from the data when they are not given.")))
     }
     tune <- .check_flag(tune, "tune")
     guard <- .check_flag(guard, "guard")
@@ -415,6 +416,15 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
         p
     }
     if (is.null(preprocessing)) .check_gene_names(prep$genes, if (is.null(object)) "x_train" else "object", call)
+    if (!counts && missing(likelihood) && verbose && is.null(preprocessing) && .holds_counts(prep)) {
+        cli::cli_inform(c(i = paste("These look like raw counts: the default {.code likelihood = \"bce\"} (VAExprs's model) fits",
+                                    "log-normalised, min-max-scaled values and generates values on that scale."),
+                          " " = paste("{.code likelihood = \"nb\"} models the counts themselves (depth, overdispersion),",
+                                      "generates whole-number counts, and chooses its settings from the data; see {.code ?fit_vae}."),
+                          " " = "(said once per session)"),
+                        class = "exprsgen_message_counts_hint", .frequency = "once",
+                        .frequency_id = "exprsgen_counts_hint")
+    }
     n_genes <- length(prep$genes)
     n_cells <- ncol(prep$x_train)
     # settings not given, chosen from the number of cells (count models; see .auto_settings())
@@ -440,7 +450,9 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
         chosen$generation <- list(latent = t$best$draws)
         chosen$regime <- paste0("tuned: ", t$best$fit, ", ", t$best$draws, " draws")
         if (verbose) {
-            cli::cli_inform(c(v = "Tuning chose {t$best$fit} with {t$best$draws} draws (held-out AUC {format(round(t$best$classifier_auc, 3))}, memorisation {format(round(t$best$memorisation, 2))}); fitting it to all {n_cells} cells."),
+            cli::cli_inform(c(v = paste("Tuning chose {t$best$fit} with {t$best$draws} draws (held-out AUC",
+                                        "{format(round(t$best$classifier_auc, 3))}, memorisation",
+                                        "{format(round(t$best$memorisation, 2))}); fitting it to all {n_cells} cells.")),
                             class = "exprsgen_message_tune")
         }
     }
@@ -586,6 +598,16 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     fit <- NULL
     tryCatch(suspendInterrupts(fit <- assemble(run, latent)), interrupt = function(e) NULL)
     fit
+}
+
+# Whether the prepared data are raw counts (for the hint to count users): a "counts"
+# assay (log-normalised on its way in), or an x_train in memory of whole non-negative
+# numbers, not only 0 and 1.
+.holds_counts <- function(prep) {
+    if (identical(prep$normalization, "logNormCounts")) return(TRUE)
+    x <- prep$x_train
+    v <- if (methods::is(x, "dgCMatrix")) x@x else if (is.matrix(x)) x else return(FALSE)
+    length(v) > 0L && max(v) > 1 && all(v >= 0 & v == round(v))
 }
 
 # Gene names are how encode() and normalized_exprs() match new cells' genes to the

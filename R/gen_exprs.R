@@ -242,7 +242,9 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
                    else drawn$cell
             source_cell[rows] <- src
             if (counts_model) {
-                log_library[rows] <- if (library_size == "cells") log(library_sizes[src]) else {
+                log_library[rows] <- if (library_size == "cells") {
+                    log(library_sizes[src])
+                } else {
                     # CFGen's: a log-normal fitted to the class's training cells
                     ll <- log(library_sizes[from])
                     stats::rnorm(length(rows), mean(ll), if (length(ll) > 1L) stats::sd(ll) else 0)
@@ -316,7 +318,9 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     if (.is_delayed(xt)) xt <- methods::as(xt, "dgCMatrix")
     xg <- Matrix::t(x_gen[gi, , drop = FALSE])
     # the reference: training cells of the generated cells' classes, in their proportions
-    query <- if (is.null(codes) || is.null(gen_class)) seq_along(ti) else {
+    query <- if (is.null(codes) || is.null(gen_class)) {
+        seq_along(ti)
+    } else {
         pool <- split(seq_along(ti), factor(codes[ti], levels = seq_len(max(codes))))
         want <- tabulate(gen_class[gi], length(pool))
         unlist(lapply(seq_along(pool), function(k) {

@@ -65,7 +65,8 @@
     for (i in seq_len(n_fits)) {
         f <- cands$fits[[i]]
         if (verbose) {
-            cli::cli_inform(c(i = "Tuning {i}/{n_fits}: {f$fit} ({f$units} units, {f$epochs} epochs) on {length(kept)} cells, {length(held)} held out."),
+            cli::cli_inform(c(i = paste("Tuning {i}/{n_fits}: {f$fit} ({f$units} units, {f$epochs} epochs) on",
+                                        "{length(kept)} cells, {length(held)} held out.")),
                             class = "exprsgen_message_tune")
         }
         g <- length(prep$genes)

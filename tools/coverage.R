@@ -2,6 +2,8 @@
 #   Rscript tools/coverage.R
 # The package is built into a temporary library with the checkout's cargo target
 # directory, so the Rust core is not compiled again from scratch.
+source(file.path("tools", "need.R"))
+need("covr")
 Sys.setenv(EXPRSGEN_TARGET_DIR = normalizePath("src/rust/target", mustWork = FALSE),
            NOT_CRAN = "true")
 # covr builds in the checkout: objects compiled with its gcov flags (or left by another

@@ -196,3 +196,26 @@ test_that("library_size = 'lognormal' draws library sizes from each class's log-
     expect_true(all(Matrix::rowSums(own$x_gen) <= max(lib) * 1.5))
     expect_error(gen_exprs(fit, 5, library_size = "poisson"), "library_size", class = "exprsgen_error_argument")
 })
+
+test_that("a count user who leaves likelihood at its default hears once that a count model exists", {
+    withr::local_options(rlib_message_verbosity = "default")
+    set.seed(4)
+    counts <- matrix(rpois(40 * 20, 3), 40, 20, dimnames = list(NULL, paste0("g", 1:20)))
+    # (the once-per-session memory of rlang, emptied for this test)
+    env <- get("message_freq_env", asNamespace("rlang"), inherits = FALSE)
+    rm(list = ls(env, all.names = TRUE), envir = env)
+    expect_message(fit_vae(x_train = counts, epochs = 1, batch_size = 8), "raw counts",
+                   class = "exprsgen_message_counts_hint")
+    second <- testthat::capture_messages(fit_vae(x_train = counts, epochs = 1, batch_size = 8))
+    expect_false(any(grepl("raw counts", second)))
+    rm(list = ls(env, all.names = TRUE), envir = env)
+    # not for a likelihood given, values that are not counts, or verbose = FALSE
+    for (call in list(quote(fit_vae(x_train = counts, likelihood = "bce", epochs = 1, batch_size = 8)),
+                      quote(fit_vae(x_train = counts + 0.5, epochs = 1, batch_size = 8)),
+                      quote(fit_vae(x_train = counts, epochs = 1, batch_size = 8, verbose = FALSE)))) {
+        expect_false(any(grepl("raw counts", testthat::capture_messages(eval(call)))))
+    }
+    # a SingleCellExperiment's "counts" assay
+    sce <- SingleCellExperiment::SingleCellExperiment(list(counts = t(counts)))
+    expect_message(fit_vae(sce, epochs = 1, batch_size = 8), "raw counts", class = "exprsgen_message_counts_hint")
+})

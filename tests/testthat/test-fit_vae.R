@@ -252,9 +252,10 @@ test_that("a dense x_train is turned around, checked and summed in one pass, as 
 })
 
 test_that("seed = fixes the validation split too, and leaves R's random state alone", {
-    fit_with <- function() fit_vae(x_train = sim$x, validation_split = 0.2, epochs = 2, batch_size = 16,
-                                   encoder_layers = enc_layers(), decoder_layers = dec_layers(),
-                                   seed = 42, verbose = FALSE)
+    fit_with <- function() {
+        fit_vae(x_train = sim$x, validation_split = 0.2, epochs = 2, batch_size = 16,
+                encoder_layers = enc_layers(), decoder_layers = dec_layers(), seed = 42, verbose = FALSE)
+    }
     set.seed(1)
     a <- fit_with()
     state <- .Random.seed
