@@ -2,10 +2,27 @@
 //!
 //! Every function returns either its value or a character scalar of class
 //! `exprsgen_core_error` that the R side turns into a classed condition; nothing
-//! here raises an R error or lets a panic cross into R.
+//! here raises an R error or lets a panic cross into R. One module per concept, as
+//! in the core: trainer, model, data, vocabulary, signals; `guard` is what they share.
 
 mod convert;
-mod functions;
+mod data;
+mod guard;
 mod interrupt;
+mod model;
+mod signals;
+mod trainer;
+mod vocabulary;
 
-// The registration table (`extendr_module!`) sits beside the functions in functions.rs.
+use extendr_api::prelude::*;
+
+// Each module registers its own functions; this table gathers them.
+extendr_module! {
+    mod exprsgen;
+    use guard;
+    use vocabulary;
+    use trainer;
+    use model;
+    use data;
+    use signals;
+}
