@@ -11,6 +11,12 @@
 #' are on the scale of the training data (log-normalised expression), only
 #' `data` is set.
 #'
+#' Seurat does not allow underscores in gene names (it would replace them with
+#' dashes and warn): they are replaced here, with a message, and each gene's
+#' name in the fit is kept in the assay's feature metadata (column
+#' `gene_name`, see `seurat[["RNA"]][[]]`), so that nothing is lost.
+#' Duplicated gene names are an error.
+#'
 #' @inheritParams as_sce
 #' @param assay Character scalar: the name of the Seurat assay.
 #' @return A Seurat object.
@@ -34,6 +40,21 @@ as_seurat <- function(x, real = FALSE, assay = "RNA") {
     sce <- as_sce(x, real = real)
     # Seurat would stop with "a different number of cells and/or features"
     if (!is.null(rownames(sce))) .check_gene_names(rownames(sce), "x", rlang::current_env())
+    genes <- rownames(sce)
+    if (!is.null(genes) && any(grepl("_", genes, fixed = TRUE))) {
+        seurat_genes <- gsub("_", "-", genes, fixed = TRUE)
+        clash <- unique(seurat_genes[duplicated(seurat_genes)])
+        if (length(clash)) {
+            .abort(c("{.arg x} has gene names that are alike once Seurat's dashes replace their underscores: {.val {utils::head(clash, 5)}}.",
+                     i = "Rename them so that they stay distinct (e.g. {.code make.unique()})."),
+                   class = "exprsgen_error_argument")
+        }
+        cli::cli_inform(c(i = paste("{sum(seurat_genes != genes)} gene name{?s} with underscores, which Seurat does not allow,",
+                                    "{?is/are} written with dashes; the names of the fit are in the assay's feature metadata",
+                                    "({.code gene_name}).")),
+                        class = "exprsgen_message_seurat_names")
+        rownames(sce) <- seurat_genes
+    }
     meta <- as.data.frame(SummarizedExperiment::colData(sce), optional = TRUE)
     an <- SummarizedExperiment::assayNames(sce)
     values <- function(name) {
@@ -46,6 +67,7 @@ as_seurat <- function(x, real = FALSE, assay = "RNA") {
     } else {
         SeuratObject::CreateAssayObject(data = values(an[1]))
     }
+    if (!is.null(genes)) seurat_assay[["gene_name"]] <- genes
     suppressWarnings(SeuratObject::CreateSeuratObject(seurat_assay, assay = assay, meta.data = meta,
                                                       project = "exprsgen"))
 }

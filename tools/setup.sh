@@ -15,7 +15,7 @@ DEBS=(
   r-cran-testthat r-cran-processx r-cran-knitr r-cran-rmarkdown r-bioc-biocstyle
   r-cran-rtsne r-cran-uwot
   r-cran-ranger r-cran-irlba r-cran-patchwork r-bioc-biocneighbors
-  r-cran-seuratobject
+  r-cran-seuratobject r-cran-seurat
 )
 
 missing=()
