@@ -37,6 +37,7 @@
     }
     if (!is.null(s$conditions)) {
         cs <- s$conditions
+        if (!is.list(cs)) bad("{.code $spec$conditions} is not one exprsgen makes")
         lv_ok <- is.list(cs$labels) && (!length(cs$labels) || !is.null(names(cs$labels))) &&
             all(vapply(cs$labels, function(l) is.character(l) && length(l) >= 1L && !anyNA(l), logical(1)))
         cov <- cs$covariates

@@ -166,6 +166,7 @@ local({
         list(quote(gen_exprs(tamper(fit_nb, { f$model$spec$n_genes <- "a"; f }), 10)), "x"),
         list(quote(gen_exprs(tamper(fit_nb, { f$model$spec$n_classes <- 0L; f }), 10)), "x"),
         list(quote(gen_exprs(tamper(fit_nb, { f$model$weights <- list(); f }), 10)), "x"),
+        list(quote(plot_history(tamper(fit_nb, { f$model$spec$conditions <- 1; f }))), "fit"),
         list(quote(gen_exprs(tamper(fit_nb, { f$model$weights[[1]][[1]] <- "a"; f }), 10)), "x"),
         list(quote(gen_exprs(tamper(fit_nb, { f$preprocessing$y_train <- factor(rep("z", 60)); f }), 10)), "x"),
         list(quote(gen_exprs(tamper(fit_nb, { f$preprocessing$x_train <- letters; f }), 10)), "x"),
