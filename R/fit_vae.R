@@ -357,6 +357,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
         return(.resume_fit(resume, epochs, callbacks, .check_flag(verbose, "verbose"), num.threads, call))
     }
     # Cheap checks first, before any data is touched.
+    likelihood_given <- !missing(likelihood)
     likelihood <- .check_one_of(likelihood, .vocabulary()$likelihoods$name, "likelihood")
     counts <- .is_count_likelihood(likelihood)
     auto <- c(epochs = missing(epochs) || is.null(epochs), batch_size = missing(batch_size) || is.null(batch_size))
@@ -416,12 +417,11 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
         p
     }
     if (is.null(preprocessing)) .check_gene_names(prep$genes, if (is.null(object)) "x_train" else "object", call)
-    if (!counts && missing(likelihood) && verbose && is.null(preprocessing) && .holds_counts(prep)) {
+    if (!counts && !likelihood_given && verbose && is.null(preprocessing) && .holds_counts(prep)) {
         cli::cli_inform(c(i = paste("These look like raw counts: the default {.code likelihood = \"bce\"} (VAExprs's model) fits",
                                     "log-normalised, min-max-scaled values and generates values on that scale."),
                           " " = paste("{.code likelihood = \"nb\"} models the counts themselves (depth, overdispersion),",
-                                      "generates whole-number counts, and chooses its settings from the data; see {.code ?fit_vae}."),
-                          " " = "(said once per session)"),
+                                      "generates whole-number counts, and chooses its settings from the data; see {.code ?fit_vae}.")),
                         class = "exprsgen_message_counts_hint", .frequency = "once",
                         .frequency_id = "exprsgen_counts_hint")
     }
