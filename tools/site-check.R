@@ -64,7 +64,7 @@ for (page in pages) {
 }
 shots <- file.path(dirname(site), "site-shots")
 dir.create(shots, showWarnings = FALSE)
-for (p in c("index.html", "reference/index.html", "articles/on-disk.html")) {
+for (p in c("index.html", "reference/index.html", "articles/counts.html")) {
     f <- file.path(site, p)
     if (!file.exists(f)) next
     png <- file.path(shots, paste0(gsub("[/.]", "-", sub("\\.html$", "", p)), ".png"))
