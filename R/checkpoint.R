@@ -68,7 +68,7 @@ callback_model_checkpoint <- function(filepath, save_freq = 1L, verbose = 0) {
         .abort("The folder of {.fn callback_model_checkpoint}'s {.arg filepath} cannot be written to: {.file {dir}}.",
                call = call, class = "exprsgen_error_argument")
     }
-    if (!identical(getOption("exprsgen.engine", "fused"), "fused")) {
+    if (!identical(.engine(call), "fused")) {
         .abort(c("Checkpoints need the default training engine: the {.val burn} engine keeps its optimizer's state to itself.",
                  i = "Leave {.code options(exprsgen.engine)} unset to write checkpoints."),
                call = call, class = "exprsgen_error_argument")

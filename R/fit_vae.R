@@ -606,8 +606,10 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
 .holds_counts <- function(prep) {
     if (identical(prep$normalization, "logNormCounts")) return(TRUE)
     x <- prep$x_train
-    v <- if (methods::is(x, "dgCMatrix")) x@x else if (is.matrix(x)) x else return(FALSE)
-    length(v) > 0L && max(v) > 1 && all(v >= 0 & v == round(v))
+    v <- if (methods::is(x, "dgCMatrix")) x@x else if (is.matrix(x) && is.double(x)) x else return(FALSE)
+    if (!length(v)) return(FALSE)
+    scan <- .scan_values(v)  # c(finite, counts, max), one pass in the core
+    scan[[2]] == 1 && scan[[3]] > 1
 }
 
 # Gene names are how encode() and normalized_exprs() match new cells' genes to the

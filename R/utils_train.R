@@ -4,8 +4,8 @@
 # `schedule`: list(kl_warmup = epochs of KL warm-up (0: none), plateau = a
 # callback_reduce_lr_on_plateau() or NULL); the KL weight and learning rate in effect
 # in each epoch are recorded in the history.
-# `resume`: the `$checkpoint$state` of a checkpoint or interrupted fit (see
-# .train_state()), with `weights`: training continues after its epoch, as the run that
+# `resume`: the `$checkpoint$state` of a checkpoint or interrupted fit (made by
+# `state()` below), with `weights`: training continues after its epoch, as the run that
 # saved it would have. `checkpoint`: list(every, save = function(run)) from
 # callback_model_checkpoint(): `save` gets the run so far (as returned here, with its
 # state) every `every` epochs and after the last.
@@ -84,12 +84,12 @@
              snapshot = if (restore_best && !is.na(best$epoch)) snapshot %||% .eg_trainer_weights(trainer, snapshot = TRUE),
              seconds = earlier_seconds + proc.time()[["elapsed"]] - start)
     }
-    # the run so far, as returned below (the current weights)
-    so_far <- function(stop_reason) {
-        list(weights = .eg_trainer_weights(trainer), history = data.frame(epoch = seq_len(done), hist[seq_len(done), , drop = FALSE]),
+    # the run after `done` epochs, as .train() returns it
+    run <- function(weights, stop_reason, state = NULL) {
+        list(weights = weights, history = data.frame(epoch = seq_len(done), hist[seq_len(done), , drop = FALSE]),
              stop_reason = stop_reason, best_epoch = best$epoch, seconds = earlier_seconds + proc.time()[["elapsed"]] - start,
              guard = guard_log, epoch_seconds = data.frame(epoch = seq_len(done), timing[seq_len(done), , drop = FALSE]),
-             state = state())
+             state = state)
     }
     tryCatch({
         for (epoch in seq.int(done + 1L, length.out = max(0L, epochs - done))) {
@@ -160,7 +160,7 @@
                 }
             }
             if (!is.null(checkpoint) && (epoch %% checkpoint$every == 0L || epoch == epochs)) {
-                checkpoint$save(so_far("checkpoint"))
+                checkpoint$save(run(.eg_trainer_weights(trainer), "checkpoint", state()))
             }
         }
     }, interrupt = function(e) {
@@ -171,7 +171,7 @@
     # assembled, since training has already stopped.
     wind_down <- function() {
         seconds <- earlier_seconds + proc.time()[["elapsed"]] - start
-        if (stop_reason == "memorisation") done <- guard_kept$epoch
+        if (stop_reason == "memorisation") done <<- guard_kept$epoch
         if (done == 0L) {
             .abort("Training was interrupted before its first minibatch completed; no model to return.",
                    class = "exprsgen_error_interrupted", call = NULL)
@@ -202,19 +202,17 @@
                               class = "exprsgen_warning_interrupted")
             }
         }
-        history <- data.frame(epoch = seq_len(done), hist[seq_len(done), , drop = FALSE])
         # an interrupted run can be continued (fit_vae(resume =)): its state goes with it
         # (none from the reference engine, whose optimizer state stays in burn)
-        resumable <- stop_reason == "interrupted" && identical(train$engine, "fused")
-        list(weights = weights, history = history, stop_reason = stop_reason,
-             best_epoch = best$epoch, seconds = seconds, guard = guard_log,
-             epoch_seconds = data.frame(epoch = seq_len(done), timing[seq_len(done), , drop = FALSE]),
-             state = if (resumable) {
-                 st <- state()
-                 # (the weights to continue from, when those returned are others)
-                 if (!identical(weights, current <- .eg_trainer_weights(trainer))) st$weights <- current
-                 st
-             })
+        st <- NULL
+        if (stop_reason == "interrupted" && identical(train$engine, "fused")) {
+            st <- state()
+            # (the weights to continue from, when those returned are others)
+            if (!identical(weights, current <- .eg_trainer_weights(trainer))) st$weights <- current
+        }
+        out <- run(weights, stop_reason, st)
+        out$seconds <- seconds
+        out
     }
     out <- NULL
     tryCatch(suspendInterrupts(out <- wind_down()), interrupt = function(e) NULL)
