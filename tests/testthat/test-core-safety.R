@@ -107,3 +107,26 @@ test_that("the memory limit of the control group (container, Slurm job) is the m
                          decoder_layers = list(layer_dense(16, "relu"), layer_dense(2000))),
                  "encoder_layers", class = "exprsgen_error_memory")
 })
+
+test_that("the first object the binding returns survives a garbage collection at the first protection", {
+    # In a fresh session, extendr allocates its protection list (800 kB) when it first
+    # protects an object. When that allocation ran R's garbage collector, the first
+    # vector of that call (the vocabulary's likelihood names) was freed while still in
+    # use, and later handed to another object of its size: R's cached vocabulary then
+    # held unrelated strings. The child fills R's vector heap to just below its
+    # collection trigger, so that the allocation collects, then reuses small vectors.
+    out <- tempfile(fileext = ".rds")
+    code <- sprintf(paste(
+        "library(exprsgen)",
+        "g <- gc()",
+        "filler <- numeric(max(0, g[2, 4] * 1024^2 / 8 - g[2, 1] - 60000))",
+        "v <- exprsgen:::.vocabulary()",
+        "junk <- lapply(1:5000, function(i) as.character(i + 0:5))",
+        "saveRDS(v, %s)", sep = "; "), deparse(out))
+    status <- system2(file.path(R.home("bin"), "Rscript"), c("-e", shQuote(code)),
+                      stdout = FALSE, stderr = FALSE)
+    expect_equal(status, 0L)
+    v <- readRDS(out)
+    expect_identical(v, exprsgen:::.vocabulary())
+    expect_true(all(c("bce", "nb", "zinb") %in% v$likelihoods$name))
+})
