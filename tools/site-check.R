@@ -36,9 +36,16 @@ for (page in pages) {
         problems <- c(problems, paste(page, ": the browser rendered nothing"))
         next
     }
-    # R error output in rendered code (pkgdown/knitr print "#> Error" or an error span)
-    if (grepl("#&gt; Error|#> Error|class=\"error\"|Error in [a-zA-Z_.]+\\(", dom)) {
-        problems <- c(problems, paste0(basename(page), ": R error output in the page"))
+    # R error output in rendered code: "#> Error" (cli colours it in spans, so the text
+    # is read without tags). Errors shown on purpose are in chunks with
+    # `error = TRUE, class.error = "expected-error"`, whose output blocks carry that class.
+    for (block in regmatches(dom, gregexpr("(?s)<pre\\b[^>]*>.*?</pre>", dom, perl = TRUE))[[1]]) {
+        if (grepl("^<pre\\b[^>]*expected-error", block)) next
+        text <- gsub("&gt;", ">", gsub("&lt;", "<", gsub("<[^>]+>", "", block), fixed = TRUE), fixed = TRUE)
+        if (grepl("(^|\n)\\s*(#>|##) *(Error|Warning: Error)\\b", text, perl = TRUE)) {
+            problems <- c(problems, paste0(basename(page), ": R error output in the page: ",
+                                           sub("(?s).*?((#>|##) *Error[^\n]*).*", "\\1", text, perl = TRUE)))
+        }
     }
     rel <- function(u) !grepl("^(https?:|mailto:|javascript:|data:|#$)", u) && nzchar(u)
     links <- Filter(rel, attr_values(dom, "a", "href"))
