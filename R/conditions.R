@@ -229,7 +229,7 @@
         all = routes[] <- rep(c(0L, k), each = n_layers),
         additive = {
             routes[1, ] <- c(0L, primary)
-            routes[n_layers, 1:2] <- c(if (n_layers == 1L) 0L else primary, k)
+            routes[n_layers, seq_len(2L)] <- c(if (n_layers == 1L) 0L else primary, k)
         })
     as.integer(t(routes))
 }

@@ -548,7 +548,7 @@ gen_exprs <- function(x, num_samples, batch_size = NULL, use_generator = FALSE,
     .in_mclust(function(data, models) {
         mclust::Mclust(data, modelNames = models, verbose = FALSE,
                        initialization = list(hcPairs = mclust::hc(data, modelName = "EII")))
-    })(data, .mixture_models[1:6])
+    })(data, .mixture_models[seq_len(6L)])
 }
 .mclust_sim <- function(model, n) {
     .in_mclust(function(m, n) mclust::sim(modelName = m$modelName, parameters = m$parameters, n = n))(model, n)

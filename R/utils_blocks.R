@@ -89,7 +89,7 @@
     finish <- function(stop = FALSE) {
         st <- .eg_trainer_wait(trainer, stop)
         if (!is.null(st)) {
-            total <<- total + st[1:3] * st[[4]]
+            total <<- total + st[seq_len(3L)] * st[[4]]
             cells <<- cells + st[[4]]
         }
         st

@@ -106,7 +106,7 @@
     if (has("x") && length(x@x) != nnz) bad("its {.code @x} has a different length than its indices")
     dn <- x@Dimnames
     if (!is.list(dn) || length(dn) != 2L ||
-        !all(vapply(1:2, function(k) is.null(dn[[k]]) || length(dn[[k]]) == d[k], logical(1)))) {
+        !all(vapply(seq_len(2L), function(k) is.null(dn[[k]]) || length(dn[[k]]) == d[k], logical(1)))) {
         bad("its {.code @Dimnames} do not match its dimensions")
     }
     invisible(x)
@@ -168,7 +168,7 @@
     for (line in read(self)) {
         f <- strsplit(line, ":", fixed = TRUE)[[1]]
         if (length(f) < 3L) next
-        path <- paste(f[-(1:2)], collapse = ":")
+        path <- paste(f[-seq_len(2L)], collapse = ":")
         if (f[2] == "") {  # v2
             dirs <- file.path(root, c("", "unified"))
             files <- c(limit = "memory.max", used = "memory.current", cache = "inactive_file")

@@ -201,9 +201,6 @@
 # Evaluates `expr` with R's random number generator seeded from `seed` (a whole
 # number up to 2^53), leaving the caller's random state as it was.
 .with_seed <- function(seed, expr) {
-    old <- if (exists(".Random.seed", globalenv(), inherits = FALSE)) get(".Random.seed", globalenv())
-    on.exit(if (is.null(old)) rm(".Random.seed", envir = globalenv())
-            else assign(".Random.seed", old, envir = globalenv()))
-    set.seed(as.integer(seed %% .Machine$integer.max))
-    expr
+    # withr restores the caller's random stream (or its absence) and RNG kind afterwards
+    withr::with_seed(as.integer(seed %% .Machine$integer.max), expr)
 }

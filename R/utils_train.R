@@ -105,7 +105,7 @@
                 stop_reason <- "interrupted"
                 break
             }
-            hist[epoch, c("loss", "reconstruction", "kl")] <- st[1:3]
+            hist[epoch, c("loss", "reconstruction", "kl")] <- st[seq_len(3L)]
             hist[epoch, c("kl_weight", "learning_rate")] <- c(r$kl_weight, r$learning_rate)
             done <- epoch
             timing[epoch, ] <- c(proc.time()[["elapsed"]], cpu_now()) - t0
@@ -120,7 +120,7 @@
                     stop_reason <- "interrupted"
                     break
                 }
-                hist[epoch, c("val_loss", "val_reconstruction", "val_kl")] <- sv[1:3]
+                hist[epoch, c("val_loss", "val_reconstruction", "val_kl")] <- sv[seq_len(3L)]
             }
             progress$update(epoch, hist[epoch, "loss"], hist[epoch, "val_loss"])
             if (!is.null(guard) && epoch %% guard$every == 0L) {

@@ -14,7 +14,7 @@ DEBS=(
   r-bioc-scater r-bioc-scuttle r-bioc-delayedarray r-bioc-hdf5array
   r-cran-testthat r-cran-processx r-cran-knitr r-cran-rmarkdown r-bioc-biocstyle
   r-cran-rtsne r-cran-uwot
-  r-cran-ranger r-cran-irlba r-cran-patchwork r-bioc-biocneighbors
+  r-cran-ranger r-cran-irlba r-cran-patchwork r-bioc-biocneighbors r-cran-withr
   r-cran-seuratobject r-cran-seurat
 )
 
