@@ -279,8 +279,10 @@
 #' session runs in: a Docker container, a Slurm `--mem` job, cgroup v1 or
 #' v2); a model that does not fit is refused with an error naming
 #' the argument that makes it large. `options(exprsgen.memory_limit = bytes)`
-#' sets the limit assumed. Count likelihoods take counts up to 1e9 per
-#' entry.
+#' sets the limit assumed; with `options(exprsgen.engine = "burn")`, whose
+#' failed allocations end the process, the address-space and control-group
+#' limits hold whatever that option says. Count likelihoods take counts up
+#' to 1e9 per entry.
 #'
 #' @return A list of class `exprsgen_fit`, made only of plain R data (it
 #'   survives [saveRDS()]):

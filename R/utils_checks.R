@@ -113,8 +113,9 @@
 }
 
 # Bytes this R session can still allocate: the option `exprsgen.memory_limit` (bytes)
-# when set, else what Linux reports (MemAvailable, and the room left under an
-# address-space limit such as `ulimit -v`); Inf where unknown.
+# when set, else what Linux reports (MemAvailable, and the room left under the hard
+# limits: an address-space limit such as `ulimit -v`, a control group's); Inf where
+# unknown.
 .memory_available <- function(call = rlang::caller_env()) {
     opt <- getOption("exprsgen.memory_limit")
     if (!is.null(opt)) {
@@ -124,20 +125,31 @@
         }
         return(as.numeric(opt))
     }
-    read <- function(f) tryCatch(suppressWarnings(readLines(f)), error = function(e) character(0))
-    kb <- function(lines, key) {
-        v <- grep(paste0("^", key, ":"), lines, value = TRUE)
-        if (length(v)) as.numeric(gsub("[^0-9]", "", v[1])) * 1024 else NA_real_
-    }
-    avail <- kb(read("/proc/meminfo"), "MemAvailable")
-    limits <- grep("^Max address space", read("/proc/self/limits"), value = TRUE)
+    avail <- .kb_field(.read_lines("/proc/meminfo"), "MemAvailable")
+    avail <- min(avail, .hard_room(), na.rm = TRUE)
+    if (is.na(avail)) Inf else max(avail, 0)
+}
+
+# Bytes left under the limits whose excess kills the process rather than failing an
+# allocation: the address-space limit (`ulimit -v`) and the control groups' memory
+# limits (.cgroup_room()); Inf without either.
+.hard_room <- function() {
+    room <- Inf
+    limits <- grep("^Max address space", .read_lines("/proc/self/limits"), value = TRUE)
     if (length(limits)) {
         soft <- suppressWarnings(as.numeric(strsplit(trimws(sub("^Max address space", "", limits[1])), " +")[[1]][1]))
-        used <- kb(read("/proc/self/status"), "VmSize")
-        if (is.finite(soft) && is.finite(used)) avail <- min(avail, soft - used, na.rm = TRUE)
+        used <- .kb_field(.read_lines("/proc/self/status"), "VmSize")
+        if (is.finite(soft) && is.finite(used)) room <- soft - used
     }
-    avail <- min(avail, .cgroup_room(), na.rm = TRUE)
-    if (is.na(avail)) Inf else max(avail, 0)
+    max(min(room, .cgroup_room()), 0)
+}
+
+.read_lines <- function(f) tryCatch(suppressWarnings(readLines(f, warn = FALSE)), error = function(e) character(0))
+
+# A "Key:  N kB" line of /proc/meminfo or /proc/self/status, in bytes (NA if absent).
+.kb_field <- function(lines, key) {
+    v <- grep(paste0("^", key, ":"), lines, value = TRUE)
+    if (length(v)) as.numeric(gsub("[^0-9]", "", v[1])) * 1024 else NA_real_
 }
 
 # Bytes left under the memory limits of the control groups this process is in (a
@@ -148,7 +160,7 @@
 # limit. `root` and `self` are the cgroup mount and /proc/self/cgroup (tests use others).
 .cgroup_room <- function(root = getOption("exprsgen.cgroup_root", "/sys/fs/cgroup"),
                          self = getOption("exprsgen.cgroup_self", "/proc/self/cgroup")) {
-    read <- function(f) tryCatch(suppressWarnings(readLines(f, warn = FALSE)), error = function(e) character(0))
+    read <- .read_lines
     number <- function(f) {
         v <- read(f)
         if (!length(v)) return(NA_real_)
@@ -197,14 +209,24 @@
 }
 
 # Refuses early (an R error naming `arg`) what would need more memory than is left:
-# a failed allocation deep in R or the core is worse than a clear "no" here.
-.check_memory <- function(bytes, what, hint, call = rlang::caller_env()) {
+# a failed allocation deep in R or the core is worse than a clear "no" here. With
+# `hard = TRUE` (the burn engine, whose allocations abort the process when they fail)
+# the hard limits apply even when the option `exprsgen.memory_limit` is set.
+.check_memory <- function(bytes, what, hint, call = rlang::caller_env(), hard = FALSE) {
     avail <- .memory_available(call)
-    if (is.finite(bytes) && bytes <= avail) return(invisible(bytes))
+    room <- if (hard) .hard_room() else Inf
+    if (is.finite(bytes) && bytes <= min(avail, room)) return(invisible(bytes))
+    limit <- if (room < avail) {
+        c(i = paste0("The burn engine cannot recover from a failed allocation: the process's ",
+                     "hard limits (`ulimit -v`, its control group's) apply whatever the option ",
+                     "{.code exprsgen.memory_limit} says; the default engine reports such a failure ",
+                     "as an error instead."))
+    } else {
+        c(i = "Option {.code exprsgen.memory_limit} (bytes) overrides the memory assumed available.")
+    }
     .abort(c(paste0(what, " would need about ", .format_bytes(bytes), ", more than the ",
-                    .format_bytes(avail), " this R session can still allocate."),
-             i = hint,
-             i = "Option {.code exprsgen.memory_limit} (bytes) overrides the memory assumed available."),
+                    .format_bytes(min(avail, room)), " this R session can still allocate."),
+             i = hint, limit),
            call = call, class = c("exprsgen_error_memory", "exprsgen_error_argument"))
 }
 

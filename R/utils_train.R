@@ -331,5 +331,5 @@
         genes = paste0("Select fewer genes of {.arg ", data_arg, "} (e.g. the most variable ones)."))
     what <- paste0("The model (", format(params, big.mark = ",", scientific = FALSE),
                    " parameters) and its training")
-    .check_memory(bytes, what, hint, call = call)
+    .check_memory(bytes, what, hint, call = call, hard = identical(.engine(call), "burn"))
 }

@@ -130,3 +130,26 @@ test_that("the first object the binding returns survives a garbage collection at
     expect_identical(v, exprsgen:::.vocabulary())
     expect_true(all(c("bce", "nb", "zinb") %in% v$likelihoods$name))
 })
+
+test_that("the burn engine under ulimit -v refuses a model over the limit even with exprsgen.memory_limit = Inf", {
+    skip_on_os(c("windows", "mac"))
+    # burn's allocations abort the process when they fail (the default engine's are
+    # errors), so the hard limits hold whatever the option says: this child, limited to
+    # 3 GB of address space, was killed (SIGABRT) inside burn's optimizer step before.
+    code <- paste(
+        "library(exprsgen)",
+        "options(exprsgen.engine = 'burn', exprsgen.memory_limit = Inf)",
+        "x <- matrix(runif(20 * 20000), 20, 20000)",
+        "r <- tryCatch(fit_vae(x_train = x, epochs = 1, batch_size = 10, verbose = FALSE,",
+        "  encoder_layers = list(layer_input(20000), layer_dense(8192, 'relu')),",
+        "  decoder_layers = list(layer_dense(8192, 'relu'), layer_dense(20000, 'sigmoid'))),",
+        "  error = function(e) e)",
+        "cat(class(r)[1], '\\n'); cat(conditionMessage(r), '\\n')", sep = "\n")
+    script <- tempfile(fileext = ".R")
+    writeLines(code, script)
+    out <- suppressWarnings(system2("sh", c("-c", shQuote(paste("ulimit -v 3000000 &&", shQuote(file.path(R.home("bin"), "Rscript")),
+                                                            shQuote(script), "2>&1"))), stdout = TRUE))
+    expect_null(attr(out, "status"))
+    expect_match(out[1], "exprsgen_error_memory")
+    expect_match(paste(out, collapse = " "), "burn engine cannot recover")
+})
