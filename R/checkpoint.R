@@ -1,7 +1,8 @@
 #' Save the fit during training, to resume it later
 #'
 #' The keras callback of the same name, for [fit_vae()]'s `callbacks`
-#' argument: every `save_freq` epochs, and after the last one, the fit so far
+#' argument: every `save_freq` epochs, and after the last one (also when
+#' early stopping or the memorisation guard ends training), the fit so far
 #' is written to `filepath` with [saveRDS()]. The file is a complete fit:
 #' [readRDS()] it and [gen_exprs()], [encode()] or [plot_aug()] use it as any
 #' other; it also holds what training needs to continue (the optimizer's
@@ -109,6 +110,12 @@ callback_model_checkpoint <- function(filepath, save_freq = 1L, verbose = 0) {
         .abort("{.arg resume} must be a fit of {.fn fit_vae} or a checkpoint file, not {.obj_type_friendly {resume}}.",
                call = call, class = "exprsgen_error_argument")
     }
+    if (identical(resume$params$stop_reason, "memorisation")) {
+        .abort(c(paste("{.arg resume} cannot be continued: the memorisation guard ended that run, as cells generated",
+                       "from the model were becoming copies of the training cells."),
+                 i = "Its fit is the last model checked without copies; training further would make more."),
+               call = call, class = "exprsgen_error_argument")
+    }
     ck <- resume$checkpoint
     if (is.null(ck) || !identical(ck$version, 1L) || is.null(ck$state)) {
         why <- switch(resume$params$stop_reason %||% "",
@@ -135,6 +142,11 @@ callback_model_checkpoint <- function(filepath, save_freq = 1L, verbose = 0) {
     if (setup$epochs <= done) {
         .abort(c("{.arg epochs} is the total number of epochs, as keras counts them: {setup$epochs} were asked and {done} have run.",
                  i = "Give more than {done} to train further."),
+               call = call, class = "exprsgen_error_argument")
+    }
+    if (identical(fit$params$stop_reason, "early_stopping") && is.null(callbacks)) {
+        .abort(c("{.arg resume} was ended by early stopping at epoch {done}: with the same callbacks, training would stop again at once.",
+                 i = "Its fit ({.fn readRDS} of the checkpoint) is the final one; to train further, give {.arg callbacks} (without {.fn callback_early_stopping}, or with a larger {.arg patience})."),
                call = call, class = "exprsgen_error_argument")
     }
     if (!is.null(callbacks)) setup$callbacks <- .as_callbacks(callbacks, call)

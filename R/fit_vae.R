@@ -271,7 +271,11 @@
 #' training; `fit_vae(resume = file, epochs = E)` continues it to `E` epochs
 #' in all (as keras's `initial_epoch`) with its data, architecture, settings,
 #' optimizer state and random stream: a fit resumed after `k` of `E` epochs
-#' is the fit an uninterrupted `E`-epoch run with the same seed gives.
+#' is the fit an uninterrupted `E`-epoch run with the same seed gives. A run
+#' that early stopping ended continues only with other `callbacks` (the same
+#' would stop it again at once); one that the memorisation guard ended is
+#' not continued.
+#'
 #' Before any weights are allocated, the memory the model and its training
 #' need is compared with what the session can still allocate (Linux's
 #' `MemAvailable`, the room under an address-space limit such as

@@ -8,7 +8,8 @@
 # `state()` below), with `weights`: training continues after its epoch, as the run that
 # saved it would have. `checkpoint`: list(every, save = function(run)) from
 # callback_model_checkpoint(): `save` gets the run so far (as returned here, with its
-# state) every `every` epochs and after the last.
+# state) every `every` epochs and after the last (also when early stopping or the
+# memorisation guard ends the run).
 .train <- function(spec, train, prep, epochs, stopping, verbose,
                    schedule = list(kl_warmup = 0L, plateau = NULL), guard = NULL,
                    resume = NULL, checkpoint = NULL) {
@@ -212,6 +213,20 @@
         }
         out <- run(weights, stop_reason, st)
         out$seconds <- seconds
+        # a run that early stopping or the guard ended: its checkpoint is the fit
+        # returned, so that the file holds the last epoch trained (the state it keeps
+        # is the trainer's, with the weights it holds)
+        # (a guard's stop is not continued: fit_vae(resume =) refuses it, so no state)
+        if (!is.null(checkpoint) && stop_reason %in% c("early_stopping", "memorisation")) {
+            st <- NULL
+            if (stop_reason == "early_stopping") {
+                st <- state()
+                if (!identical(weights, current <- .eg_trainer_weights(trainer))) st$weights <- current
+            }
+            final <- run(weights, stop_reason, st)
+            final$seconds <- seconds
+            checkpoint$save(final)
+        }
         out
     }
     out <- NULL

@@ -178,9 +178,11 @@ memorisable <- function() {
 
 test_that("the memorisation guard stops training before the model hands back its training cells", {
     d <- memorisable()
+    ck <- withr::local_tempfile(fileext = ".rds")
     msgs <- capture_messages(
         fit <- fit_vae(x_train = d$x, y_train = d$y, likelihood = "nb", epochs = 300, batch_size = 8,
-                       latent_dim = 10, seed = 1, verbose = FALSE))
+                       latent_dim = 10, seed = 1, verbose = FALSE,
+                       callbacks = callback_model_checkpoint(ck, save_freq = 1000)))
     g <- fit$params$guard
     expect_identical(g$epoch, seq(30L, by = 30L, length.out = nrow(g)))
     expect_identical(fit$params$stop_reason, "memorisation")
@@ -191,6 +193,11 @@ test_that("the memorisation guard stops training before the model hands back its
     expect_identical(fit$params$epochs_run, kept)
     expect_identical(nrow(fit$history), kept)
     expect_length(grep("Stopped at epoch", msgs), 1L)
+    # the checkpoint written when the guard stopped is the fit returned, and is not continued
+    saved <- readRDS(ck)
+    expect_identical(saved$model$weights, fit$model$weights)
+    expect_identical(saved$params$stop_reason, "memorisation")
+    expect_error(fit_vae(resume = ck, epochs = 400), "memorisation guard", class = "exprsgen_error_argument")
     # the weights returned are those of that epoch: the same fit stopped there
     fit_kept <- fit_vae(x_train = d$x, y_train = d$y, likelihood = "nb", epochs = kept, batch_size = 8,
                         latent_dim = 10, seed = 1, verbose = FALSE, guard = FALSE)

@@ -117,3 +117,26 @@ test_that("the burn engine refuses checkpoints instead of writing ones it cannot
     expect_error(ck_fit(2, callback_model_checkpoint(withr::local_tempfile())), "default training engine",
                  class = "exprsgen_error_argument")
 })
+
+test_that("a run ended by early stopping leaves its last epoch in the checkpoint", {
+    d <- withr::local_tempdir()
+    path <- file.path(d, "ck.rds")
+    # an improvement of 1e9 is never seen: training stops after epoch 1 + patience
+    stopping <- callback_early_stopping(monitor = "loss", patience = 2, min_delta = 1e9)
+    fit <- ck_fit(20, list(stopping, callback_model_checkpoint(path, save_freq = 10)))
+    expect_identical(fit$params$stop_reason, "early_stopping")
+    expect_identical(fit$params$epochs_run, 3L)
+    # no periodic checkpoint was due (every 10 epochs): the one written at the stop
+    saved <- readRDS(path)
+    expect_identical(saved$params$stop_reason, "early_stopping")
+    expect_identical(saved$history, fit$history)
+    expect_identical(saved$model$weights, fit$model$weights)
+    # the same callbacks would stop again at once: resuming asks for others
+    expect_error(fit_vae(resume = path, epochs = 6), "early stopping at epoch 3",
+                 class = "exprsgen_error_argument")
+    # with others it continues from epoch 3, as a run without that early stopping would
+    more <- fit_vae(resume = path, epochs = 6, callbacks = list(), verbose = FALSE)
+    plain <- ck_fit(6)
+    expect_identical(nrow(more$history), 6L)
+    expect_identical(more$model$weights, plain$model$weights)
+})
