@@ -758,7 +758,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     if (!length(dec$dense)) .abort("{.arg decoder_layers} must hold {.fn layer_dense} layers.", call = call)
     out_layer <- length(dec$dense)
     if (dec$norm[out_layer] != "none" || dec$dropout[out_layer] > 0) {
-        .abort(paste("{.arg decoder_layers} may not end with {.fn layer_layer_normalization} or {.fn layer_dropout}:",
+        .abort(paste("{.arg decoder_layers} may not end with a normalisation or {.fn layer_dropout}:",
                      "the output layer's values are the likelihood's."), call = call)
     }
     enc_extras <- enc
@@ -775,44 +775,59 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     lname <- function(ls) vapply(ls, function(l) if (is.null(l$name)) NA_character_ else l$name, character(1))
     # n_classes: the width of the condition row (one-hot labels and covariates)
     width <- if (is.null(conditions)) length(classes) else .condition_width(conditions)
-    list(n_genes = n_genes, n_classes = width, latent_dim = latent_dim,
-         encoder_units = units(enc), encoder_activation = acts(enc), encoder_names = lname(enc),
-         decoder_units = units(dec), decoder_activation = acts(dec), decoder_names = lname(dec),
-         classes = classes, conditions = conditions,
-         encoder_norm = enc_extras$norm, encoder_dropout = enc_extras$dropout,
-         decoder_norm = dec_extras$norm, decoder_dropout = dec_extras$dropout)
+    spec <- list(n_genes = n_genes, n_classes = width, latent_dim = latent_dim,
+                 encoder_units = units(enc), encoder_activation = acts(enc), encoder_names = lname(enc),
+                 decoder_units = units(dec), decoder_activation = acts(dec), decoder_names = lname(dec),
+                 classes = classes, conditions = conditions,
+                 encoder_norm = enc_extras$norm, encoder_dropout = enc_extras$dropout,
+                 decoder_norm = dec_extras$norm, decoder_dropout = dec_extras$dropout)
+    # batch normalisation's settings, per layer (NA elsewhere), only in models that have one
+    if (any(c(enc_extras$norm, dec_extras$norm) == "batch")) {
+        spec[c("encoder_norm_momentum", "encoder_norm_epsilon")] <- enc_extras[c("momentum", "epsilon")]
+        spec[c("decoder_norm_momentum", "decoder_norm_epsilon")] <- dec_extras[c("momentum", "epsilon")]
+    }
+    spec
 }
 
 # A list of layers: dense layers, each optionally followed by a normalisation and then
-# a dropout layer. Returns list(dense = the dense layers, norm = "none"/"layer" and
-# dropout = rates, one per dense layer).
+# a dropout layer. Returns list(dense = the dense layers, norm = "none"/"layer"/"batch",
+# dropout = rates, and batch normalisation's momentum and epsilon (NA elsewhere), one
+# per dense layer).
 .dense_with_extras <- function(layers, arg, call) {
     dense <- list()
     norm <- character(0)
-    dropout <- numeric(0)
+    dropout <- momentum <- epsilon <- numeric(0)
     for (l in layers) {
         if (l$type == "dense") {
             dense[[length(dense) + 1L]] <- l
             norm <- c(norm, "none")
             dropout <- c(dropout, 0)
+            momentum <- c(momentum, NA_real_)
+            epsilon <- c(epsilon, NA_real_)
             next
         }
         k <- length(dense)
         if (l$type == "input") {
             .abort("{.arg {arg}} may hold {.fn layer_input} only first, then {.fn layer_dense} layers.", call = call)
         }
-        if (k == 0L) .abort("{.arg {arg}}: {.fn layer_{l$type}} must follow a {.fn layer_dense}.", call = call)
+        fn <- switch(l$type, dropout = "layer_dropout",
+                     if (identical(l$norm, "batch")) "layer_batch_normalization" else "layer_layer_normalization")
+        if (k == 0L) .abort("{.arg {arg}}: {.fn {fn}} must follow a {.fn layer_dense}.", call = call)
         if (l$type == "normalization") {
             if (norm[k] != "none" || dropout[k] > 0) {
-                .abort("{.arg {arg}}: one {.fn layer_layer_normalization} per dense layer, before its {.fn layer_dropout}.", call = call)
+                .abort("{.arg {arg}}: one normalisation per dense layer, before its {.fn layer_dropout}.", call = call)
             }
             norm[k] <- l$norm
+            if (identical(l$norm, "batch")) {
+                momentum[k] <- l$momentum
+                epsilon[k] <- l$epsilon
+            }
         } else if (l$type == "dropout") {
             if (dropout[k] > 0) .abort("{.arg {arg}}: one {.fn layer_dropout} per dense layer.", call = call)
             dropout[k] <- l$rate
         }
     }
-    list(dense = dense, norm = norm, dropout = dropout)
+    list(dense = dense, norm = norm, dropout = dropout, momentum = momentum, epsilon = epsilon)
 }
 
 #' @method print exprsgen_fit

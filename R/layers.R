@@ -14,12 +14,23 @@
 #' inputs of both encoder and decoder automatically.
 #'
 #' A hidden `layer_dense()` (of the encoder, or of the decoder but its output
-#' layer) may be followed by `layer_layer_normalization()` (each cell's values
-#' of that layer centred and scaled to unit variance, then scaled and shifted
-#' per unit by trained weights, as keras's `LayerNormalization` with
-#' `epsilon = 1e-3`) and then `layer_dropout()`, in that order; both act on the
-#' layer's output after its activation. Both are trained in the fused step,
-#' which the tests check against the same model in burn.
+#' layer) may be followed by a normalisation and then `layer_dropout()`, in
+#' that order; both act on the layer's output after its activation. The
+#' normalisation is `layer_layer_normalization()` (each cell's values of that
+#' layer centred and scaled to unit variance, then scaled and shifted per unit
+#' by trained weights, as keras's `LayerNormalization` with `epsilon = 1e-3`)
+#' or `layer_batch_normalization()` (keras's `BatchNormalization`: in each
+#' training step every unit is centred and scaled by its mean and variance
+#' over the minibatch's cells, then scaled and shifted by trained weights, and
+#' its moving mean and variance move towards the minibatch's by `moving =
+#' momentum * moving + (1 - momentum) * batch`; encoding, decoding,
+#' generation and validation losses use the moving statistics, so that each
+#' cell is treated on its own). Both are trained in the fused step, which the
+#' tests check against the same model in burn. With batch normalisation,
+#' scVI's architecture can be written (its encoder and decoder: dense, batch
+#' normalisation, ReLU, dropout), with the normalisation after the
+#' activation here, as keras orders them in a `Sequential` model written that
+#' way.
 #'
 #' @param shape Integer scalar: the number of genes (the width of one cell).
 #'   A vector of length one, as keras accepts, is fine.
@@ -39,6 +50,12 @@
 #' # normalisation and dropout after a hidden layer
 #' encoder <- list(layer_input(shape = 100), layer_dense(64, "relu"),
 #'                 layer_layer_normalization(), layer_dropout(0.1))
+#' # scVI's encoder and decoder (128 units, batch normalisation, dropout 0.1)
+#' encoder <- list(layer_input(shape = 100), layer_dense(128, "relu"),
+#'                 layer_batch_normalization(momentum = 0.99, epsilon = 0.001),
+#'                 layer_dropout(0.1))
+#' decoder <- list(layer_dense(128, "relu"), layer_batch_normalization(),
+#'                 layer_dense(100))
 #' @name layers
 NULL
 
@@ -85,6 +102,22 @@ layer_layer_normalization <- function(name = NULL, ...) {
               class = "exprsgen_layer")
 }
 
+#' @rdname layers
+#' @param momentum Numeric scalar in \[0, 1\]: how much of the moving mean
+#'   and variance each training step keeps (keras's default 0.99).
+#' @param epsilon Positive numeric scalar added to the variance before its
+#'   square root (keras's default 0.001).
+#' @export
+layer_batch_normalization <- function(momentum = 0.99, epsilon = 0.001, name = NULL, ...) {
+    .no_dots(...)
+    momentum <- .check_number(momentum, "momentum", min = 0, max = 1)
+    epsilon <- .check_number(epsilon, "epsilon", min = 0)
+    if (!(epsilon > 0)) .abort("{.arg epsilon} must be a positive number.")
+    structure(list(type = "normalization", norm = "batch", momentum = momentum, epsilon = epsilon,
+                   name = .check_name(name)),
+              class = "exprsgen_layer")
+}
+
 #' @method print exprsgen_layer
 #' @export
 print.exprsgen_layer <- function(x, ...) {
@@ -92,6 +125,8 @@ print.exprsgen_layer <- function(x, ...) {
         cat("<exprsgen layer> input, shape (None, ", x$units, ")\n", sep = "")
     } else if (x$type == "dropout") {
         cat("<exprsgen layer> dropout, rate ", x$rate, "\n", sep = "")
+    } else if (x$type == "normalization" && identical(x$norm, "batch")) {
+        cat("<exprsgen layer> batch normalization, momentum ", x$momentum, ", epsilon ", x$epsilon, "\n", sep = "")
     } else if (x$type == "normalization") {
         cat("<exprsgen layer> layer normalization\n", sep = "")
     } else {

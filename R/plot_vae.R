@@ -101,7 +101,12 @@ plot_vae <- function(x, node_color = list(encoder_col = "tomato",
         norm <- s[[paste0(side, "_norm")]][i]
         rate <- s[[paste0(side, "_dropout")]][i]
         if (!is.null(norm) && !is.na(norm) && norm != "none") {
-            add(paste0(name, "_norm"), "LayerNormalization", shape(units), shape(units), role)
+            type <- if (norm == "batch") {
+                paste0("BatchNormalization (momentum ", s[[paste0(side, "_norm_momentum")]][i] %||% 0.99, ")")
+            } else {
+                "LayerNormalization"
+            }
+            add(paste0(name, "_norm"), type, shape(units), shape(units), role)
         }
         if (!is.null(rate) && !is.na(rate) && rate > 0) {
             add(paste0(name, "_dropout"), paste0("Dropout (", rate, ")"), shape(units), shape(units), role)

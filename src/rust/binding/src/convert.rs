@@ -93,8 +93,10 @@ pub fn model_params(spec: &Robj) -> CoreResult<ModelParams> {
 }
 
 /// Normalisation and dropout after each layer of the encoder or the decoder:
-/// `<side>_norm` ("none" or "layer") and `<side>_dropout` (rates), one per layer; a spec
-/// without them (fits made before) has none.
+/// `<side>_norm` ("none", "layer" or "batch") and `<side>_dropout` (rates), one per
+/// layer, and for batch normalisations `<side>_norm_momentum` and
+/// `<side>_norm_epsilon` (one per layer, NA elsewhere; keras's defaults when absent); a
+/// spec without them (fits made before) has none.
 fn extras(spec: &Robj, side: &str) -> CoreResult<Vec<LayerExtras>> {
     let (norm, dropout) = (field(spec, &format!("{side}_norm")), field(spec, &format!("{side}_dropout")));
     let field_name = if side == "encoder" { "encoder_layers" } else { "decoder_layers" };
@@ -106,7 +108,39 @@ fn extras(spec: &Robj, side: &str) -> CoreResult<Vec<LayerExtras>> {
             if names.len() != rates.len() {
                 return Err(Error::LengthMismatch { field: field_name, got: rates.len(), expected: names.len() });
             }
-            names.iter().zip(rates).map(|(n, &r)| Ok(LayerExtras { norm: Norm::parse(n, field_name)?, dropout: r as f32 })).collect()
+            // batch normalisation's momentum and epsilon per layer (optional)
+            let per_layer = |what: &str| -> CoreResult<Option<Vec<f64>>> {
+                match field(spec, &format!("{side}_norm_{what}")) {
+                    Ok(v) if !v.is_null() => {
+                        let v = v.as_real_slice().ok_or(Error::InvalidParameter {
+                            field: field_name,
+                            rule: format!("has a non-numeric batch normalisation {what}"),
+                        })?;
+                        if v.len() != names.len() {
+                            return Err(Error::LengthMismatch { field: field_name, got: v.len(), expected: names.len() });
+                        }
+                        Ok(Some(v.to_vec()))
+                    }
+                    _ => Ok(None),
+                }
+            };
+            let (momentum, epsilon) = (per_layer("momentum")?, per_layer("epsilon")?);
+            names
+                .iter()
+                .zip(rates)
+                .enumerate()
+                .map(|(i, (n, &r))| {
+                    let norm = match (Norm::parse(n, field_name)?, &momentum, &epsilon) {
+                        (Norm::Batch { momentum: m0, epsilon: e0 }, m, e) => {
+                            let m = m.as_ref().map_or(m0, |v| v[i] as f32);
+                            let e = e.as_ref().map_or(e0, |v| v[i] as f32);
+                            Norm::batch(m, e, field_name)?
+                        }
+                        (norm, _, _) => norm,
+                    };
+                    Ok(LayerExtras { norm, dropout: r as f32 })
+                })
+                .collect()
         }
         _ => Ok(Vec::new()),
     }

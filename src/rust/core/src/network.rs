@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::likelihood::Outputs;
 use crate::optim::Slot;
 use crate::products::{self, matmul_bias};
-use crate::spec::{LayerExtras, ModelSpec};
+use crate::spec::{LayerExtras, ModelSpec, Norm};
 use crate::team::Team;
 use crate::weights::{check_weights, copy_weights, DenseWeights};
 
@@ -85,36 +85,70 @@ fn extras_backward(ex: LayerExtras, norm: Option<&mut Layer>, n: usize, u: usize
             *g *= m;
         }
     }
-    if let Some(blk) = norm {
-        let (gamma, grad) = (&blk.bias.value[..u], &mut blk.bias.grad);
-        grad.fill(0.0);
-        for r in 0..n {
-            for j in 0..u {
-                let i = r * u + j;
-                grad[j] += gy[i] * act.xhat[i];
-                grad[u + j] += gy[i];
-            }
+    match (norm, ex.norm) {
+        (Some(blk), Norm::Batch { .. }) => batch_norm_backward(blk, n, u, act, gy),
+        (Some(blk), _) => layer_norm_backward(blk, n, u, act, gy),
+        (None, _) => {}
+    }
+}
+
+/// Back through batch normalisation in training (`act.inv_std` per unit): the scale's
+/// and shift's gradients into `blk.bias.grad` (the moving statistics' are 0), and `gy`
+/// becomes `γ / (n sd) (n gy - Σ gy - x̂ Σ gy x̂)`, each sum over the batch.
+fn batch_norm_backward(blk: &mut Layer, n: usize, u: usize, act: &Act, gy: &mut [f32]) {
+    let (gamma, grad) = (&blk.bias.value[..u], &mut blk.bias.grad);
+    grad.fill(0.0);
+    let (d_gamma, rest) = grad.split_at_mut(u);
+    let d_beta = &mut rest[..u];
+    for r in 0..n {
+        for j in 0..u {
+            let i = r * u + j;
+            d_gamma[j] += gy[i] * act.xhat[i];
+            d_beta[j] += gy[i];
         }
-        let inv_u = 1.0 / u as f32;
-        for r in 0..n {
-            let (row, xh) = (&mut gy[r * u..(r + 1) * u], &act.xhat[r * u..(r + 1) * u]);
-            let (mut m1, mut m2) = (0.0f32, 0.0f32);
-            for j in 0..u {
-                let d = row[j] * gamma[j];
-                m1 += d;
-                m2 += d * xh[j];
-            }
-            let (m1, m2, inv) = (m1 * inv_u, m2 * inv_u, act.inv_std[r]);
-            for j in 0..u {
-                row[j] = inv * (row[j] * gamma[j] - m1 - xh[j] * m2);
-            }
+    }
+    let nf = n as f32;
+    for r in 0..n {
+        for j in 0..u {
+            let i = r * u + j;
+            gy[i] = gamma[j] * act.inv_std[j] / nf * (nf * gy[i] - d_beta[j] - act.xhat[i] * d_gamma[j]);
+        }
+    }
+}
+
+/// Back through layer normalisation (`act.inv_std` per cell).
+fn layer_norm_backward(blk: &mut Layer, n: usize, u: usize, act: &Act, gy: &mut [f32]) {
+    let (gamma, grad) = (&blk.bias.value[..u], &mut blk.bias.grad);
+    grad.fill(0.0);
+    for r in 0..n {
+        for j in 0..u {
+            let i = r * u + j;
+            grad[j] += gy[i] * act.xhat[i];
+            grad[u + j] += gy[i];
+        }
+    }
+    let inv_u = 1.0 / u as f32;
+    for r in 0..n {
+        let (row, xh) = (&mut gy[r * u..(r + 1) * u], &act.xhat[r * u..(r + 1) * u]);
+        let (mut m1, mut m2) = (0.0f32, 0.0f32);
+        for j in 0..u {
+            let d = row[j] * gamma[j];
+            m1 += d;
+            m2 += d * xh[j];
+        }
+        let (m1, m2, inv) = (m1 * inv_u, m2 * inv_u, act.inv_std[r]);
+        for j in 0..u {
+            row[j] = inv * (row[j] * gamma[j] - m1 - xh[j] * m2);
         }
     }
 }
 
 /// One layer's values for the batch: before (`a`) and after (`h`) the activation and
 /// what follows it; with a normalisation or dropout, the activation's output (`z`), the
-/// normalised values and each cell's `1 / sd` (`xhat`, `inv_std`) and the dropout mask.
+/// normalised values and `1 / sd` (`xhat`; `inv_std`: per cell for layer
+/// normalisation, per unit for batch normalisation) and the dropout mask; in a training
+/// step with batch normalisation, each unit's mean and variance over the batch
+/// (`batch_mean`, `batch_var`), which then move the moving statistics.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Act {
     pub a: Vec<f32>,
@@ -123,6 +157,8 @@ pub(crate) struct Act {
     pub xhat: Vec<f32>,
     pub inv_std: Vec<f32>,
     pub mask: Vec<f32>,
+    pub batch_mean: Vec<f32>,
+    pub batch_var: Vec<f32>,
 }
 
 /// The forward pass's buffers, kept between batches.
@@ -280,6 +316,12 @@ impl Network {
                 cells(&mut act.inv_std, 1)?;
                 cells(&mut act.mask, units)?;
             }
+            if let Norm::Batch { .. } = ex.norm {
+                const WHAT: &str = "the batch normalisation's statistics";
+                reserve(&mut act.inv_std, n.max(units), WHAT)?;
+                reserve(&mut act.batch_mean, units, WHAT)?;
+                reserve(&mut act.batch_var, units, WHAT)?;
+            }
             Ok(())
         };
         acts.enc.resize_with(m, Act::default);
@@ -420,8 +462,48 @@ impl Network {
         }
         resize(&mut cur.z, n * u);
         act.forward(&cur.a, &mut cur.z);
-        match norm {
-            Some(i) => {
+        let training = rng.is_some();
+        match (norm, ex.norm) {
+            (Some(i), Norm::Batch { epsilon, .. }) => {
+                let p = &self.layers[i].bias.value;
+                let (gamma, beta) = (&p[..u], &p[u..2 * u]);
+                resize(&mut cur.xhat, n * u);
+                resize(&mut cur.inv_std, u);
+                if training {
+                    // each unit's mean and (biased) variance over the batch's cells
+                    resize(&mut cur.batch_mean, u);
+                    resize(&mut cur.batch_var, u);
+                    cur.batch_mean.fill(0.0);
+                    cur.batch_var.fill(0.0);
+                    for r in 0..n {
+                        for (m, v) in cur.batch_mean.iter_mut().zip(&cur.z[r * u..(r + 1) * u]) {
+                            *m += v;
+                        }
+                    }
+                    let inv_n = 1.0 / n as f32;
+                    cur.batch_mean.iter_mut().for_each(|m| *m *= inv_n);
+                    for r in 0..n {
+                        for j in 0..u {
+                            let d = cur.z[r * u + j] - cur.batch_mean[j];
+                            cur.batch_var[j] += d * d;
+                        }
+                    }
+                    cur.batch_var.iter_mut().for_each(|v| *v *= inv_n);
+                }
+                let (mean, var) = if training { (&cur.batch_mean[..], &cur.batch_var[..]) } else { (&p[2 * u..3 * u], &p[3 * u..4 * u]) };
+                for (inv, v) in cur.inv_std.iter_mut().zip(var) {
+                    *inv = 1.0 / (v + epsilon).sqrt();
+                }
+                for r in 0..n {
+                    for j in 0..u {
+                        let i = r * u + j;
+                        let xh = (cur.z[i] - mean[j]) * cur.inv_std[j];
+                        cur.xhat[i] = xh;
+                        cur.h[i] = gamma[j] * xh + beta[j];
+                    }
+                }
+            }
+            (Some(i), _) => {
                 let (gamma, beta) = self.layers[i].bias.value.split_at(u);
                 resize(&mut cur.xhat, n * u);
                 resize(&mut cur.inv_std, n);
@@ -438,13 +520,34 @@ impl Network {
                     }
                 }
             }
-            None => cur.h.copy_from_slice(&cur.z),
+            (None, _) => cur.h.copy_from_slice(&cur.z),
         }
         if let (Some(rng), true) = (rng, ex.dropout > 0.0) {
             resize(&mut cur.mask, n * u);
             dropout_mask(rng, ex.dropout, &mut cur.mask);
             for (h, m) in cur.h.iter_mut().zip(&cur.mask) {
                 *h *= m;
+            }
+        }
+    }
+
+    /// After a training step: each batch normalisation's moving mean and variance move
+    /// towards the batch's (`acts`, from the step's forward pass), `moving = momentum *
+    /// moving + (1 - momentum) * batch`.
+    pub fn update_moving_statistics(&mut self, acts: &Acts) {
+        let Network { spec, layers, enc_norm, dec_norm } = self;
+        let sides = [(&spec.encoder_extras, enc_norm, &acts.enc), (&spec.decoder_extras, dec_norm, &acts.dec)];
+        for (extras, norms, acts) in sides {
+            for ((ex, norm), act) in extras.iter().zip(norms.iter()).zip(acts.iter()) {
+                if let (Norm::Batch { momentum, .. }, Some(i)) = (ex.norm, *norm) {
+                    let u = act.batch_mean.len();
+                    let p = &mut layers[i].bias.value;
+                    let (mean, var) = p[2 * u..4 * u].split_at_mut(u);
+                    for j in 0..u {
+                        mean[j] = momentum * mean[j] + (1.0 - momentum) * act.batch_mean[j];
+                        var[j] = momentum * var[j] + (1.0 - momentum) * act.batch_var[j];
+                    }
+                }
             }
         }
     }

@@ -11,21 +11,54 @@ use crate::likelihood::{self, Likelihood};
 use crate::optim::OptimizerKind;
 
 /// A normalisation after a hidden dense layer's activation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Norm {
     #[default]
     None,
     /// Layer normalisation (per cell, over the layer's units) with a learnt scale and
     /// shift per unit (keras's `layer_layer_normalization()`, epsilon 1e-3).
     Layer,
+    /// Batch normalisation (keras's `layer_batch_normalization()`): in a training step
+    /// each unit is centred and scaled by its mean and (biased) variance over the
+    /// batch's cells, then scaled and shifted by learnt weights; each step also moves
+    /// the unit's moving mean and variance towards the batch's, `moving = momentum *
+    /// moving + (1 - momentum) * batch` (as keras). Inference, evaluation passes and
+    /// generation use the moving statistics.
+    Batch { momentum: f32, epsilon: f32 },
 }
+
+/// keras's defaults for `layer_batch_normalization()`.
+pub const BATCH_NORM_MOMENTUM: f32 = 0.99;
+pub const BATCH_NORM_EPSILON: f32 = 1e-3;
 
 impl Norm {
     pub fn parse(name: &str, field: &'static str) -> Result<Norm> {
         match name {
             "none" => Ok(Norm::None),
             "layer" => Ok(Norm::Layer),
-            _ => Err(Error::invalid(field, format!("has an unknown normalisation '{name}' (use 'none' or 'layer')"))),
+            "batch" => Norm::batch(BATCH_NORM_MOMENTUM, BATCH_NORM_EPSILON, field),
+            _ => Err(Error::invalid(field, format!("has an unknown normalisation '{name}' (use 'none', 'layer' or 'batch')"))),
+        }
+    }
+
+    /// Batch normalisation with `momentum` in [0, 1] and `epsilon` > 0.
+    pub fn batch(momentum: f32, epsilon: f32, field: &'static str) -> Result<Norm> {
+        if !(0.0..=1.0).contains(&momentum) {
+            return Err(Error::invalid(field, "has a batch normalisation momentum outside [0, 1]"));
+        }
+        if !(epsilon > 0.0 && epsilon.is_finite()) {
+            return Err(Error::invalid(field, "has a batch normalisation epsilon that is not a positive number"));
+        }
+        Ok(Norm::Batch { momentum, epsilon })
+    }
+
+    /// Values per unit in the normalisation's parameter block: scale and shift, then
+    /// (batch normalisation) the moving mean and the moving variance.
+    pub fn width(self) -> usize {
+        match self {
+            Norm::None => 0,
+            Norm::Layer => 2,
+            Norm::Batch { .. } => 4,
         }
     }
 }
@@ -286,16 +319,26 @@ impl ModelSpec {
             out.push(block(name.to_string(), Role::Gene, 0, self.n_genes));
         }
         // normalisations last, so that a model without them keeps its block indices
-        for (i, &(u, _)) in self.encoder.iter().enumerate() {
-            if self.encoder_extras[i].norm != Norm::None {
-                out.push(block(format!("encoder_{}_norm", i + 1), Role::Norm, 0, 2 * u));
-            }
+        for (name, u, norm) in self.norms() {
+            out.push(block(name, Role::Norm, 0, norm.width() * u));
         }
-        for (i, &(u, _)) in self.decoder.iter().enumerate() {
-            if self.decoder_extras[i].norm != Norm::None {
-                out.push(block(format!("decoder_{}_norm", i + 1), Role::Norm, 0, 2 * u));
-            }
-        }
+        out
+    }
+
+    /// The normalisations' blocks in weight order (encoder layers, then decoder
+    /// layers): name, the layer's units and the normalisation.
+    pub fn norms(&self) -> Vec<(String, usize, Norm)> {
+        let side = |prefix: &str, layers: &[(usize, Activation)], extras: &[LayerExtras]| {
+            layers
+                .iter()
+                .zip(extras)
+                .enumerate()
+                .filter(|(_, (_, e))| e.norm != Norm::None)
+                .map(|(i, (&(u, _), e))| (format!("{prefix}_{}_norm", i + 1), u, e.norm))
+                .collect::<Vec<_>>()
+        };
+        let mut out = side("encoder", &self.encoder, &self.encoder_extras);
+        out.extend(side("decoder", &self.decoder, &self.decoder_extras));
         out
     }
 

@@ -47,9 +47,10 @@ pub(crate) fn check_weights(spec: &ModelSpec, weights: &[DenseWeights]) -> Resul
 /// The weights of a new model: Glorot-uniform kernels and zero biases (keras's
 /// defaults), drawn from `rng` block by block in weight order, so that a seed fixes
 /// them. Per-gene parameters start at 0 (e.g. theta = 1), normalisations at scale 1 and
-/// shift 0. A model too large for the
+/// shift 0 (batch normalisation's moving mean at 0, its moving variance at 1). A model too large for the
 /// machine's memory is an `OutOfMemory` error.
 pub fn initial_weights(spec: &ModelSpec, rng: &mut Stream) -> Result<Vec<DenseWeights>> {
+    let mut norms = spec.norms().into_iter();
     spec.blocks()
         .into_iter()
         .map(|b| {
@@ -60,8 +61,13 @@ pub fn initial_weights(spec: &ModelSpec, rng: &mut Stream) -> Result<Vec<DenseWe
                 .map_err(|e| e.of_layer(&b.name))?;
             let mut bias = zeros(n_out, "the biases").map_err(|e| e.of_layer(&b.name))?;
             if b.role == crate::spec::Role::Norm {
-                // a normalisation's scale starts at 1, its shift at 0
-                bias[..n_out / 2].fill(1.0);
+                // a normalisation's scale starts at 1, its shift at 0; batch
+                // normalisation's moving mean at 0 and moving variance at 1 (as keras)
+                let (_, u, norm) = norms.next().ok_or_else(|| Error::Internal("a normalisation block without its layer".into()))?;
+                bias[..u].fill(1.0);
+                if norm.width() == 4 {
+                    bias[3 * u..].fill(1.0);
+                }
             }
             Ok(DenseWeights { name: b.name, n_in, n_out, kernel, bias })
         })

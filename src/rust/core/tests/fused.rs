@@ -266,3 +266,110 @@ fn dropout_is_seeded_in_training_and_off_at_inference() {
     let encode = |s: &ModelSpec| Model::new(s, &a, 1).unwrap().encode(&data).unwrap();
     assert_eq!(encode(&dropped), encode(&plain));
 }
+
+fn batch_norm(dropout: f32) -> LayerExtras {
+    LayerExtras { norm: Norm::Batch { momentum: 0.9, epsilon: 1e-3 }, dropout }
+}
+
+/// Batch normalisation after hidden layers of the encoder and the decoder (with and
+/// without dropout, beside a layer normalisation): the fused step matches burn's
+/// autodiff, moving statistics included, and so does an evaluation pass, which reads
+/// the moving statistics; the scales, shifts and moving statistics all moved.
+///
+/// Weights are compared after SGD steps. The bias of a unit that the activation passes
+/// for every cell of a batch has a gradient of 0 up to rounding (the normalisation
+/// removes any shift of the unit), and the adaptive optimizers turn that rounding
+/// into steps of the learning rate's size, different in each engine: with Adam the
+/// losses are compared.
+#[test]
+fn fused_step_matches_burn_with_batch_normalisation() {
+    let (n, g) = (40, 9);
+    let (x, labels) = values(n, g, 8);
+    let cond = scaled_data(&x, n, g, Some(&labels));
+    let cx = counts(n, g, 9);
+    let cdata = count_data(&cx, n, g, &labels);
+    let scaled = model(g, 3, &[(12, "relu"), (10, "tanh")], &[(12, "elu"), (0, "sigmoid")], "bce");
+    let count = model(g, 3, &[(12, "relu")], &[(10, "relu"), (8, "softplus"), (0, "linear")], "nb");
+    let cases = [
+        (
+            ModelSpec {
+                encoder_extras: vec![batch_norm(0.0), batch_norm(0.2)],
+                decoder_extras: vec![batch_norm(0.0), extras(false, 0.0)],
+                ..scaled.clone()
+            },
+            &cond,
+            3e-3,
+        ),
+        (
+            ModelSpec {
+                encoder_extras: vec![batch_norm(0.1)],
+                decoder_extras: vec![extras(true, 0.0), batch_norm(0.25), extras(false, 0.0)],
+                ..count.clone()
+            },
+            &cdata,
+            5e-3,
+        ),
+    ];
+    for (s, data, tol) in cases {
+        compare(&s, "sgd", data, tol);
+        for opt in ["sgd", "adam"] {
+            let mut fused = Trainer::new(&s, train(opt, "fused", 1), None).unwrap();
+            let mut reference = Trainer::new(&s, train(opt, "burn", 1), None).unwrap();
+            for _ in 0..2 {
+                let (tf, tb) = (fused.train_epoch(data).unwrap(), reference.train_epoch(data).unwrap());
+                assert!((tf.loss - tb.loss).abs() < 1e-3 * (1.0 + tb.loss.abs()), "{opt}: training {tf:?} vs {tb:?}");
+            }
+            // evaluation (moving statistics): the same loss from both engines
+            let (ef, eb) = (fused.evaluate(data).unwrap(), reference.evaluate(data).unwrap());
+            assert!((ef.loss - eb.loss).abs() < 1e-3 * (1.0 + eb.loss.abs()), "{opt}: evaluation {ef:?} vs {eb:?}");
+        }
+        let mut fused = Trainer::new(&s, train("adam", "fused", 1), None).unwrap();
+        fused.train_epoch(data).unwrap();
+        let w = fused.weights().unwrap();
+        for b in w.iter().filter(|w| {
+            w.name.ends_with("_norm") && w.n_out % 4 == 0 && s.norms().iter().any(|(name, _, norm)| *name == w.name && norm.width() == 4)
+        }) {
+            let u = b.n_out / 4;
+            let (scale, rest) = b.bias.split_at(u);
+            let (shift, rest) = rest.split_at(u);
+            let (mean, var) = rest.split_at(u);
+            assert!(scale.iter().any(|&v| v != 1.0) && shift.iter().any(|&v| v != 0.0), "{}: scale and shift not trained", b.name);
+            assert!(mean.iter().any(|&v| v != 0.0) && var.iter().any(|&v| v != 1.0), "{}: moving statistics did not move", b.name);
+            assert!(var.iter().all(|&v| v > 0.0), "{}: a moving variance is not positive", b.name);
+        }
+    }
+}
+
+/// At inference a batch-normalised model treats each cell on its own (moving
+/// statistics): a cell's code is the same encoded alone or among others; in training
+/// the batch's statistics make the step depend on the batch.
+#[test]
+fn batch_normalisation_uses_moving_statistics_at_inference() {
+    let (n, g) = (40, 9);
+    let (x, labels) = values(n, g, 10);
+    let data = scaled_data(&x, n, g, Some(&labels));
+    let s = ModelSpec {
+        encoder_extras: vec![batch_norm(0.0)],
+        decoder_extras: vec![batch_norm(0.0), extras(false, 0.0)],
+        ..model(g, 3, &[(12, "relu")], &[(12, "relu"), (0, "sigmoid")], "bce")
+    };
+    let mut t = Trainer::new(&s, train("adam", "fused", 1), None).unwrap();
+    t.train_epoch(&data).unwrap();
+    let w = t.weights().unwrap();
+    let (all, _) = Model::new(&s, &w, 1).unwrap().encode(&data).unwrap();
+    // the first 5 cells (column-major, cells in rows), under the same scaling
+    let first: Vec<f64> = (0..g).flat_map(|j| (0..5).map(move |c| (j, c))).map(|(j, c)| x[j * n + c]).collect();
+    let view = DenseView::new(&first, 5, g, Layout::CellsInRows).unwrap();
+    let scaling = Scaling::fit(DenseView::new(&x, n, g, Layout::CellsInRows).unwrap()).unwrap();
+    let few = Dataset::new(view, Transform::MinMax(scaling), Some(labels[..5].to_vec()), 3).unwrap();
+    let (some, _) = Model::new(&s, &w, 1).unwrap().encode(&few).unwrap();
+    let l = s.latent_dim;
+    for (a, b) in some.iter().zip(&all[..5 * l]) {
+        assert!((a - b).abs() < 1e-5, "a cell's code depends on the others at inference: {a} vs {b}");
+    }
+    // the initial moving statistics (mean 0, variance 1) are what a new model reads
+    let w0 = Trainer::new(&s, train("adam", "fused", 1), None).unwrap().weights().unwrap();
+    let norm = w0.iter().find(|b| b.name == "encoder_1_norm").unwrap();
+    let u = norm.n_out / 4;
+    assert!(norm.bias[2 * u..3 * u].iter().all(|&v| v == 0.0) && norm.bias[3 * u..].iter().all(|&v| v == 1.0));
+}

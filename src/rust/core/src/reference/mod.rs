@@ -13,5 +13,5 @@ pub type Cpu = burn::backend::NdArray<f32>;
 /// The same backend with reverse-mode autodiff, for training.
 pub type CpuAutodiff = burn::backend::Autodiff<Cpu>;
 
-pub use model::Vae;
+pub use model::{BatchStats, Vae};
 pub(crate) use train::Engine;

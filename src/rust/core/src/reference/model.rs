@@ -12,6 +12,10 @@ use crate::network::{dropout_mask, NORM_EPS};
 use crate::spec::{ModelSpec, Norm, Role};
 use crate::weights::{check_weights, DenseWeights};
 
+/// The batch statistics of a training step's batch normalisations: the index of the
+/// normalisation (in `Vae::norms`), each unit's mean and variance over the batch.
+pub type BatchStats = Vec<(usize, Vec<f32>, Vec<f32>)>;
+
 #[derive(Module, Debug)]
 pub struct Vae<B: Backend> {
     pub(crate) encoder: Vec<Linear<B>>,
@@ -39,6 +43,10 @@ fn dense<B: Backend>(kernel: Vec<f32>, bias: Vec<f32>, n_in: usize, n_out: usize
 
 fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>> {
     t.into_data().convert::<f32>().to_vec::<f32>().map_err(|e| Error::Internal(format!("{e:?}")))
+}
+
+fn values_or_empty<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    values(t).unwrap_or_default()
 }
 
 impl<B: Backend> Vae<B> {
@@ -97,18 +105,19 @@ impl<B: Backend> Vae<B> {
 
     /// `x`: `[batch, genes + classes]` (transformed genes, then one-hot condition)
     /// → (`z_mean`, `z_log_var`), each `[batch, latent]`.
-    /// Training draws dropout masks from `rng` (as the fused step does).
-    pub fn encode(&self, x: Tensor<B, 2>, mut rng: Option<&mut Stream>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    /// Training draws dropout masks from `rng` (as the fused step does) and normalises
+    /// in batch normalisations by the batch's statistics, which go to `stats`.
+    pub fn encode(&self, x: Tensor<B, 2>, mut rng: Option<&mut Stream>, stats: &mut BatchStats) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let mut h = x;
         for (i, (layer, &(_, act))) in self.encoder.iter().zip(&self.spec.encoder).enumerate() {
-            h = self.extras(act.burn(layer.forward(h)), false, i, rng.as_deref_mut());
+            h = self.extras(act.burn(layer.forward(h)), false, i, rng.as_deref_mut(), stats);
         }
         (self.z_mean.forward(h.clone()), self.z_log_var.forward(h))
     }
 
     /// What follows hidden layer `i`'s activation (of the decoder or the encoder): its
-    /// layer normalisation, then dropout with a mask drawn from `rng` (training).
-    fn extras(&self, h: Tensor<B, 2>, decoder: bool, i: usize, rng: Option<&mut Stream>) -> Tensor<B, 2> {
+    /// normalisation, then dropout with a mask drawn from `rng` (training).
+    fn extras(&self, h: Tensor<B, 2>, decoder: bool, i: usize, rng: Option<&mut Stream>, stats: &mut BatchStats) -> Tensor<B, 2> {
         let (extras, others) = if decoder {
             (&self.spec.decoder_extras, self.spec.encoder_extras.iter().filter(|e| e.norm != Norm::None).count())
         } else {
@@ -117,15 +126,36 @@ impl<B: Backend> Vae<B> {
         let ex = extras[i];
         let [n, u] = h.dims();
         let mut h = h;
-        if ex.norm == Norm::Layer {
-            let p = self.norms[others + extras[..i].iter().filter(|e| e.norm != Norm::None).count()].val();
-            let mean = h.clone().mean_dim(1);
-            let centered = h - mean;
-            let var = centered.clone().powi_scalar(2).mean_dim(1);
-            let xhat = centered / var.add_scalar(NORM_EPS).sqrt();
-            let gamma = p.clone().narrow(0, 0, u).unsqueeze::<2>();
-            let beta = p.narrow(0, u, u).unsqueeze::<2>();
-            h = xhat * gamma + beta;
+        let k = others + extras[..i].iter().filter(|e| e.norm != Norm::None).count();
+        match ex.norm {
+            Norm::Layer => {
+                let p = self.norms[k].val();
+                let mean = h.clone().mean_dim(1);
+                let centered = h - mean;
+                let var = centered.clone().powi_scalar(2).mean_dim(1);
+                let xhat = centered / var.add_scalar(NORM_EPS).sqrt();
+                let gamma = p.clone().narrow(0, 0, u).unsqueeze::<2>();
+                let beta = p.narrow(0, u, u).unsqueeze::<2>();
+                h = xhat * gamma + beta;
+            }
+            Norm::Batch { epsilon, .. } => {
+                let p = self.norms[k].val();
+                let (mean, var) = if rng.is_some() {
+                    // the batch's statistics per unit (the biased variance), through
+                    // which the gradient flows
+                    let mean = h.clone().mean_dim(0);
+                    let var = (h.clone() - mean.clone()).powi_scalar(2).mean_dim(0);
+                    stats.push((k, values_or_empty(mean.clone()), values_or_empty(var.clone())));
+                    (mean, var)
+                } else {
+                    (p.clone().narrow(0, 2 * u, u).unsqueeze::<2>(), p.clone().narrow(0, 3 * u, u).unsqueeze::<2>())
+                };
+                let xhat = (h - mean) / var.add_scalar(epsilon).sqrt();
+                let gamma = p.clone().narrow(0, 0, u).unsqueeze::<2>();
+                let beta = p.narrow(0, u, u).unsqueeze::<2>();
+                h = xhat * gamma + beta;
+            }
+            Norm::None => {}
         }
         if let (Some(rng), true) = (rng, ex.dropout > 0.0) {
             let mut mask = vec![0.0f32; n * u];
@@ -136,6 +166,31 @@ impl<B: Backend> Vae<B> {
         h
     }
 
+    /// After a training step: the moving mean and variance of each batch
+    /// normalisation in `stats` move towards the batch's (as `Network` does).
+    pub fn update_moving_statistics(mut self, stats: &BatchStats) -> Result<Self> {
+        let kinds: Vec<Norm> =
+            self.spec.encoder_extras.iter().chain(&self.spec.decoder_extras).map(|e| e.norm).filter(|n| *n != Norm::None).collect();
+        for (k, mean, var) in stats {
+            let Some(Norm::Batch { momentum, .. }) = kinds.get(*k).copied() else {
+                return Err(Error::Internal("batch statistics of a layer without batch normalisation".into()));
+            };
+            let mut p = values(self.norms[*k].val())?;
+            let u = mean.len();
+            for j in 0..u {
+                p[2 * u + j] = momentum * p[2 * u + j] + (1.0 - momentum) * mean[j];
+                p[3 * u + j] = momentum * p[3 * u + j] + (1.0 - momentum) * var[j];
+            }
+            let param = std::mem::replace(&mut self.norms[*k], Param::from_tensor(Tensor::zeros([1], &Default::default())));
+            // (the same parameter, so that the optimizer's state stays with it)
+            self.norms[*k] = param.map(|t| {
+                let device = t.device();
+                Tensor::from_data(TensorData::new(p, [4 * u]), &device).require_grad()
+            });
+        }
+        Ok(self)
+    }
+
     /// `z`: `[batch, latent]`, `cond`: `[batch, conditions]` for a CVAE → the output
     /// layer's pre-activations and each head's, `[batch, genes]`.
     pub fn decode_heads(
@@ -143,6 +198,7 @@ impl<B: Backend> Vae<B> {
         z: Tensor<B, 2>,
         cond: Option<Tensor<B, 2>>,
         mut rng: Option<&mut Stream>,
+        stats: &mut BatchStats,
     ) -> (Tensor<B, 2>, Vec<Tensor<B, 2>>) {
         // each decoder layer's input: the previous output, then its condition columns
         let with_conditions = |h: Tensor<B, 2>, j: usize| match (&cond, self.spec.decoder_conditions.get(j)) {
@@ -152,7 +208,7 @@ impl<B: Backend> Vae<B> {
         let mut h = with_conditions(z, 0);
         let last = self.decoder.len().saturating_sub(1);
         for (j, (layer, &(_, act))) in self.decoder.iter().zip(&self.spec.decoder).take(last).enumerate() {
-            h = with_conditions(self.extras(act.burn(layer.forward(h)), true, j, rng.as_deref_mut()), j + 1);
+            h = with_conditions(self.extras(act.burn(layer.forward(h)), true, j, rng.as_deref_mut(), stats), j + 1);
         }
         let heads = self.heads.iter().map(|l| l.forward(h.clone())).collect();
         let logits = match self.decoder.last() {

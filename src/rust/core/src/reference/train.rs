@@ -6,7 +6,7 @@ use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::{backend::Backend, ElementConversion, Tensor, TensorData};
 
-use super::{Cpu, CpuAutodiff, Vae};
+use super::{BatchStats, Cpu, CpuAutodiff, Vae};
 use crate::cpu::set_flush_denormals;
 use crate::data::Batch;
 use crate::error::{Error, Result};
@@ -39,6 +39,8 @@ struct BatchLoss<B: Backend> {
     total: Tensor<B, 1>,
     /// (loss, reconstruction, KL), each averaged over cells.
     parts: (f64, f64, f64),
+    /// The batch normalisations' statistics of a training step.
+    stats: BatchStats,
 }
 
 /// Forward pass and loss of one gathered batch. The reconstruction enters as
@@ -61,10 +63,11 @@ fn batch_loss<B: Backend>(
     let cond = (k > 0).then(|| tensor2::<B>(batch.condition.clone(), n, k, &device));
     // dropout masks (training only) and the reparameterisation's noise, drawn in the
     // fused step's order
-    let (mean, log_var) = model.encode(x, if learn { Some(&mut *rng) } else { None });
+    let mut stats = BatchStats::new();
+    let (mean, log_var) = model.encode(x, if learn { Some(&mut *rng) } else { None }, &mut stats);
     let eps = tensor2::<B>(standard_normal(rng, n * l), n, l, &device);
     let z = mean.clone() + log_var.clone().mul_scalar(0.5).exp() * eps;
-    let (logits, heads) = model.decode_heads(z, cond, if learn { Some(&mut *rng) } else { None });
+    let (logits, heads) = model.decode_heads(z, cond, if learn { Some(&mut *rng) } else { None }, &mut stats);
     let kl = kl_normal(mean, log_var);
     let kl_mean = kl.clone().mean().into_scalar().elem::<f64>();
     let kl_term = kl.mean().mul_scalar(regularization);
@@ -83,7 +86,7 @@ fn batch_loss<B: Backend>(
         work.sum_genes[q].total(n, &mut grad);
         surrogate = surrogate + (p.val() * Tensor::<B, 1>::from_data(TensorData::new(grad, [g]), &device)).sum();
     }
-    BatchLoss { total: surrogate + kl_term, parts: (reconstruction + regularization * kl_mean, reconstruction, kl_mean) }
+    BatchLoss { total: surrogate + kl_term, parts: (reconstruction + regularization * kl_mean, reconstruction, kl_mean), stats }
 }
 
 /// A model in training with the reference engine, its optimizer state and its thread
@@ -154,7 +157,7 @@ impl InPool<'_> {
             s.model = Some(m);
         } else {
             let grads = GradientsParams::from_grads(out.total.backward(), &m);
-            s.model = Some(s.optim.step(train.learning_rate, m, grads));
+            s.model = Some(s.optim.step(train.learning_rate, m, grads).update_moving_statistics(&out.stats)?);
         }
         Ok(out.parts)
     }
