@@ -757,7 +757,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
     dec <- .dense_with_extras(dec, "decoder_layers", call)
     if (!length(dec$dense)) .abort("{.arg decoder_layers} must hold {.fn layer_dense} layers.", call = call)
     out_layer <- length(dec$dense)
-    if (dec$norm[out_layer] != "none" || dec$dropout[out_layer] > 0) {
+    if (dec$norm[out_layer] != "none" || dec$after[out_layer] != "none" || dec$dropout[out_layer] > 0) {
         .abort(paste("{.arg decoder_layers} may not end with a normalisation or {.fn layer_dropout}:",
                      "the output layer's values are the likelihood's."), call = call)
     }
@@ -781,26 +781,34 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
                  classes = classes, conditions = conditions,
                  encoder_norm = enc_extras$norm, encoder_dropout = enc_extras$dropout,
                  decoder_norm = dec_extras$norm, decoder_dropout = dec_extras$dropout)
-    # batch normalisation's settings, per layer (NA elsewhere), only in models that have one
+    # batch normalisation's settings, per layer (NA elsewhere), and activations after a
+    # normalisation ("none" elsewhere), only in models that have them
     if (any(c(enc_extras$norm, dec_extras$norm) == "batch")) {
         spec[c("encoder_norm_momentum", "encoder_norm_epsilon")] <- enc_extras[c("momentum", "epsilon")]
         spec[c("decoder_norm_momentum", "decoder_norm_epsilon")] <- dec_extras[c("momentum", "epsilon")]
     }
+    if (any(c(enc_extras$after, dec_extras$after) != "none")) {
+        spec$encoder_activation_after <- enc_extras$after
+        spec$decoder_activation_after <- dec_extras$after
+    }
     spec
 }
 
-# A list of layers: dense layers, each optionally followed by a normalisation and then
-# a dropout layer. Returns list(dense = the dense layers, norm = "none"/"layer"/"batch",
-# dropout = rates, and batch normalisation's momentum and epsilon (NA elsewhere), one
-# per dense layer).
+# A list of layers: dense layers, each optionally followed by a normalisation, an
+# activation (layer_activation()) and then a dropout layer. Returns list(dense = the
+# dense layers, norm = "none"/"layer"/"batch", after = the activation after the
+# normalisation ("none"), dropout = rates, and batch normalisation's momentum and
+# epsilon (NA elsewhere), one per dense layer). An activation right after a linear
+# dense layer becomes that layer's activation.
 .dense_with_extras <- function(layers, arg, call) {
     dense <- list()
-    norm <- character(0)
+    norm <- after <- character(0)
     dropout <- momentum <- epsilon <- numeric(0)
     for (l in layers) {
         if (l$type == "dense") {
             dense[[length(dense) + 1L]] <- l
             norm <- c(norm, "none")
+            after <- c(after, "none")
             dropout <- c(dropout, 0)
             momentum <- c(momentum, NA_real_)
             epsilon <- c(epsilon, NA_real_)
@@ -810,11 +818,25 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
         if (l$type == "input") {
             .abort("{.arg {arg}} may hold {.fn layer_input} only first, then {.fn layer_dense} layers.", call = call)
         }
-        fn <- switch(l$type, dropout = "layer_dropout",
+        fn <- switch(l$type, dropout = "layer_dropout", activation = "layer_activation",
                      if (identical(l$norm, "batch")) "layer_batch_normalization" else "layer_layer_normalization")
         if (k == 0L) .abort("{.arg {arg}}: {.fn {fn}} must follow a {.fn layer_dense}.", call = call)
+        if (l$type == "activation") {
+            if (dropout[k] > 0 || after[k] != "none") {
+                .abort("{.arg {arg}}: one {.fn layer_activation} per dense layer, before its {.fn layer_dropout}.", call = call)
+            }
+            if (norm[k] != "none") {
+                after[k] <- l$activation
+            } else if (identical(dense[[k]]$activation, "linear")) {
+                dense[[k]]$activation <- l$activation
+            } else {
+                .abort(c("{.arg {arg}}: {.fn layer_activation} follows a {.fn layer_dense} that has an activation ({.val {dense[[k]]$activation}}).",
+                         i = "Give that layer no activation, or put a normalisation between them."), call = call)
+            }
+            next
+        }
         if (l$type == "normalization") {
-            if (norm[k] != "none" || dropout[k] > 0) {
+            if (norm[k] != "none" || dropout[k] > 0 || after[k] != "none") {
                 .abort("{.arg {arg}}: one normalisation per dense layer, before its {.fn layer_dropout}.", call = call)
             }
             norm[k] <- l$norm
@@ -827,7 +849,7 @@ fit_vae <- function(object = NULL, x_train = NULL, x_val = NULL, y_train = NULL,
             dropout[k] <- l$rate
         }
     }
-    list(dense = dense, norm = norm, dropout = dropout, momentum = momentum, epsilon = epsilon)
+    list(dense = dense, norm = norm, after = after, dropout = dropout, momentum = momentum, epsilon = epsilon)
 }
 
 #' @method print exprsgen_fit

@@ -26,11 +26,14 @@
 #' momentum * moving + (1 - momentum) * batch`; encoding, decoding,
 #' generation and validation losses use the moving statistics, so that each
 #' cell is treated on its own). Both are trained in the fused step, which the
-#' tests check against the same model in burn. With batch normalisation,
-#' scVI's architecture can be written (its encoder and decoder: dense, batch
-#' normalisation, ReLU, dropout), with the normalisation after the
-#' activation here, as keras orders them in a `Sequential` model written that
-#' way.
+#' tests check against the same model in burn.
+#'
+#' `layer_activation()` after a normalisation applies an activation to its
+#' output (keras's `Activation` layer), so that the normalisation can come
+#' between a linear `layer_dense()` and its activation: with it scVI's layers
+#' are written as they are (a linear map, batch normalisation, ReLU, dropout;
+#' see the example). Right after a linear `layer_dense()` it is that layer's
+#' activation.
 #'
 #' @param shape Integer scalar: the number of genes (the width of one cell).
 #'   A vector of length one, as keras accepts, is fine.
@@ -50,12 +53,13 @@
 #' # normalisation and dropout after a hidden layer
 #' encoder <- list(layer_input(shape = 100), layer_dense(64, "relu"),
 #'                 layer_layer_normalization(), layer_dropout(0.1))
-#' # scVI's encoder and decoder (128 units, batch normalisation, dropout 0.1)
-#' encoder <- list(layer_input(shape = 100), layer_dense(128, "relu"),
+#' # scVI's encoder and decoder layers: 128 units, batch normalisation
+#' # (momentum 0.99 and epsilon 0.001, as scVI's), ReLU, dropout 0.1
+#' encoder <- list(layer_input(shape = 100), layer_dense(128),
 #'                 layer_batch_normalization(momentum = 0.99, epsilon = 0.001),
-#'                 layer_dropout(0.1))
-#' decoder <- list(layer_dense(128, "relu"), layer_batch_normalization(),
-#'                 layer_dense(100))
+#'                 layer_activation("relu"), layer_dropout(0.1))
+#' decoder <- list(layer_dense(128), layer_batch_normalization(),
+#'                 layer_activation("relu"), layer_dense(100))
 #' @name layers
 NULL
 
@@ -118,6 +122,15 @@ layer_batch_normalization <- function(momentum = 0.99, epsilon = 0.001, name = N
               class = "exprsgen_layer")
 }
 
+#' @rdname layers
+#' @export
+layer_activation <- function(activation, name = NULL, ...) {
+    .no_dots(...)
+    if (missing(activation)) .abort("{.arg activation} is missing.")
+    structure(list(type = "activation", activation = .check_activation(activation), name = .check_name(name)),
+              class = "exprsgen_layer")
+}
+
 #' @method print exprsgen_layer
 #' @export
 print.exprsgen_layer <- function(x, ...) {
@@ -125,6 +138,8 @@ print.exprsgen_layer <- function(x, ...) {
         cat("<exprsgen layer> input, shape (None, ", x$units, ")\n", sep = "")
     } else if (x$type == "dropout") {
         cat("<exprsgen layer> dropout, rate ", x$rate, "\n", sep = "")
+    } else if (x$type == "activation") {
+        cat("<exprsgen layer> activation, ", x$activation, "\n", sep = "")
     } else if (x$type == "normalization" && identical(x$norm, "batch")) {
         cat("<exprsgen layer> batch normalization, momentum ", x$momentum, ", epsilon ", x$epsilon, "\n", sep = "")
     } else if (x$type == "normalization") {

@@ -108,6 +108,10 @@ plot_vae <- function(x, node_color = list(encoder_col = "tomato",
             }
             add(paste0(name, "_norm"), type, shape(units), shape(units), role)
         }
+        after <- s[[paste0(side, "_activation_after")]][i]
+        if (!is.null(after) && !is.na(after) && after != "none") {
+            add(paste0(name, "_activation"), paste0("Activation (", after, ")"), shape(units), shape(units), role)
+        }
         if (!is.null(rate) && !is.na(rate) && rate > 0) {
             add(paste0(name, "_dropout"), paste0("Dropout (", rate, ")"), shape(units), shape(units), role)
         }

@@ -160,6 +160,40 @@ local({
         }
     })
 
+    test_that("layer_activation() after a normalisation writes scVI's layers, as burn trains them too", {
+        expect_output(print(layer_activation("relu")), "activation, relu")
+        expect_error(layer_activation("nope"), "activation", class = "exprsgen_error")
+        scvi_enc <- list(layer_dense(24), layer_batch_normalization(), layer_activation("relu"), layer_dropout(0.1))
+        scvi_dec <- list(layer_dense(16), layer_batch_normalization(), layer_activation("relu"), layer_dense(40))
+        s <- fit_bn(scvi_enc, scvi_dec)
+        expect_identical(s$model$spec$encoder_activation, "linear")
+        expect_identical(s$model$spec$encoder_activation_after, "relu")
+        expect_identical(s$model$spec$decoder_activation_after, c("relu", "none"))
+        layers <- exprsgen:::.model_layers(s$model)
+        i <- match(c("encoder_1", "encoder_1_norm", "encoder_1_activation", "encoder_1_dropout"), layers$name)
+        expect_false(anyNA(i))
+        expect_identical(diff(i), c(1L, 1L, 1L))
+        expect_identical(layers$type[i[3]], "Activation (relu)")
+        # the activation acts: without it, another model
+        plain <- fit_bn(list(layer_dense(24), layer_batch_normalization(), layer_dropout(0.1)),
+                        list(layer_dense(16), layer_batch_normalization(), layer_dense(40)))
+        expect_false(isTRUE(all.equal(plain$model$weights, s$model$weights)))
+        burn <- withr::with_options(list(exprsgen.engine = "burn"), fit_bn(scvi_enc, scvi_dec))
+        expect_equal(burn$history$loss, s$history$loss, tolerance = 1e-4)
+        for (layer in names(s$model$weights)) {
+            expect_equal(burn$model$weights[[layer]], s$model$weights[[layer]], tolerance = 1e-3, label = layer)
+        }
+        # right after a linear dense layer it is that layer's activation (keras's output
+        # layer written as Dense + Activation)
+        folded <- suppressMessages(fit_bn(enc, list(layer_dense(16, "relu"), layer_dense(40), layer_activation("softplus"))))
+        expect_identical(folded$model$spec$decoder_activation[2], "softplus")
+        expect_null(folded$model$spec$decoder_activation_after)
+        expect_error(fit_bn(list(layer_dense(24, "relu"), layer_activation("tanh")), dec),
+                     "has an activation", class = "exprsgen_error")
+        expect_error(fit_bn(list(layer_dense(24), layer_batch_normalization(), layer_dropout(0.1), layer_activation("relu")), dec),
+                     "before its", class = "exprsgen_error")
+    })
+
     test_that("a batch-normalised fit resumes from a checkpoint as if never stopped", {
         ck <- withr::local_tempfile(fileext = ".rds")
         whole <- fit_bn(enc, dec, epochs = 4, optimizer = "adam")

@@ -2,8 +2,8 @@
 
 use exprsgen_core::buffers::{copied, from_fn, with_capacity, zeros};
 use exprsgen_core::{
-    Condition, Conditions, CscView, Dataset, DenseView, DenseWeights, Error, LayerExtras, Layout, ModelParams, Norm, Scaling, Source,
-    TrainParams, Transform,
+    Activation, Condition, Conditions, CscView, Dataset, DenseView, DenseWeights, Error, LayerExtras, Layout, ModelParams, Norm, Scaling,
+    Source, TrainParams, Transform,
 };
 use extendr_api::prelude::*;
 
@@ -95,7 +95,8 @@ pub fn model_params(spec: &Robj) -> CoreResult<ModelParams> {
 /// Normalisation and dropout after each layer of the encoder or the decoder:
 /// `<side>_norm` ("none", "layer" or "batch") and `<side>_dropout` (rates), one per
 /// layer, and for batch normalisations `<side>_norm_momentum` and
-/// `<side>_norm_epsilon` (one per layer, NA elsewhere; keras's defaults when absent); a
+/// `<side>_norm_epsilon` (one per layer, NA elsewhere; keras's defaults when absent), and
+/// `<side>_activation_after` (an activation after the normalisation, "none" elsewhere); a
 /// spec without them (fits made before) has none.
 fn extras(spec: &Robj, side: &str) -> CoreResult<Vec<LayerExtras>> {
     let (norm, dropout) = (field(spec, &format!("{side}_norm")), field(spec, &format!("{side}_dropout")));
@@ -125,6 +126,19 @@ fn extras(spec: &Robj, side: &str) -> CoreResult<Vec<LayerExtras>> {
                 }
             };
             let (momentum, epsilon) = (per_layer("momentum")?, per_layer("epsilon")?);
+            // an activation after the normalisation (layer_activation()), "none" elsewhere
+            let after = match field(spec, &format!("{side}_activation_after")) {
+                Ok(v) if !v.is_null() => {
+                    let v = strings_of(&v, field_name)?;
+                    if v.len() != names.len() {
+                        return Err(Error::LengthMismatch { field: field_name, got: v.len(), expected: names.len() });
+                    }
+                    v.iter()
+                        .map(|a| if a == "none" { Ok(None) } else { Activation::parse(a, field_name).map(Some) })
+                        .collect::<CoreResult<Vec<_>>>()?
+                }
+                _ => vec![None; names.len()],
+            };
             names
                 .iter()
                 .zip(rates)
@@ -138,7 +152,7 @@ fn extras(spec: &Robj, side: &str) -> CoreResult<Vec<LayerExtras>> {
                         }
                         (norm, _, _) => norm,
                     };
-                    Ok(LayerExtras { norm, dropout: r as f32 })
+                    Ok(LayerExtras { norm, activation: after[i], dropout: r as f32 })
                 })
                 .collect()
         }

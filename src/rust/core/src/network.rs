@@ -85,6 +85,9 @@ fn extras_backward(ex: LayerExtras, norm: Option<&mut Layer>, n: usize, u: usize
             *g *= m;
         }
     }
+    if let Some(post) = ex.activation {
+        post.backward(&act.normed, &act.post, gy);
+    }
     match (norm, ex.norm) {
         (Some(blk), Norm::Batch { .. }) => batch_norm_backward(blk, n, u, act, gy),
         (Some(blk), _) => layer_norm_backward(blk, n, u, act, gy),
@@ -159,6 +162,10 @@ pub(crate) struct Act {
     pub mask: Vec<f32>,
     pub batch_mean: Vec<f32>,
     pub batch_var: Vec<f32>,
+    /// With an activation after the normalisation: its input and its output (before
+    /// dropout).
+    pub normed: Vec<f32>,
+    pub post: Vec<f32>,
 }
 
 /// The forward pass's buffers, kept between batches.
@@ -315,6 +322,10 @@ impl Network {
                 cells(&mut act.xhat, units)?;
                 cells(&mut act.inv_std, 1)?;
                 cells(&mut act.mask, units)?;
+            }
+            if ex.activation.is_some() {
+                cells(&mut act.normed, units)?;
+                cells(&mut act.post, units)?;
             }
             if let Norm::Batch { .. } = ex.norm {
                 const WHAT: &str = "the batch normalisation's statistics";
@@ -521,6 +532,13 @@ impl Network {
                 }
             }
             (None, _) => cur.h.copy_from_slice(&cur.z),
+        }
+        if let Some(post) = ex.activation {
+            resize(&mut cur.normed, n * u);
+            resize(&mut cur.post, n * u);
+            cur.normed.copy_from_slice(&cur.h);
+            post.forward(&cur.normed, &mut cur.post);
+            cur.h.copy_from_slice(&cur.post);
         }
         if let (Some(rng), true) = (rng, ex.dropout > 0.0) {
             resize(&mut cur.mask, n * u);

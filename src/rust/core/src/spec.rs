@@ -64,17 +64,19 @@ impl Norm {
 }
 
 /// What follows a hidden dense layer's activation, in keras's order: a normalisation,
-/// then dropout of a fraction `dropout` of the units (training only, the others scaled
-/// by `1 / (1 - dropout)`).
+/// an activation of its own (`activation`: keras's `layer_activation()`, e.g. the ReLU
+/// after scVI's batch normalisation of a linear layer), then dropout of a fraction
+/// `dropout` of the units (training only, the others scaled by `1 / (1 - dropout)`).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct LayerExtras {
     pub norm: Norm,
+    pub activation: Option<Activation>,
     pub dropout: f32,
 }
 
 impl LayerExtras {
     pub fn is_none(&self) -> bool {
-        self.norm == Norm::None && self.dropout == 0.0
+        self.norm == Norm::None && self.activation.is_none() && self.dropout == 0.0
     }
 }
 

@@ -282,12 +282,9 @@ mod tests {
         // g1 and g2 trade places in the backward pass
         let (g1, g2) = (of(&f.g1), of(&f.g2));
         out.extend([g1.min(g2), g1.max(g2)]);
-        out.extend(
-            a.enc
-                .iter()
-                .chain(&a.dec)
-                .flat_map(|act| [&act.a, &act.h, &act.z, &act.xhat, &act.inv_std, &act.mask, &act.batch_mean, &act.batch_var].map(of)),
-        );
+        out.extend(a.enc.iter().chain(&a.dec).flat_map(|act| {
+            [&act.a, &act.h, &act.z, &act.xhat, &act.inv_std, &act.mask, &act.batch_mean, &act.batch_var, &act.normed, &act.post].map(of)
+        }));
         out.extend(a.dec_cat.iter().map(of));
         out.extend(a.heads.iter().chain(&f.loss.d_heads).chain(&f.loss.d_genes).chain([&f.loss.d_logits]).map(of));
         out.push(of(&f.loss.row_loss));
@@ -347,10 +344,17 @@ mod tests {
             .unwrap();
             // layer and batch normalisation and dropout after hidden layers, in the last case
             let spec = if dec.len() == 2 {
-                let ex = |norm, dropout| LayerExtras { norm, dropout };
+                let ex = |norm, dropout| LayerExtras { norm, dropout, activation: None };
                 ModelSpec {
                     encoder_extras: vec![ex(Norm::Layer, 0.2)],
-                    decoder_extras: vec![ex(Norm::Batch { momentum: 0.99, epsilon: 1e-3 }, 0.5), ex(Norm::Layer, 0.0), ex(Norm::None, 0.0)],
+                    decoder_extras: vec![
+                        LayerExtras {
+                            activation: Some(crate::activation::Activation::parse("relu", "test").unwrap()),
+                            ..ex(Norm::Batch { momentum: 0.99, epsilon: 1e-3 }, 0.5)
+                        },
+                        ex(Norm::Layer, 0.0),
+                        ex(Norm::None, 0.0),
+                    ],
                     ..spec
                 }
             } else {

@@ -193,7 +193,7 @@ fn fused_step_matches_burn_with_several_conditions_injected() {
 }
 
 fn extras(norm: bool, dropout: f32) -> LayerExtras {
-    LayerExtras { norm: if norm { Norm::Layer } else { Norm::None }, dropout }
+    LayerExtras { norm: if norm { Norm::Layer } else { Norm::None }, dropout, activation: None }
 }
 
 /// Layer normalisation and dropout after hidden layers of the encoder and the decoder:
@@ -267,8 +267,17 @@ fn dropout_is_seeded_in_training_and_off_at_inference() {
     assert_eq!(encode(&dropped), encode(&plain));
 }
 
+/// scVI's hidden layer after its linear map: batch normalisation, ReLU, dropout.
+fn scvi(dropout: f32) -> LayerExtras {
+    LayerExtras {
+        norm: Norm::Batch { momentum: 0.99, epsilon: 1e-3 },
+        dropout,
+        activation: Some(Activation::parse("relu", "test").unwrap()),
+    }
+}
+
 fn batch_norm(dropout: f32) -> LayerExtras {
-    LayerExtras { norm: Norm::Batch { momentum: 0.9, epsilon: 1e-3 }, dropout }
+    LayerExtras { norm: Norm::Batch { momentum: 0.9, epsilon: 1e-3 }, dropout, activation: None }
 }
 
 /// Batch normalisation after hidden layers of the encoder and the decoder (with and
@@ -305,6 +314,16 @@ fn fused_step_matches_burn_with_batch_normalisation() {
                 encoder_extras: vec![batch_norm(0.1)],
                 decoder_extras: vec![extras(true, 0.0), batch_norm(0.25), extras(false, 0.0)],
                 ..count.clone()
+            },
+            &cdata,
+            5e-3,
+        ),
+        // scVI's layers: a linear dense layer, batch normalisation, ReLU, dropout
+        (
+            ModelSpec {
+                encoder_extras: vec![scvi(0.1)],
+                decoder_extras: vec![scvi(0.0), extras(false, 0.0)],
+                ..model(g, 3, &[(12, "linear")], &[(10, "linear"), (0, "linear")], "nb")
             },
             &cdata,
             5e-3,

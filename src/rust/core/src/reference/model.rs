@@ -157,6 +157,9 @@ impl<B: Backend> Vae<B> {
             }
             Norm::None => {}
         }
+        if let Some(post) = ex.activation {
+            h = post.burn(h);
+        }
         if let (Some(rng), true) = (rng, ex.dropout > 0.0) {
             let mut mask = vec![0.0f32; n * u];
             dropout_mask(rng, ex.dropout, &mut mask);
