@@ -25,6 +25,13 @@ plot_history <- function(fit, components = TRUE) {
     if (nrow(h) == 0L) .abort("{.arg fit} has no epochs in its history.")
     parts <- if (components) c(loss = "loss", reconstruction = "reconstruction", kl = "KL divergence")
              else c(loss = "loss")
+    bad <- names(parts)[!vapply(names(parts), function(p) is.numeric(h[[p]]) && length(h[[p]]) == nrow(h), logical(1))]
+    if (!is.numeric(h$epoch)) bad <- c("epoch", bad)
+    if (length(bad)) {
+        .abort(c("{.arg fit} is not a fit of {.fn fit_vae}: its history has no numeric column{?s} {.field {bad}}.",
+                 i = "{.arg components = FALSE} plots the loss alone."),
+               class = c("exprsgen_error_invalid_fit", "exprsgen_error_argument"))
+    }
     long <- do.call(rbind, lapply(names(parts), function(p) {
         val <- paste0("val_", if (p == "loss") "loss" else p)
         rbind(data.frame(epoch = h$epoch, value = h[[p]], set = "training", part = parts[[p]]),

@@ -196,6 +196,8 @@ local({
         list(quote(plot_vae(tamper(fit_nb, { f$model$spec$decoder_units <- 3L; f }))), "x"),
         list(quote(plot_history(5)), "fit"),
         list(quote(plot_history(fit_nb, components = NA)), "components"),
+        # (a history without its KL column: bench/fuzz.R, case 6520 of seed 24)
+        list(quote(plot_history(tamper(fit_nb, { f$history$kl <- NULL; f }))), "fit"),
         list(quote(plot_aug(5)), "x"),
         list(quote(plot_aug(gen, plot_fun = "foo")), "plot_fun"),
         list(quote(plot_assess(5)), "x"),
