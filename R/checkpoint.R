@@ -146,7 +146,8 @@ callback_model_checkpoint <- function(filepath, save_freq = 1L, verbose = 0) {
     }
     if (identical(fit$params$stop_reason, "early_stopping") && is.null(callbacks)) {
         .abort(c("{.arg resume} was ended by early stopping at epoch {done}: with the same callbacks, training would stop again at once.",
-                 i = "Its fit ({.fn readRDS} of the checkpoint) is the final one; to train further, give {.arg callbacks} (without {.fn callback_early_stopping}, or with a larger {.arg patience})."),
+                 i = paste("Its fit ({.fn readRDS} of the checkpoint) is the final one; to train further, give {.arg callbacks}",
+                           "(without {.fn callback_early_stopping}, or with a larger {.arg patience}).")),
                call = call, class = "exprsgen_error_argument")
     }
     if (!is.null(callbacks)) setup$callbacks <- .as_callbacks(callbacks, call)
