@@ -12,6 +12,7 @@
 #'   20:1131. GEO GSE36552; as distributed with the SC3 package
 #'   (hemberg-lab/SC3 `data/yan.rda`).
 #' @examples
+#' data(yan, ann, package = "exprsgen")
 #' dim(yan)
 #' table(ann$cell_type1)
 #' @name yan
