@@ -203,28 +203,24 @@
                               class = "exprsgen_warning_interrupted")
             }
         }
-        # an interrupted run can be continued (fit_vae(resume =)): its state goes with it
-        # (none from the reference engine, whose optimizer state stays in burn)
+        # the state training continues from: an interrupted run carries it (none from
+        # the reference engine, whose optimizer state stays in burn), and a run that
+        # early stopping ended leaves it in its checkpoint (a guard's stop is not
+        # continued: fit_vae(resume =) refuses it)
         st <- NULL
-        if (stop_reason == "interrupted" && identical(train$engine, "fused")) {
+        if (identical(train$engine, "fused") &&
+            (stop_reason == "interrupted" || (!is.null(checkpoint) && stop_reason == "early_stopping"))) {
             st <- state()
             # (the weights to continue from, when those returned are others)
             if (!identical(weights, current <- .eg_trainer_weights(trainer))) st$weights <- current
         }
-        out <- run(weights, stop_reason, st)
+        out <- run(weights, stop_reason, if (stop_reason == "interrupted") st)
         out$seconds <- seconds
         # a run that early stopping or the guard ended: its checkpoint is the fit
-        # returned, so that the file holds the last epoch trained (the state it keeps
-        # is the trainer's, with the weights it holds)
-        # (a guard's stop is not continued: fit_vae(resume =) refuses it, so no state)
+        # returned, so that the file holds the last epoch trained
         if (!is.null(checkpoint) && stop_reason %in% c("early_stopping", "memorisation")) {
-            st <- NULL
-            if (stop_reason == "early_stopping") {
-                st <- state()
-                if (!identical(weights, current <- .eg_trainer_weights(trainer))) st$weights <- current
-            }
-            final <- run(weights, stop_reason, st)
-            final$seconds <- seconds
+            final <- out
+            final$state <- st
             checkpoint$save(final)
         }
         out

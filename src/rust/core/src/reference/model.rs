@@ -172,14 +172,16 @@ impl<B: Backend> Vae<B> {
     /// After a training step: the moving mean and variance of each batch
     /// normalisation in `stats` move towards the batch's (as `Network` does).
     pub fn update_moving_statistics(mut self, stats: &BatchStats) -> Result<Self> {
-        let kinds: Vec<Norm> =
-            self.spec.encoder_extras.iter().chain(&self.spec.decoder_extras).map(|e| e.norm).filter(|n| *n != Norm::None).collect();
+        let norms = self.spec.norms();
         for (k, mean, var) in stats {
-            let Some(Norm::Batch { momentum, .. }) = kinds.get(*k).copied() else {
-                return Err(Error::Internal("batch statistics of a layer without batch normalisation".into()));
+            let (u, momentum) = match norms.get(*k) {
+                Some(&(_, u, Norm::Batch { momentum, .. })) => (u, momentum),
+                _ => return Err(Error::Internal("batch statistics of a layer without batch normalisation".into())),
             };
             let mut p = values(self.norms[*k].val())?;
-            let u = mean.len();
+            if mean.len() != u || var.len() != u || p.len() != 4 * u {
+                return Err(Error::Internal("batch statistics of the wrong size".into()));
+            }
             for j in 0..u {
                 p[2 * u + j] = momentum * p[2 * u + j] + (1.0 - momentum) * mean[j];
                 p[3 * u + j] = momentum * p[3 * u + j] + (1.0 - momentum) * var[j];
